@@ -1,0 +1,132 @@
+"""The aiopg pool: bounded connect/acquire timeouts, driver errors turned into DatabaseUnavailable."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiopg
+import psycopg2
+import psycopg2.extensions
+
+logger = logging.getLogger(__name__)
+
+# Errors that mean "Postgres is not there right now", as opposed to a bug in a query.
+_UNAVAILABLE = (
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+    psycopg2.errors.AdminShutdown,
+    psycopg2.errors.CannotConnectNow,
+    OSError,
+    TimeoutError,
+)
+
+
+class DatabaseUnavailable(Exception):
+    """Postgres could not be reached, or did not answer in time."""
+
+
+class Cursor:
+    """A thin cursor that counts statements, so benches can report queries per request."""
+
+    __slots__ = ("_cur", "_db")
+
+    def __init__(self, cur: aiopg.Cursor, db: Database) -> None:
+        self._cur = cur
+        self._db = db
+
+    async def execute(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> None:
+        """Run one statement with bound parameters."""
+        self._db.queries += 1
+        await self._cur.execute(query, params)
+
+    async def fetchone(self) -> Any:
+        """The next row, or None."""
+        return await self._cur.fetchone()
+
+    async def fetchall(self) -> list[Any]:
+        """All remaining rows."""
+        return list(await self._cur.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        """Rows touched by the last statement."""
+        return int(self._cur.rowcount)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """BEGIN … COMMIT, or ROLLBACK when the block raises."""
+        await self.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            if not self._cur.closed and not self._cur.connection.closed:
+                await self._cur.execute("ROLLBACK")
+            raise
+        await self.execute("COMMIT")
+
+
+class Database:
+    """The application's connection pool; hand out a cursor for the shortest possible time."""
+
+    def __init__(self, pool: aiopg.Pool, *, acquire_timeout: float) -> None:
+        self.pool = pool
+        self.acquire_timeout = acquire_timeout
+        self.queries = 0
+
+    @asynccontextmanager
+    async def cursor(self) -> AsyncIterator[Cursor]:
+        """A cursor on a pooled connection; driver failures surface as DatabaseUnavailable."""
+        try:
+            async with asyncio.timeout(self.acquire_timeout):
+                conn = await self.pool.acquire()
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+        try:
+            async with conn.cursor() as cur:
+                yield Cursor(cur, self)
+        except _UNAVAILABLE as exc:
+            conn.close()  # its state is unknown; the pool replaces it
+            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+        except BaseException:
+            if not conn.closed and conn.raw.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+                conn.close()
+            raise
+        finally:
+            self.pool.release(conn)
+
+    async def ping(self) -> bool:
+        """True when Postgres answers a trivial query."""
+        try:
+            async with self.cursor() as cur:
+                await cur.execute("SELECT 1")
+                return (await cur.fetchone()) == (1,)
+        except DatabaseUnavailable:
+            return False
+
+
+def connect_dsn(url: str, *, connect_timeout: float, application_name: str = "chatterd") -> str:
+    """The libpq DSN with our connect timeout and name added, whatever form the URL came in."""
+    params = psycopg2.extensions.parse_dsn(url)
+    params.setdefault("connect_timeout", str(max(1, round(connect_timeout))))
+    params.setdefault("application_name", application_name)
+    return psycopg2.extensions.make_dsn(**params)
+
+
+async def create_pool(
+    url: str, *, minsize: int, maxsize: int, connect_timeout: float, statement_timeout: float
+) -> aiopg.Pool:
+    """An aiopg pool that skips the extra round trips and conversions chatterd does not need."""
+    return await aiopg.create_pool(
+        connect_dsn(url, connect_timeout=connect_timeout),
+        minsize=minsize,
+        maxsize=maxsize,
+        timeout=statement_timeout,
+        pool_recycle=600,
+        enable_json=False,
+        enable_hstore=False,
+        enable_uuid=False,
+    )

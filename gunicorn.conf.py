@@ -1,0 +1,77 @@
+"""Deploy settings for `gunicorn web:create_app -c gunicorn.conf.py`; --bind and --workers override them."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from embedded_db import EmbeddedPostgres
+from settings import PROJECT_DIR
+
+wsgi_app = "web:create_app"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "aiohttp.GunicornWebWorker")
+bind = [os.environ.get("CHATTERD_BIND", "127.0.0.1:8000")]
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Without reuse_port one worker takes nearly every connection; with it the kernel spreads them.
+reuse_port = True
+backlog = 2048
+timeout = 30
+graceful_timeout = 30
+keepalive = 75
+accesslog = os.environ.get("ACCESS_LOG", "-") or None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
+proc_name = "chatterd"
+
+# TLS: set both to serve HTTPS directly (e.g. for the mobile clients without a proxy in front).
+certfile = os.environ.get("TLS_CERT_FILE") or None
+keyfile = os.environ.get("TLS_KEY_FILE") or None
+
+logconfig_dict: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": loglevel.upper(), "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["console"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+        "aiohttp.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
+        "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stdout"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"},
+        "access": {"format": "%(message)s"},
+    },
+}
+
+_embedded: EmbeddedPostgres | None = None
+
+
+def on_starting(server: Any) -> None:
+    """Without DATABASE_URL, start the embedded Postgres once in the master; the workers inherit its URL."""
+    global _embedded
+    if os.environ.get("DATABASE_URL"):
+        server.log.info("database: DATABASE_URL from the environment")
+        return
+    var_dir = os.environ.get("CHATTERD_VAR_DIR") or str(PROJECT_DIR / "var")
+    _embedded = EmbeddedPostgres(Path(var_dir).resolve())
+    os.environ["DATABASE_URL"] = _embedded.start()
+    server.log.info("database: embedded Postgres, data in %s", _embedded.pgdata)
+
+
+def when_ready(server: Any) -> None:
+    """Say where chatterd is listening."""
+    for address in server.cfg.bind:
+        scheme = "https" if server.cfg.is_ssl else "http"
+        server.log.info("chatterd listening on %s://%s", scheme, address)
+
+
+def on_exit(server: Any) -> None:
+    """Stop the embedded Postgres, if this master started it."""
+    if _embedded is not None:
+        _embedded.stop()
+        logging.getLogger("gunicorn.error").info("embedded Postgres stopped")

@@ -1,0 +1,70 @@
+"""Apply the numbered files in sql/ once each, under an advisory lock so concurrent workers migrate once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from db import Database
+
+logger = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+_FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# Any constant will do as long as nothing else in the database uses it; this one spells "chatterd".
+ADVISORY_LOCK_KEY = 0x63686174746572
+
+CREATE_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    text PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    applied_by text NOT NULL
+)
+"""
+SELECT_APPLIED = "SELECT version FROM schema_migrations"
+INSERT_APPLIED = "INSERT INTO schema_migrations (version, applied_by) VALUES (%s, %s)"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One file of sql/: its version (the file name without .sql) and its text."""
+
+    version: str
+    sql: str
+
+
+def load_migrations(sql_dir: Path = SQL_DIR) -> list[Migration]:
+    """The migrations in sql/, in order; a badly named file is an error rather than silently skipped."""
+    migrations = []
+    for path in sorted(sql_dir.glob("*.sql")):
+        if not _FILE_NAME.match(path.name):
+            raise ValueError(f"migration file {path.name} must be named NNNN_lowercase_words.sql")
+        migrations.append(Migration(path.stem, path.read_text()))
+    return migrations
+
+
+async def migrate(db: Database, migrations: list[Migration] | None = None) -> list[str]:
+    """Apply what is not applied yet; return the versions this call applied."""
+    migrations = load_migrations() if migrations is None else migrations
+    applied_now: list[str] = []
+    async with db.cursor() as cur:
+        # A session-level lock: held across the per-migration transactions, released however we leave.
+        await cur.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+        try:
+            await cur.execute(CREATE_MIGRATIONS_TABLE)
+            await cur.execute(SELECT_APPLIED)
+            done = {row[0] for row in await cur.fetchall()}
+            for migration in migrations:
+                if migration.version in done:
+                    continue
+                async with cur.transaction():
+                    await cur.execute(migration.sql)
+                    await cur.execute(INSERT_APPLIED, (migration.version, f"pid {os.getpid()}"))
+                logger.info("applied migration %s", migration.version)
+                applied_now.append(migration.version)
+        finally:
+            await cur.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+    return applied_now

@@ -1,0 +1,156 @@
+"""Configuration from the environment, validated once at start."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+PROJECT_DIR = Path(__file__).resolve().parent
+DEFAULT_GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+SECRET_KEY_FILE = "secret_key"
+
+
+class ConfigError(ValueError):
+    """A setting in the environment has a value chatterd cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be positive")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, not {raw!r}")
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def load_or_create_secret(var_dir: Path) -> str:
+    """Return the key kept under var/, making it once; every worker and restart shares it."""
+    path = var_dir / SECRET_KEY_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    var_dir.mkdir(parents=True, exist_ok=True)
+    tmp = var_dir / f".{SECRET_KEY_FILE}.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(48))
+    try:
+        # link() fails if another process won the race; then everyone uses the winner's key.
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything chatterd can be told; build it with `Settings.from_env()`."""
+
+    secret_key: str = field(repr=False)
+    database_url: str | None = field(default=None, repr=False)
+    var_dir: Path = PROJECT_DIR / "var"
+    google_client_ids: tuple[str, ...] = ()
+    google_certs_url: str = DEFAULT_GOOGLE_CERTS_URL
+    google_hosted_domain: str | None = None
+    chatterid_lifetime: int = 300
+    jwt_lifetime: int = 900
+    jwt_issuer: str = "chatterd"
+    jwt_audience: str = "chatterd"
+    open_posting: bool = True
+    max_body_size: int = 1024 * 1024
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    db_connect_timeout: float = 5.0
+    db_acquire_timeout: float = 5.0
+    db_statement_timeout: float = 10.0
+    http_client_timeout: float = 10.0
+    retry_after: int = 5
+    cookie_secure: bool = True
+    trusted_proxies: int = 0
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 300
+    signup_max_per_address: int = 20
+    signup_window_seconds: int = 3600
+    password_time_cost: int | None = None
+    password_memory_cost: int | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.secret_key.encode()) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 bytes long")
+        if self.db_pool_min > self.db_pool_max or self.db_pool_max < 1:
+            raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX, which must be at least 1")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from the environment (or the given mapping)."""
+        env = os.environ if env is None else env
+        var_dir = Path(env.get("CHATTERD_VAR_DIR") or PROJECT_DIR / "var").resolve()
+        secret_key = env.get("SECRET_KEY", "")
+        if not secret_key:
+            secret_key = load_or_create_secret(var_dir)
+            logger.warning("SECRET_KEY is not set: using the generated key kept in %s", var_dir / SECRET_KEY_FILE)
+        return cls(
+            secret_key=secret_key,
+            database_url=env.get("DATABASE_URL") or None,
+            var_dir=var_dir,
+            google_client_ids=_list(env, "GOOGLE_CLIENT_IDS"),
+            google_certs_url=env.get("GOOGLE_CERTS_URL") or DEFAULT_GOOGLE_CERTS_URL,
+            google_hosted_domain=env.get("GOOGLE_HOSTED_DOMAIN") or None,
+            chatterid_lifetime=_int(env, "CHATTERID_LIFETIME", 300, minimum=1),
+            jwt_lifetime=_int(env, "JWT_LIFETIME", 900, minimum=1),
+            open_posting=_bool(env, "CHATTER_OPEN_POSTING", True),
+            max_body_size=_int(env, "MAX_BODY_SIZE", 1024 * 1024, minimum=1024),
+            db_pool_min=_int(env, "DB_POOL_MIN", 1),
+            db_pool_max=_int(env, "DB_POOL_MAX", 10, minimum=1),
+            db_connect_timeout=_float(env, "DB_CONNECT_TIMEOUT", 5.0),
+            db_acquire_timeout=_float(env, "DB_ACQUIRE_TIMEOUT", 5.0),
+            db_statement_timeout=_float(env, "DB_STATEMENT_TIMEOUT", 10.0),
+            http_client_timeout=_float(env, "HTTP_CLIENT_TIMEOUT", 10.0),
+            cookie_secure=_bool(env, "COOKIE_SECURE", True),
+            trusted_proxies=_int(env, "TRUSTED_PROXIES", 0),
+            login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, minimum=1),
+            login_lockout_seconds=_int(env, "LOGIN_LOCKOUT_SECONDS", 300, minimum=1),
+            signup_max_per_address=_int(env, "SIGNUP_MAX_PER_ADDRESS", 20, minimum=1),
+            signup_window_seconds=_int(env, "SIGNUP_WINDOW_SECONDS", 3600, minimum=1),
+        )

@@ -1,0 +1,1 @@
+"""chatterd test suite."""

@@ -1,0 +1,154 @@
+"""Shared fixtures: one real Postgres per run, a fresh database, the real app behind a real HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg2
+import psycopg2.extensions
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from psycopg2 import sql
+
+from embedded_db import EmbeddedPostgres
+from keys import db_key
+from settings import Settings
+from web import create_app
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def _admin_execute(url: str, statement: sql.Composable) -> None:
+    conn = psycopg2.connect(url, connect_timeout=10)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL/DSN, naming another database."""
+    params = psycopg2.extensions.parse_dsn(url)
+    params["dbname"] = name
+    return psycopg2.extensions.make_dsn(**params)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Postgres server: DATABASE_URL when set, else an embedded one in a temporary folder."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def make_database(postgres_server_url: str) -> Iterator[Callable[[], str]]:
+    """A factory of fresh, empty databases on the test server, all dropped at the end of the run."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"chatterd_test_{secrets.token_hex(6)}"
+        _admin_execute(postgres_server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append(name)
+        return with_database(postgres_server_url, name)
+
+    yield make
+    for name in created:
+        _admin_execute(postgres_server_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def database_url(make_database: Callable[[], str]) -> str:
+    """The database most tests share; tables are emptied before each test."""
+    return make_database()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings for one test: a fresh secret, the shared test database, cheap password hashing."""
+    return Settings(
+        secret_key=secrets.token_urlsafe(48),
+        database_url=database_url,
+        var_dir=tmp_path / "var",
+        google_client_ids=("test-client.apps.googleusercontent.com",),
+        db_pool_min=0,
+        db_pool_max=10,
+        db_connect_timeout=2.0,
+        db_acquire_timeout=2.0,
+        db_statement_timeout=5.0,
+        retry_after=2,
+        password_time_cost=1,
+        password_memory_cost=8 * 1024,
+    )
+
+
+async def truncate_all(app: web.Application) -> None:
+    """Empty every table but the migration record."""
+    async with app[db_key].cursor() as cur:
+        await cur.execute(
+            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables"
+            " WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+        )
+        (tables,) = await cur.fetchone()
+        if tables:
+            await cur.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture
+async def make_client(aiohttp_client: Any, settings: Settings) -> ClientFactory:
+    """Build the real app with the given setting overrides and serve it on a real port."""
+
+    async def make(**overrides: Any) -> TestClient[web.Request, web.Application]:
+        app = await create_app(replace(settings, **overrides))
+        client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
+        return client
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: ClientFactory) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """The app with test settings, its tables empty."""
+    client = await make_client()
+    await truncate_all(client.app)
+    yield client
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_for(condition: Callable[[], Awaitable[T | None]], *, timeout: float, what: str) -> T:
+    """Poll an async condition until it returns something truthy, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,25 @@
+"""The route table: every endpoint, its method and its view, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from views import chatter
+
+View = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# (method, path, view); paths are served with and without the trailing slash.
+ROUTES: list[tuple[str, str, View]] = [
+    ("GET", "/getchatts/", chatter.get_chatts),
+    ("POST", "/postchatt/", chatter.post_chatt),
+]
+
+
+def add_routes(app: web.Application) -> None:
+    """Register every route of the table, with and without its trailing slash."""
+    for method, path, view in ROUTES:
+        stripped = path.rstrip("/")
+        for variant in {stripped, stripped + "/"} if stripped else {"/"}:
+            app.router.add_route(method, variant, view)

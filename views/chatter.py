@@ -1,0 +1,36 @@
+"""The course's chatter API: read chatts, post them anonymously."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+import models
+from bodies import int_query, json_response, read_json, text_field, uuid_query
+from errors import Forbidden, Unprocessable
+from keys import db_key, settings_key
+
+MAX_USERNAME = 255
+MAX_MESSAGE = 1000
+MAX_LIMIT = 1000
+
+
+async def get_chatts(request: web.Request) -> web.Response:
+    """GET /getchatts/: the newest chatts, oldest first, optionally only those after a given one."""
+    limit = int_query(request, "limit", default=MAX_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    after = uuid_query(request, "after")
+    try:
+        rows = await models.list_chatts(request.app[db_key], limit=limit, after=after)
+    except models.UnknownChatt:
+        raise Unprocessable("'after' is not the id of a chatt.") from None
+    return json_response(rows)
+
+
+async def post_chatt(request: web.Request) -> web.Response:
+    """POST /postchatt/: store a chatt under the username the client gives (the original lab's open posting)."""
+    if not request.app[settings_key].open_posting:
+        raise Forbidden("Anonymous posting is turned off; sign in and use /postauth/.")
+    data = await read_json(request)
+    username = text_field(data, "username", aliases=("name",), max_length=MAX_USERNAME)
+    message = text_field(data, "message", max_length=MAX_MESSAGE)
+    await models.add_chatt(request.app[db_key], username, message)
+    return json_response({})
