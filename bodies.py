@@ -22,7 +22,7 @@ def json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object: 400 when it is not JSON, 422 when it is JSON but not an object."""
-    cached = request.get(json_body_key)
+    cached: dict[str, Any] | None = request.get(json_body_key)
     if cached is not None:
         return cached
     body = await request.read()  # over client_max_size: aiohttp raises 413

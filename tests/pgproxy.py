@@ -62,7 +62,10 @@ class PgProxy:
             else:
                 reader, writer = await asyncio.open_connection(*self._target)
             self._writers.add(writer)
-            pumps = [asyncio.create_task(self._pump(client_reader, writer)), asyncio.create_task(self._pump(reader, client_writer))]
+            pumps = [
+                asyncio.create_task(self._pump(client_reader, writer)),
+                asyncio.create_task(self._pump(reader, client_writer)),
+            ]
             for pump in pumps:
                 self._tasks.add(pump)
                 pump.add_done_callback(self._tasks.discard)

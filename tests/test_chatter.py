@@ -31,7 +31,7 @@ async def test_post_then_get_returns_the_contract_rows(client):
     assert resp.content_type == "application/json"
     rows = await resp.json()
     assert [(r[0], r[1]) for r in rows] == [("ann", "first"), ("bob", "second")]
-    for username, message, chatt_id, timestamp in rows:
+    for _username, _message, chatt_id, timestamp in rows:
         assert str(uuid.UUID(chatt_id)) == chatt_id
         assert ISO_UTC.match(timestamp), timestamp
         parsed = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
@@ -40,7 +40,11 @@ async def test_post_then_get_returns_the_contract_rows(client):
 
 @pytest.mark.parametrize("path", ["/getchatts", "/getchatts/"])
 async def test_paths_with_and_without_trailing_slash(client, path):
-    assert (await client.post(path.replace("get", "post").replace("chatts", "chatt"), json={"username": "a", "message": "m"})).status == 200
+    assert (
+        await client.post(
+            path.replace("get", "post").replace("chatts", "chatt"), json={"username": "a", "message": "m"}
+        )
+    ).status == 200
     resp = await client.get(path)
     assert resp.status == 200
     assert len(await resp.json()) >= 1
@@ -73,7 +77,9 @@ async def test_after_returns_only_later_chatts(client):
     assert [r[1] for r in await both.json()] == ["m3"]
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=abc", "limit=-1", "limit=1.5", "limit=", "limit=99999999999999999999"])
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=1001", "limit=abc", "limit=-1", "limit=1.5", "limit=", "limit=99999999999999999999"]
+)
 async def test_bad_limit_is_422(client, query):
     resp = await client.get(f"/getchatts/?{query}")
     assert resp.status == 422
