@@ -1,0 +1,200 @@
+"""Our own credentials: HS256 access JWTs and opaque chatterIDs."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+import jwt
+
+ROLES: Final = frozenset({"user", "moderator", "admin"})
+
+# Pinned: the algorithm is never taken from the token's own header (RFC 8725 §2.1).
+_ALGORITHMS: Final = ["HS256"]
+_REQUIRED_CLAIMS: Final = ["exp", "iat", "iss", "aud", "sub", "jti"]
+# HS256 wants a key at least as long as its output (RFC 7518 §3.2).
+_MIN_KEY_BYTES: Final = 32
+# Our tokens are a few hundred bytes; refusing big input early bounds the work an attacker can cause.
+_MAX_TOKEN_CHARS: Final = 4096
+# Canonical decimal user id that fits a Postgres bigint; [0-9] rather than \d so other scripts' digits fail.
+_SUB_RE: Final = re.compile(r"0|[1-9][0-9]{0,18}")
+_JWT_SHAPE_RE: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_CHATTER_ID_RE: Final = re.compile(r"[0-9a-f]{64}")
+
+
+class InvalidToken(Exception):
+    """The credential is malformed, forged, expired or otherwise unacceptable."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """The verified contents of an access JWT."""
+
+    user_id: int
+    username: str
+    role: str
+    jti: str
+    issued_at: float
+    expires_at: float
+
+
+def _is_number(value: object) -> bool:
+    """Tell a JSON number from a bool or a numeric string, which int() would also accept."""
+    return type(value) in (int, float)
+
+
+class TokenCodec:
+    """Mints and verifies access JWTs signed with the server's secret key."""
+
+    __slots__ = ("_audience", "_issuer", "_jwt", "_key", "_leeway", "lifetime")
+
+    def __init__(
+        self,
+        secret_key: str,
+        *,
+        issuer: str = "chatterd",
+        audience: str = "chatterd",
+        lifetime: int = 900,
+        leeway: float = 5.0,
+    ) -> None:
+        """Check the key and settings and prepare the decoder once, off the hot path."""
+        if not isinstance(secret_key, str):
+            raise TypeError("secret_key must be a str")
+        key = secret_key.encode("utf-8")
+        if len(key) < _MIN_KEY_BYTES:
+            raise ValueError(f"secret_key must be at least {_MIN_KEY_BYTES} bytes")
+        if not issuer or not audience:
+            raise ValueError("issuer and audience must be non-empty")
+        if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime <= 0:
+            raise ValueError("lifetime must be a positive number of seconds")
+        if not math.isfinite(leeway) or leeway < 0:
+            raise ValueError("leeway must be a non-negative number of seconds")
+        self._key: bytes = key
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = float(leeway)
+        self.lifetime: int = lifetime
+        self._jwt = jwt.PyJWT(
+            options={
+                "require": list(_REQUIRED_CLAIMS),
+                # We mint a single string audience; a list is not ours.
+                "strict_aud": True,
+                "enforce_minimum_key_length": True,
+            }
+        )
+
+    def mint(
+        self,
+        user_id: int,
+        username: str,
+        role: str,
+        *,
+        now: float | None = None,
+        lifetime: int | None = None,
+    ) -> tuple[str, AccessClaims]:
+        """Return a signed access token for the user and the claims it carries."""
+        if isinstance(user_id, bool) or not isinstance(user_id, int) or not _SUB_RE.fullmatch(str(user_id)):
+            raise ValueError("user_id must be a non-negative bigint")
+        if not isinstance(username, str):
+            raise TypeError("username must be a str")
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        if lifetime is None:
+            lifetime = self.lifetime
+        elif isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime <= 0:
+            raise ValueError("lifetime must be a positive number of seconds")
+        if now is None:
+            now = time.time()
+        # Millisecond iat, rounded down: "log out everywhere" revokes tokens issued before a timestamp, and
+        # rounding down can never make a token issued before that moment look newer than it.
+        issued_at = math.floor(now * 1000) / 1000
+        # Whole-second exp, rounded down, so the token never outlives its lifetime (PyJWT compares int(exp)).
+        expires_at = math.floor(issued_at + lifetime)
+        claims = AccessClaims(
+            user_id=user_id,
+            username=username,
+            role=role,
+            jti=secrets.token_urlsafe(16),
+            issued_at=issued_at,
+            expires_at=float(expires_at),
+        )
+        payload: dict[str, Any] = {
+            "sub": str(user_id),
+            "name": username,
+            "role": role,
+            "jti": claims.jti,
+            "iss": self._issuer,
+            "aud": self._audience,
+            "iat": issued_at,
+            "exp": expires_at,
+        }
+        token = self._jwt.encode(payload, self._key, algorithm=_ALGORITHMS[0])
+        return token, claims
+
+    def decode(self, token: str) -> AccessClaims:
+        """Verify a token and return its claims; raise InvalidToken for anything wrong with it."""
+        if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS:
+            raise InvalidToken("malformed token")
+        try:
+            payload = self._jwt.decode(
+                token,
+                self._key,
+                algorithms=_ALGORITHMS,
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+            )
+        # Whatever the library trips over in hostile input (PyJWTError, ValueError, RecursionError, ...) means
+        # the token is bad: callers must only ever see InvalidToken, never a 500.
+        except Exception as exc:
+            raise InvalidToken("invalid token") from exc
+        sub = payload["sub"]
+        name = payload.get("name")
+        role = payload.get("role")
+        iat = payload["iat"]
+        exp = payload["exp"]
+        # PyJWT checks presence and signature; the types of our own claims are ours to check.
+        if (
+            not isinstance(sub, str)
+            or not _SUB_RE.fullmatch(sub)
+            or not isinstance(name, str)
+            or not isinstance(role, str)
+            or role not in ROLES
+            or not isinstance(payload["jti"], str)
+            or not _is_number(iat)
+            or not _is_number(exp)
+        ):
+            raise InvalidToken("invalid claims")
+        return AccessClaims(
+            user_id=int(sub),
+            username=name,
+            role=role,
+            jti=payload["jti"],
+            issued_at=float(iat),
+            expires_at=float(exp),
+        )
+
+
+def looks_like_jwt(token: str) -> bool:
+    """Cheap shape test: three base64url segments, so a bearer credential can be routed without decoding it."""
+    # The signature may be empty so unsigned (alg: none) tokens are routed to decode() and refused there
+    # rather than looked up as chatterIDs.
+    return isinstance(token, str) and len(token) <= _MAX_TOKEN_CHARS and _JWT_SHAPE_RE.fullmatch(token) is not None
+
+
+def new_chatter_id() -> tuple[str, bytes]:
+    """Return a fresh chatterID and the SHA-256 digest under which the database keeps it."""
+    chatter_id = secrets.token_hex(32)
+    return chatter_id, hashlib.sha256(chatter_id.encode("ascii")).digest()
+
+
+def hash_chatter_id(chatter_id: str) -> bytes | None:
+    """Return the SHA-256 digest of a well-formed chatterID (64 lowercase hex characters), else None."""
+    if not isinstance(chatter_id, str) or _CHATTER_ID_RE.fullmatch(chatter_id) is None:
+        return None
+    return hashlib.sha256(chatter_id.encode("ascii")).digest()
