@@ -11,6 +11,7 @@ from typing import Any
 import aiopg
 import psycopg2
 import psycopg2.extensions
+import psycopg2.sql
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,10 @@ _UNAVAILABLE = (
     OSError,
     TimeoutError,
 )
+
+
+# On the LISTEN connection any driver error means the connection is gone.
+_LISTENER_ERRORS = (*_UNAVAILABLE, psycopg2.Error)
 
 
 class DatabaseUnavailable(Exception):
@@ -69,13 +74,58 @@ class Cursor:
         await self.execute("COMMIT")
 
 
+class Notifications:
+    """A dedicated connection LISTENing on one channel."""
+
+    def __init__(self, conn: aiopg.Connection, timeout: float) -> None:
+        self._conn = conn
+        self._timeout = timeout
+
+    async def get(self, wait: float) -> str | None:
+        """The next payload; None when `wait` seconds pass quietly and the connection still answers a ping."""
+        try:
+            notice = await asyncio.wait_for(self._conn.notifies.get(), timeout=wait)
+            return str(notice.payload)
+        except TimeoutError:
+            pass
+        except _LISTENER_ERRORS as exc:
+            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+        # A quiet channel may be a dead connection (a partition sends no FIN): check it answers.
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._conn.cursor() as cur:
+                    await cur.execute("SELECT 1")
+        except _LISTENER_ERRORS as exc:
+            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+        return None
+
+
 class Database:
     """The application's connection pool; hand out a cursor for the shortest possible time."""
 
-    def __init__(self, pool: aiopg.Pool, *, acquire_timeout: float) -> None:
+    def __init__(self, pool: aiopg.Pool, *, acquire_timeout: float, dsn: str = "") -> None:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
+        self.dsn = dsn
         self.queries = 0
+
+    @asynccontextmanager
+    async def listen(self, channel: str) -> AsyncIterator[Notifications]:
+        """LISTEN on a connection of its own (outside the pool), closed when the block ends."""
+        try:
+            async with asyncio.timeout(self.acquire_timeout):
+                conn = await aiopg.connect(self.dsn, enable_json=False, enable_hstore=False, enable_uuid=False)
+        except _LISTENER_ERRORS as exc:
+            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+        try:
+            async with asyncio.timeout(self.acquire_timeout):
+                async with conn.cursor() as cur:
+                    await cur.execute(psycopg2.sql.SQL("LISTEN {}").format(psycopg2.sql.Identifier(channel)))
+            yield Notifications(conn, self.acquire_timeout)
+        except _LISTENER_ERRORS as exc:
+            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+        finally:
+            await conn.close()
 
     @asynccontextmanager
     async def cursor(self) -> AsyncIterator[Cursor]:

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
+from credentials import Authenticator, Credential
 from db import Database
+from google_certs import GoogleCertificates
 from models import User
+from passwords import PasswordHasher
 from settings import Settings
+from tokens import TokenCodec
 
 settings_key = web.AppKey("settings", Settings)
 db_key = web.AppKey("db", Database)
+token_codec_key = web.AppKey("token_codec", TokenCodec)
+authenticator_key = web.AppKey("authenticator", Authenticator)
+http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
+google_certs_key = web.AppKey("google_certs", GoogleCertificates)
+password_hasher_key = web.AppKey("password_hasher", PasswordHasher)
 
 # The caller, filled by the auth middleware before any view runs; None when anonymous.
-user_key = web.RequestKey("user", User | None)  # type: ignore[arg-type]
+user_key: web.RequestKey[User | None] = web.RequestKey("user")
+# How the caller authenticated (for logout); None when anonymous.
+credential_key: web.RequestKey[Credential | None] = web.RequestKey("credential")
+# Why a presented credential was not accepted ("invalid" or "csrf"), for the 401/403 the guards give.
+auth_problem_key = web.RequestKey("auth_problem", str)
 # The parsed JSON body, kept so the middleware and the view parse it once between them.
 json_body_key = web.RequestKey("json_body", dict[str, Any])

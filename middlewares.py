@@ -1,17 +1,27 @@
-"""The middleware chain: JSON errors first, then authentication; and the decorators that guard views."""
+"""The middleware chain (JSON errors first, then authentication) and the guards that protect views."""
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from bodies import read_json
 from db import DatabaseUnavailable
-from errors import ApiError, ServiceUnavailable, from_http_exception
-from keys import settings_key
+from errors import ApiError, Forbidden, ServiceUnavailable, Unauthorized, from_http_exception
+from google_idtoken import CertificatesUnavailable, InvalidIdToken
+from keys import auth_problem_key, authenticator_key, credential_key, settings_key, user_key
 
 logger = logging.getLogger(__name__)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+COOKIE_NAME = "chatterd_token"
+
+View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
@@ -29,6 +39,106 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
         retry_after = request.app[settings_key].retry_after
         raise ServiceUnavailable("The database is unavailable; try again shortly.", retry_after=retry_after) from None
+    except CertificatesUnavailable as exc:
+        logger.warning("Google certificates unavailable: %s", exc)
+        raise ServiceUnavailable(
+            "Google's signing certificates are unavailable; try again shortly.", retry_after=exc.retry_after
+        ) from None
+    except InvalidIdToken as exc:
+        raise Unauthorized(f"The ID token was refused: {exc}") from None
     except Exception:
         logger.exception("unhandled error on %s %s", request.method, request.path)
         raise ApiError() from None
+
+
+def _bearer(header: str) -> str:
+    scheme, _, rest = header.strip().partition(" ")
+    return rest.strip() if scheme.lower() == "bearer" and rest else header.strip()
+
+
+async def _presented_token(request: web.Request) -> tuple[str, str] | None:
+    """The first credential the request carries, by the contract's order: header, cookie, JSON body."""
+    header = request.headers.get("Authorization")
+    if header:
+        return _bearer(header), "header"
+    cookie = request.cookies.get(COOKIE_NAME)
+    if cookie:
+        return cookie, "cookie"
+    if request.content_type == "application/json" and request.can_read_body and request.method not in SAFE_METHODS:
+        try:
+            body = await read_json(request)
+        except ApiError as exc:
+            if exc.status == 413:
+                raise
+            return None  # the view reports the bad body itself
+        value = body.get("chatterID")
+        if isinstance(value, str) and value:
+            return value, "body"
+    return None
+
+
+def _same_origin(request: web.Request, trusted: tuple[str, ...]) -> bool:
+    """True when an unsafe cookie-authenticated request comes from our own pages (CSRF defence)."""
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    if not origin:
+        return False
+    parts = urlsplit(origin)
+    return parts.netloc == request.host or f"{parts.scheme}://{parts.netloc}" in trusted
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Put the caller into request[user_key] (None when anonymous) before any view runs."""
+    request[user_key] = None
+    request[credential_key] = None
+    presented = await _presented_token(request)
+    if presented is not None:
+        token, source = presented
+        settings = request.app[settings_key]
+        if (
+            source == "cookie"
+            and request.method not in SAFE_METHODS
+            and not _same_origin(request, settings.cors_origins)
+        ):
+            request[auth_problem_key] = "csrf"
+        else:
+            found = await request.app[authenticator_key].resolve(token, source)
+            if found is None:
+                request[auth_problem_key] = "invalid"
+            else:
+                request[user_key], request[credential_key] = found
+    return await handler(request)
+
+
+def login_required(view: View) -> View:
+    """Let the view run only for a signed-in caller: 401 with WWW-Authenticate otherwise."""
+
+    @functools.wraps(view)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if request[user_key] is None:
+            problem = request.get(auth_problem_key)
+            if problem == "csrf":
+                raise Forbidden("Cross-site request refused: send the token in the Authorization header instead.")
+            if problem == "invalid":
+                raise Unauthorized("The credentials are invalid, expired or revoked.")
+            raise Unauthorized("Sign-in required.")
+        return await view(request)
+
+    return guarded
+
+
+def requires(*roles: str) -> Callable[[View], View]:
+    """Let the view run only for a signed-in caller with one of `roles`: 401 anonymous, 403 without the role."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            user = request[user_key]
+            assert user is not None  # login_required below saw to it
+            if user.role not in roles:
+                raise Forbidden(f"This needs the role {' or '.join(roles)}.")
+            return await view(request)
+
+        return login_required(guarded)
+
+    return decorate

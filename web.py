@@ -6,16 +6,30 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
+import aiohttp
 import aiopg
 from aiohttp import web
 
-from db import Database, DatabaseUnavailable, create_pool
+from credentials import Authenticator, RevocationStore, revocation_listener
+from db import Database, DatabaseUnavailable, connect_dsn, create_pool
 from embedded_db import EmbeddedPostgres
-from keys import db_key, settings_key
-from middlewares import error_middleware
+from google_certs import GoogleCertificates
+from keys import (
+    authenticator_key,
+    db_key,
+    google_certs_key,
+    http_session_key,
+    password_hasher_key,
+    settings_key,
+    token_codec_key,
+)
+from middlewares import auth_middleware, error_middleware
 from migrations import migrate
+from passwords import PasswordHasher
 from settings import Settings
+from tokens import TokenCodec
 from views import add_routes
 
 logger = logging.getLogger(__name__)
@@ -35,7 +49,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         pool = await _connect_with_retry(url, settings)
         try:
-            db = Database(pool, acquire_timeout=settings.db_acquire_timeout)
+            dsn = connect_dsn(url, connect_timeout=settings.db_connect_timeout)
+            db = Database(pool, acquire_timeout=settings.db_acquire_timeout, dsn=dsn)
             applied = await migrate(db)
             if applied:
                 logger.info("database migrated: %s", ", ".join(applied))
@@ -69,6 +84,38 @@ async def _connect_with_retry(url: str, settings: Settings) -> aiopg.Pool:
             delay = min(delay * 2, 2.0)
 
 
+async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Follow revocations from Postgres for the life of the app, and resolve credentials against them."""
+    settings = app[settings_key]
+    db = app[db_key]
+    store = RevocationStore()
+    app[authenticator_key] = Authenticator(app[token_codec_key], store, db)
+    async with revocation_listener(db, store, settings.jwt_lifetime):
+        yield
+
+
+async def google_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One HTTP client session for the app, and the Google certificate cache that uses it."""
+    settings = app[settings_key]
+    if not settings.google_client_ids:
+        logger.warning("GOOGLE_CLIENT_IDS is not set: /adduser/ accepts ID tokens for whatever clientID a client sends")
+    timeout = aiohttp.ClientTimeout(total=settings.http_client_timeout)
+    async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as session:
+        app[http_session_key] = session
+        app[google_certs_key] = GoogleCertificates(session, settings.google_certs_url)
+        yield
+
+
+async def password_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Hash passwords on a small thread pool of their own, so a login storm cannot take every core from the loop."""
+    settings = app[settings_key]
+    with ThreadPoolExecutor(max_workers=settings.password_threads, thread_name_prefix="argon2") as executor:
+        app[password_hasher_key] = PasswordHasher(
+            time_cost=settings.password_time_cost, memory_cost=settings.password_memory_cost, executor=executor
+        )
+        yield
+
+
 async def announce_ready(app: web.Application) -> None:
     """Log that this process serves; runs after every cleanup context has started."""
     logger.info("chatterd worker %d ready", os.getpid())
@@ -77,9 +124,12 @@ async def announce_ready(app: web.Application) -> None:
 async def create_app(settings: Settings | None = None) -> web.Application:
     """Build the chatterd application; it does no I/O until it starts."""
     settings = settings or Settings.from_env()
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_size)
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=settings.max_body_size)
     app[settings_key] = settings
-    app.cleanup_ctx.append(database_ctx)
+    app[token_codec_key] = TokenCodec(
+        settings.secret_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience, lifetime=settings.jwt_lifetime
+    )
+    app.cleanup_ctx.extend([database_ctx, auth_ctx, google_ctx, password_ctx])
     app.on_startup.append(announce_ready)
     add_routes(app)
     return app

@@ -22,6 +22,7 @@ from psycopg2 import sql
 from embedded_db import EmbeddedPostgres
 from keys import db_key
 from settings import Settings
+from tools.fake_google import CERTS_PATH, FakeGoogle
 from web import create_app
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -83,14 +84,31 @@ def database_url(make_database: Callable[[], str]) -> str:
     return make_database()
 
 
+CLIENT_ID = "test-client.apps.googleusercontent.com"
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def google() -> FakeGoogle:
+    """A stand-in for Google: its own RSA key, certificates in Google's format, real RS256 ID tokens."""
+    return FakeGoogle(max_age=3600)
+
+
+@pytest.fixture
+async def google_certs_url(aiohttp_server: Any, google: FakeGoogle) -> str:
+    """Where the fake Google serves its certificates, on a real local port."""
+    server = await aiohttp_server(google.app(), host="127.0.0.1")
+    return str(server.make_url(CERTS_PATH))
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, google_certs_url: str) -> Settings:
     """Settings for one test: a fresh secret, the shared test database, cheap password hashing."""
     return Settings(
         secret_key=secrets.token_urlsafe(48),
         database_url=database_url,
         var_dir=tmp_path / "var",
-        google_client_ids=("test-client.apps.googleusercontent.com",),
+        google_client_ids=(CLIENT_ID,),
+        google_certs_url=google_certs_url,
         db_pool_min=0,
         db_pool_max=10,
         db_connect_timeout=2.0,

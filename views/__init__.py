@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from views import chatter
+from views import chatter, google
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -14,6 +14,8 @@ View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ROUTES: list[tuple[str, str, View]] = [
     ("GET", "/getchatts/", chatter.get_chatts),
     ("POST", "/postchatt/", chatter.post_chatt),
+    ("POST", "/postauth/", chatter.post_auth),
+    ("POST", "/adduser/", google.add_user),
 ]
 
 

@@ -6,8 +6,9 @@ from aiohttp import web
 
 import models
 from bodies import int_query, json_response, read_json, text_field, uuid_query
-from errors import Forbidden, Unprocessable
-from keys import db_key, settings_key
+from errors import Forbidden, Unauthorized, Unprocessable
+from keys import credential_key, db_key, settings_key, user_key
+from middlewares import login_required
 
 MAX_USERNAME = 255
 MAX_MESSAGE = 1000
@@ -33,4 +34,22 @@ async def post_chatt(request: web.Request) -> web.Response:
     username = text_field(data, "username", aliases=("name",), max_length=MAX_USERNAME)
     message = text_field(data, "message", max_length=MAX_MESSAGE)
     await models.add_chatt(request.app[db_key], username, message)
+    return json_response({})
+
+
+@login_required
+async def post_auth(request: web.Request) -> web.Response:
+    """POST /postauth/: store a chatt under the signed-in caller's username."""
+    data = await read_json(request)
+    message = text_field(data, "message", max_length=MAX_MESSAGE)
+    credential = request[credential_key]
+    user = request[user_key]
+    assert credential is not None and user is not None
+    db = request.app[db_key]
+    if credential.session_hash is not None:
+        # Checked again in the same statement as the insert: a chatterID ended elsewhere a moment ago is refused.
+        if not await models.add_chatt_for_session(db, credential.session_hash, message):
+            raise Unauthorized("The chatterID is unknown or expired.")
+    else:
+        await models.add_chatt(db, user.username, message, user.id)
     return json_response({})

@@ -1,0 +1,219 @@
+"""Turning a presented credential (JWT or chatterID) into a user, and keeping revocations current on every worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import models
+from db import Database, DatabaseUnavailable
+from models import User
+from tokens import AccessClaims, InvalidToken, TokenCodec, hash_chatter_id, looks_like_jwt
+
+logger = logging.getLogger(__name__)
+
+SESSION_CACHE_LIMIT = 100_000
+QUIET_PING_SECONDS = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What the caller presented and where: a verified JWT's claims, or a chatterID's hash."""
+
+    source: str  # "header", "cookie" or "body"
+    claims: AccessClaims | None = None
+    session_hash: bytes | None = None
+
+
+class RevocationStore:
+    """This worker's view of what was revoked: JWT ids, per-user cut-offs, and a cache of live chatterIDs.
+
+    Filled from Postgres at start and kept current by LISTEN/NOTIFY, so checking a JWT costs no query.
+    While the listener is down the chatterID cache is bypassed, so a missed logout cannot keep one alive.
+    """
+
+    def __init__(self) -> None:
+        self._jtis: dict[str, float] = {}
+        self._cutoffs: dict[int, float] = {}
+        self._sessions: dict[bytes, tuple[User, float]] = {}
+        self.live = False
+        self.ready = asyncio.Event()
+
+    def is_revoked(self, claims: AccessClaims) -> bool:
+        """True when this JWT was logged out, or issued before its user logged out everywhere."""
+        return claims.jti in self._jtis or claims.issued_at <= self._cutoffs.get(claims.user_id, -1.0)
+
+    def revoke_token(self, jti: str, expires_at: float) -> None:
+        """Refuse this JWT id until it expires."""
+        self._jtis[jti] = expires_at
+
+    def end_session(self, session_hash: bytes) -> None:
+        """Forget a chatterID."""
+        self._sessions.pop(session_hash, None)
+
+    def end_all(self, user_id: int, cutoff: float) -> None:
+        """Refuse the user's JWTs issued up to `cutoff` and forget their chatterIDs."""
+        self._cutoffs[user_id] = max(cutoff, self._cutoffs.get(user_id, -1.0))
+        for key in [key for key, (user, _) in self._sessions.items() if user.id == user_id]:
+            del self._sessions[key]
+
+    def cached_session(self, session_hash: bytes, now: float) -> User | None:
+        """The cached user of a live chatterID, if the cache may be trusted right now."""
+        entry = self._sessions.get(session_hash) if self.live else None
+        if entry is None:
+            return None
+        if entry[1] <= now:
+            del self._sessions[session_hash]
+            return None
+        return entry[0]
+
+    def cache_session(self, session_hash: bytes, user: User, expires_at: float) -> None:
+        """Remember a chatterID's user until it expires (only while notifications are flowing)."""
+        if not self.live:
+            return
+        if len(self._sessions) >= SESSION_CACHE_LIMIT:
+            self._prune_sessions(time.time())
+            if len(self._sessions) >= SESSION_CACHE_LIMIT:
+                self._sessions.clear()
+        self._sessions[session_hash] = (user, expires_at)
+
+    def apply(self, notice: str) -> None:
+        """Apply one notice from another worker (see `notice_*`); unknown notices are ignored."""
+        kind, _, rest = notice.partition(":")
+        try:
+            if kind == "jti":
+                expires_at, _, jti = rest.partition(":")
+                self.revoke_token(jti, float(expires_at))
+            elif kind == "sid":
+                self.end_session(bytes.fromhex(rest))
+            elif kind == "user":
+                user_id, _, cutoff = rest.partition(":")
+                self.end_all(int(user_id), float(cutoff))
+        except ValueError:
+            logger.warning("ignoring malformed revocation notice %r", notice[:80])
+
+    def replace(self, jtis: dict[str, float], cutoffs: dict[int, float]) -> None:
+        """Take a fresh copy of the revocations from the database; cached chatterIDs are dropped."""
+        self._jtis = jtis
+        self._cutoffs = cutoffs
+        self._sessions.clear()
+
+    def prune(self, now: float, token_lifetime: float) -> None:
+        """Drop what can no longer matter: expired JWT ids, cut-offs older than any live token, expired sessions."""
+        self._jtis = {jti: exp for jti, exp in self._jtis.items() if exp > now - 60}
+        self._cutoffs = {uid: cut for uid, cut in self._cutoffs.items() if cut > now - token_lifetime - 60}
+        self._prune_sessions(now)
+
+    def _prune_sessions(self, now: float) -> None:
+        self._sessions = {key: entry for key, entry in self._sessions.items() if entry[1] > now}
+
+
+def notice_token(claims: AccessClaims) -> str:
+    """The notice that revokes one JWT."""
+    return f"jti:{claims.expires_at}:{claims.jti}"
+
+
+def notice_session(session_hash: bytes) -> str:
+    """The notice that ends one chatterID."""
+    return f"sid:{session_hash.hex()}"
+
+
+def notice_user(user_id: int, cutoff: float) -> str:
+    """The notice that logs a user out everywhere."""
+    return f"user:{user_id}:{cutoff}"
+
+
+class Authenticator:
+    """Resolves a credential string to a user: JWTs in memory, chatterIDs through a cache in front of Postgres."""
+
+    def __init__(self, codec: TokenCodec, store: RevocationStore, db: Database) -> None:
+        self.codec = codec
+        self.store = store
+        self.db = db
+
+    async def resolve(self, token: str, source: str) -> tuple[User, Credential] | None:
+        """The user and credential behind `token`, or None when it is invalid, expired or revoked."""
+        if looks_like_jwt(token):
+            try:
+                claims = self.codec.decode(token)
+            except InvalidToken:
+                return None
+            if self.store.is_revoked(claims):
+                return None
+            return User(claims.user_id, claims.username, claims.role), Credential(source, claims=claims)
+        session_hash = hash_chatter_id(token)
+        if session_hash is None:
+            return None
+        user = self.store.cached_session(session_hash, time.time())
+        if user is None:
+            found = await models.session_user(self.db, session_hash)
+            if found is None:
+                return None
+            user, expires_at = found
+            self.store.cache_session(session_hash, user, expires_at)
+        return user, Credential(source, session_hash=session_hash)
+
+    async def revoke(self, credential: Credential) -> None:
+        """Make this credential stop working at once, here and on every worker sharing the database."""
+        if credential.claims is not None:
+            claims = credential.claims
+            self.store.revoke_token(claims.jti, claims.expires_at)
+            await models.revoke_token(
+                self.db, jti=claims.jti, expires_at=claims.expires_at, notice=notice_token(claims)
+            )
+        elif credential.session_hash is not None:
+            self.store.end_session(credential.session_hash)
+            await models.end_session(
+                self.db, session_hash=credential.session_hash, notice=notice_session(credential.session_hash)
+            )
+
+    async def revoke_all(self, user_id: int) -> None:
+        """Log a user out everywhere: every JWT issued until now and every chatterID."""
+        cutoff = time.time()
+        self.store.end_all(user_id, cutoff)
+        await models.end_all_sessions(self.db, user_id=user_id, cutoff=cutoff, notice=notice_user(user_id, cutoff))
+
+
+async def follow_revocations(db: Database, store: RevocationStore, token_lifetime: float) -> None:
+    """Keep `store` current from NOTIFY; reconnect and reload after any loss of the connection. Runs until cancelled."""
+    backoff = 0.1
+    while True:
+        try:
+            async with db.listen(models.REVOCATION_CHANNEL) as notifications:
+                # LISTEN first, then load: nothing revoked in between can be missed.
+                jtis, cutoffs = await models.load_revocations(db, cutoffs_since=time.time() - token_lifetime - 60)
+                store.replace(jtis, cutoffs)
+                store.live = True
+                store.ready.set()
+                backoff = 0.1
+                logger.info("following revocations (%d revoked tokens)", len(jtis))
+                while True:
+                    notice = await notifications.get(QUIET_PING_SECONDS)
+                    if notice is None:
+                        store.prune(time.time(), token_lifetime)
+                    else:
+                        store.apply(notice)
+        except DatabaseUnavailable as exc:
+            if store.live:
+                logger.warning("revocation listener lost Postgres (%s); reconnecting", exc)
+            store.live = False
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, 1.0)
+
+
+@contextlib.asynccontextmanager
+async def revocation_listener(db: Database, store: RevocationStore, token_lifetime: float) -> AsyncIterator[None]:
+    """Run `follow_revocations` for the life of the block; the block starts once the first load is done."""
+    task = asyncio.create_task(follow_revocations(db, store, token_lifetime), name="revocation-listener")
+    try:
+        async with asyncio.timeout(30):
+            await store.ready.wait()
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
