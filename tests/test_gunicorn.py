@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -17,11 +18,12 @@ from tests.conftest import PROJECT_DIR, free_port, wait_for
 class Gunicorn:
     """`gunicorn web:create_app -c gunicorn.conf.py` in a subprocess, with its log kept in a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 2) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 2, args: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.env = env
         self.log_path = log_path
         self.workers = workers
+        self.args = list(args)  # more command-line options
         self.proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -41,6 +43,7 @@ class Gunicorn:
             f"127.0.0.1:{self.port}",
             "--workers",
             str(self.workers),
+            *self.args,
             cwd=PROJECT_DIR,
             env=self.env,
             stdout=log,
