@@ -115,6 +115,7 @@ def settings(database_url: str, tmp_path: Path, google_certs_url: str) -> Settin
         db_acquire_timeout=2.0,
         db_statement_timeout=5.0,
         retry_after=2,
+        adduser_max_per_address=100_000,
         password_time_cost=1,
         password_memory_cost=8 * 1024,
     )
