@@ -84,7 +84,8 @@ class Notifications:
     async def get(self, wait: float) -> str | None:
         """The next payload; None when `wait` seconds pass quietly and the connection still answers a ping."""
         try:
-            notice = await asyncio.wait_for(self._conn.notifies.get(), timeout=wait)
+            async with asyncio.timeout(wait):
+                notice = await self._conn.notifies.get()
             return str(notice.payload)
         except TimeoutError:
             pass

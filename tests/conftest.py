@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -20,7 +22,7 @@ from aiohttp.test_utils import TestClient
 from psycopg2 import sql
 
 from embedded_db import EmbeddedPostgres
-from keys import db_key
+from keys import db_key, settings_key
 from settings import Settings
 from tools.fake_google import CERTS_PATH, FakeGoogle
 from web import create_app
@@ -47,17 +49,20 @@ def with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server_url() -> Iterator[str]:
     """A Postgres server: DATABASE_URL when set, else an embedded one in a temporary folder."""
     external = os.environ.get("DATABASE_URL")
     if external:
         yield external
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    # Not under pytest's basetemp: concurrent pytest runs prune each other's old basetemps.
+    folder = Path(tempfile.mkdtemp(prefix="chatterd-test-pg-"))
+    server = EmbeddedPostgres(folder)
     try:
         yield server.start()
     finally:
         server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -115,6 +120,7 @@ def settings(database_url: str, tmp_path: Path, google_certs_url: str) -> Settin
         db_acquire_timeout=2.0,
         db_statement_timeout=5.0,
         retry_after=2,
+        adduser_max_per_address=100_000,
         password_time_cost=1,
         password_memory_cost=8 * 1024,
     )
@@ -137,11 +143,16 @@ ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]
 
 @pytest.fixture
 async def make_client(aiohttp_client: Any, settings: Settings) -> ClientFactory:
-    """Build the real app with the given setting overrides and serve it on a real port."""
+    """Build the real app with the given setting overrides and serve it on a real port; the first empties the tables."""
+    fresh = True
 
     async def make(**overrides: Any) -> TestClient[web.Request, web.Application]:
+        nonlocal fresh
         app = await create_app(replace(settings, **overrides))
         client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
+        if fresh and app[settings_key].database_url == settings.database_url:
+            await truncate_all(app)
+            fresh = False
         return client
 
     return make
@@ -150,9 +161,7 @@ async def make_client(aiohttp_client: Any, settings: Settings) -> ClientFactory:
 @pytest.fixture
 async def client(make_client: ClientFactory) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     """The app with test settings, its tables empty."""
-    client = await make_client()
-    await truncate_all(client.app)
-    yield client
+    yield await make_client()
 
 
 def free_port() -> int:

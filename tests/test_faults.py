@@ -193,7 +193,7 @@ async def test_postgres_stopped_and_started_under_gunicorn(google, google_certs_
             **{f"DB_{name.upper()}": str(value) for name, value in _DB_TIMEOUTS.items()},
         )
         env["ACCESS_LOG"] = "-"
-        server = Gunicorn(env, var_dir / "gunicorn.log", args=ACCESS_LOG_ARGS)
+        server = Gunicorn(env, var_dir / "gunicorn.log", extra_args=ACCESS_LOG_ARGS)
         postgres = EmbeddedControl(var_dir)
         await server.start()
         try:
@@ -369,7 +369,7 @@ async def signal_under_load(
 async def test_sigterm_under_load_finishes_what_it_accepted(make_database, tmp_path, capsys):
     """SIGTERM: in-flight uploads still get their 200, then new connections are refused; nothing accepted fails."""
     url = make_database()
-    server = Gunicorn(served_env(url, tmp_path / "var"), tmp_path / "gunicorn.log", args=SIGNAL_ARGS)
+    server = Gunicorn(served_env(url, tmp_path / "var"), tmp_path / "gunicorn.log", extra_args=SIGNAL_ARGS)
     await server.start()
     try:
 
@@ -391,7 +391,7 @@ async def test_sigterm_under_load_finishes_what_it_accepted(make_database, tmp_p
 async def test_hup_reload_under_load_drops_nothing(make_database, tmp_path, capsys):
     """HUP: new workers take over while the socket stays open and the old finish their posts; no request is lost."""
     url = make_database()
-    server = Gunicorn(served_env(url, tmp_path / "var"), tmp_path / "gunicorn.log", args=SIGNAL_ARGS)
+    server = Gunicorn(served_env(url, tmp_path / "var"), tmp_path / "gunicorn.log", extra_args=SIGNAL_ARGS)
     await server.start()
     try:
         assert server.proc is not None

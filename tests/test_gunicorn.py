@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -18,12 +17,12 @@ from tests.conftest import PROJECT_DIR, free_port, wait_for
 class Gunicorn:
     """`gunicorn web:create_app -c gunicorn.conf.py` in a subprocess, with its log kept in a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 2, args: Sequence[str] = ()) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 2, extra_args: tuple[str, ...] = ()) -> None:
+        self.extra_args = extra_args
         self.port = free_port()
         self.env = env
         self.log_path = log_path
         self.workers = workers
-        self.args = list(args)  # more command-line options
         self.proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -43,7 +42,7 @@ class Gunicorn:
             f"127.0.0.1:{self.port}",
             "--workers",
             str(self.workers),
-            *self.args,
+            *self.extra_args,
             cwd=PROJECT_DIR,
             env=self.env,
             stdout=log,
@@ -89,7 +88,7 @@ class Gunicorn:
 
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY"}}
-    env.update(SECRET_KEY="s" * 48, ACCESS_LOG="", **extra)
+    env.update({"SECRET_KEY": "s" * 48, "ACCESS_LOG": "", **extra})
     return env
 
 
@@ -135,3 +134,44 @@ async def test_embedded_postgres_starts_from_empty_var_and_keeps_data(tmp_path):
         assert [r[:2] for r in rows] == [["keep", "me"]]
     finally:
         assert await second.stop() == 0
+
+
+async def test_two_workers_both_refuse_a_token_right_after_logout(make_database, tmp_path):
+    env = base_env(DATABASE_URL=make_database(), CHATTERD_VAR_DIR=str(tmp_path / "var"), ACCESS_LOG="-")
+    # %P: the pid of the worker that answered, to see that both workers refused the token.
+    server = Gunicorn(env, tmp_path / "g.log", extra_args=("--access-logformat", "served-by %P %r %s"))
+    await server.start()
+    try:
+        # A fresh connection per request, so the kernel spreads them over both workers (reuse_port).
+        async def call(method: str, path: str, **kwargs: object) -> tuple[int, object]:
+            connector = aiohttp.TCPConnector(force_close=True)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                async with session.request(method, server.url + path, **kwargs) as resp:
+                    return resp.status, await resp.json() if resp.status not in {204} else None
+
+        account = {"username": "ann", "password": "correct horse battery"}
+        assert (await call("POST", "/register", json=account))[0] == 201
+        status, body = await call("POST", "/login", json=account)
+        assert status == 200
+        headers = {"Authorization": f"Bearer {body['token']}"}  # type: ignore[index]
+        before = await asyncio.gather(*(call("GET", "/get-user", headers=headers) for _ in range(20)))
+        assert {status for status, _ in before} == {200}
+
+        assert (await call("POST", "/logout", headers=headers))[0] == 204
+
+        async def all_refused() -> bool:
+            after = await asyncio.gather(*(call("GET", "/get-user", headers=headers) for _ in range(20)))
+            return {status for status, _ in after} == {401}
+
+        await wait_for(all_refused, timeout=1.0, what="every worker to refuse the logged-out token")
+    finally:
+        assert await server.stop() == 0
+    log = server.log().splitlines()
+    pids = {line.split("pid: ")[1].strip() for line in log if "Booting worker with pid" in line}
+    assert len(pids) == 2
+    refusing = {
+        line.split()[1].strip("<>")
+        for line in log
+        if line.startswith("served-by") and "get-user" in line and line.endswith(" 401")
+    }
+    assert refusing == pids, server.log()

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from views import chatter, google
+from views import accounts, chatter, google
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -16,6 +16,13 @@ ROUTES: list[tuple[str, str, View]] = [
     ("POST", "/postchatt/", chatter.post_chatt),
     ("POST", "/postauth/", chatter.post_auth),
     ("POST", "/adduser/", google.add_user),
+    ("POST", "/register", accounts.register),
+    ("POST", "/login", accounts.login),
+    ("GET", "/get-user", accounts.get_user),
+    ("POST", "/logout", accounts.logout),
+    ("POST", "/totp/setup", accounts.totp_setup),
+    ("POST", "/totp/enable", accounts.totp_enable),
+    ("DELETE", "/chatts/{id}", accounts.delete_chatt),
 ]
 
 

@@ -11,6 +11,7 @@ from bodies import json_response, read_json, text_field
 from errors import Unauthorized
 from google_idtoken import verify_id_token
 from keys import db_key, google_certs_key, settings_key, token_codec_key
+from throttling import limit_rate
 from tokens import new_chatter_id
 
 CLOCK_SKEW = 50
@@ -31,6 +32,7 @@ async def add_user(request: web.Request) -> web.Response:
         audiences: tuple[str, ...] = settings.google_client_ids
     else:
         audiences = (client_id,)  # the original lab's behaviour; a warning at start says so
+    await limit_rate(request, "adduser", limit=settings.adduser_max_per_address, window=settings.adduser_window_seconds)
     identity = await verify_id_token(
         id_token,
         request.app[google_certs_key],

@@ -1,0 +1,67 @@
+"""Sign-in throttling kept in Postgres, so every worker and every server counts the same attempts."""
+
+from __future__ import annotations
+
+import math
+
+from aiohttp import web
+
+import models
+from db import Database
+from errors import TooManyRequests
+from keys import db_key, settings_key
+from settings import Settings
+
+
+def client_address(request: web.Request, trusted_proxies: int) -> str:
+    """The caller's address: the peer, or the entry that the nearest trusted proxy put into X-Forwarded-For."""
+    if trusted_proxies > 0:
+        hops = [hop.strip() for value in request.headers.getall("X-Forwarded-For", []) for hop in value.split(",")]
+        hops = [hop for hop in hops if hop]
+        if len(hops) >= trusted_proxies:
+            return hops[-trusted_proxies][:64]
+    return request.remote or "unknown"
+
+
+class LoginThrottle:
+    """Failed logins counted per account and per address; past the limit both right and wrong passwords wait."""
+
+    def __init__(self, db: Database, settings: Settings, request: web.Request, username: str) -> None:
+        self.db = db
+        self.settings = settings
+        self.account_key = f"login:user:{username.lower()}"
+        self.address_key = f"login:addr:{client_address(request, settings.trusted_proxies)}"
+
+    @property
+    def keys(self) -> list[str]:
+        """The counters this login is judged by."""
+        return [self.account_key, self.address_key]
+
+    def check(self, locked_for: float) -> None:
+        """429 with Retry-After while any of the counters is locked."""
+        if locked_for > 0:
+            raise TooManyRequests("Too many failed sign-ins; try again later.", retry_after=math.ceil(locked_for))
+
+    async def failed(self) -> None:
+        """Count a failure against the account and the address."""
+        limits = {
+            self.account_key: self.settings.login_max_failures,
+            self.address_key: self.settings.login_max_failures_per_address,
+        }
+        window = self.settings.login_lockout_seconds
+        await models.record_failures(self.db, limits, window=window, lockout=window)
+
+    async def succeeded(self) -> None:
+        """Forget the account's failures (the address's stay: it may be trying many accounts)."""
+        await models.clear_throttle(self.db, self.account_key)
+
+
+async def limit_rate(request: web.Request, kind: str, *, limit: int, window: int) -> None:
+    """Count one `kind` attempt from the caller's address; 429 with Retry-After past `limit` in `window` seconds."""
+    settings = request.app[settings_key]
+    key = f"{kind}:addr:{client_address(request, settings.trusted_proxies)}"
+    hits, age = await models.count_attempt(request.app[db_key], key, window=window)
+    if hits > limit:
+        raise TooManyRequests(
+            f"Too many {kind} attempts from your address; try again later.", retry_after=math.ceil(window - age)
+        )

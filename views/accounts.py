@@ -1,0 +1,149 @@
+"""Password accounts: register, log in (JSON, form, cookie), who am I, log out, TOTP, and moderation."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+import models
+import totp
+from bodies import json_response, read_json_or_form, text_field
+from errors import Conflict, NotFound, Unauthorized, Unprocessable
+from keys import authenticator_key, credential_key, db_key, password_hasher_key, settings_key, token_codec_key, user_key
+from middlewares import COOKIE_NAME, login_required, requires
+from throttling import LoginThrottle, limit_rate
+
+MAX_USERNAME = 64
+MIN_PASSWORD = 8
+MAX_PASSWORD = 256
+BAD_LOGIN = "Wrong username or password."
+
+
+async def register(request: web.Request) -> web.Response:
+    """POST /register: create a password account."""
+    settings = request.app[settings_key]
+    data = await read_json_or_form(request)
+    username = text_field(data, "username", max_length=MAX_USERNAME)
+    password = text_field(data, "password", min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
+    await limit_rate(request, "register", limit=settings.signup_max_per_address, window=settings.signup_window_seconds)
+    password_hash = await request.app[password_hasher_key].hash(password)
+    try:
+        user = await models.create_password_user(request.app[db_key], username, password_hash)
+    except models.UsernameTaken:
+        raise Conflict("That username is already taken.") from None
+    return json_response({"id": user.id, "username": user.username}, status=201)
+
+
+async def login(request: web.Request) -> web.Response:
+    """POST /login: check the password (and one-time code), then issue a JWT in the body and a cookie."""
+    app = request.app
+    settings, db = app[settings_key], app[db_key]
+    data = await read_json_or_form(request)
+    username = text_field(data, "username", max_length=MAX_USERNAME)
+    password = text_field(data, "password", max_length=MAX_PASSWORD)
+    otp = data.get("otp")
+    throttle = LoginThrottle(db, settings, request, username)
+    account = await models.account_for_login(db, username, throttle.keys)
+    throttle.check(account.locked_for)
+
+    # Unknown users are checked against a dummy hash: the same time and the same answer as a wrong password.
+    ok, new_hash = await app[password_hasher_key].verify(account.password_hash, password)
+    user = account.user
+    if not ok or user is None:
+        await throttle.failed()
+        raise Unauthorized(BAD_LOGIN)
+    if account.totp_enabled and account.totp_secret:
+        if otp in (None, ""):
+            raise Unauthorized("A one-time code is needed: send it as 'otp'.")
+        step = totp.verify_code(account.totp_secret, otp, account.totp_last_step)
+        if step is None or not await models.use_totp_step(db, user.id, account.totp_secret, step):
+            await throttle.failed()
+            raise Unauthorized("A valid one-time code is needed: that 'otp' is wrong or was already used.")
+    if new_hash is not None:
+        await models.update_password_hash(db, user.id, new_hash)
+    await throttle.succeeded()
+
+    codec = app[token_codec_key]
+    token, _ = codec.mint(user.id, user.username, user.role)
+    response = json_response({"token": token, "token_type": "Bearer", "expires_in": codec.lifetime})
+    response.set_cookie(
+        COOKIE_NAME,
+        token,
+        max_age=codec.lifetime,
+        path="/",
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="Lax",
+    )
+    return response
+
+
+@login_required
+async def get_user(request: web.Request) -> web.Response:
+    """GET /get-user: the caller, straight from the verified credential (no database query for a JWT)."""
+    user = request[user_key]
+    assert user is not None
+    return json_response({"user": {"id": user.id, "username": user.username, "role": user.role}})
+
+
+@login_required
+async def logout(request: web.Request) -> web.Response:
+    """POST /logout: the credential used stops working everywhere; `?everywhere=true` ends every one of the user's."""
+    credential, user = request[credential_key], request[user_key]
+    assert credential is not None and user is not None
+    authenticator = request.app[authenticator_key]
+    if request.query.get("everywhere", "").lower() in {"1", "true", "yes"}:
+        await authenticator.revoke_all(user.id)
+    else:
+        await authenticator.revoke(credential)
+    response = web.Response(status=204)
+    response.del_cookie(COOKIE_NAME, path="/")
+    return response
+
+
+@login_required
+async def totp_setup(request: web.Request) -> web.Response:
+    """POST /totp/setup: a new secret and its otpauth:// URI; TOTP turns on once /totp/enable sees a code."""
+    user = request[user_key]
+    assert user is not None
+    secret = totp.new_secret()
+    if not await models.set_totp_secret(request.app[db_key], user.id, secret):
+        raise Unprocessable("TOTP is already enabled, or this account signs in with Google.")
+    return json_response({"secret": secret, "uri": totp.provisioning_uri(secret, user.username)})
+
+
+@login_required
+async def totp_enable(request: web.Request) -> web.Response:
+    """POST /totp/enable: turn TOTP on with a code from the secret /totp/setup gave."""
+    user = request[user_key]
+    assert user is not None
+    data = await read_json_or_form(request)
+    otp = text_field(data, "otp", max_length=16)
+    db = request.app[db_key]
+    secret, enabled, last_step = await models.totp_state(db, user.id)
+    if enabled:
+        raise Unprocessable("TOTP is already enabled.")
+    if secret is None:
+        raise Unprocessable("Call /totp/setup first.")
+    step = totp.verify_code(secret, otp, last_step)
+    if step is None or not await models.use_totp_step(db, user.id, secret, step):
+        raise Unprocessable("That one-time code is not valid for the secret from /totp/setup.")
+    return web.Response(status=204)
+
+
+@requires("admin", "moderator")
+async def delete_chatt(request: web.Request) -> web.Response:
+    """DELETE /chatts/{id}: remove a chatt (moderators and admins)."""
+    chatt_id = request.match_info["id"]
+    if not _is_uuid(chatt_id) or not await models.delete_chatt(request.app[db_key], chatt_id):
+        raise NotFound("No chatt has that id.")
+    return web.Response(status=204)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
