@@ -33,7 +33,8 @@ class RevocationStore:
     """This worker's view of what was revoked: JWT ids, per-user cut-offs, and a cache of live chatterIDs.
 
     Filled from Postgres at start and kept current by LISTEN/NOTIFY, so checking a JWT costs no query.
-    While the listener is down the chatterID cache is bypassed, so a missed logout cannot keep one alive.
+    While the listener is down the chatterID cache is bypassed and JWTs are checked in Postgres, so a missed logout
+    cannot keep either alive.
     """
 
     def __init__(self) -> None:
@@ -143,6 +144,11 @@ class Authenticator:
             except InvalidToken:
                 return None
             if self.store.is_revoked(claims):
+                return None
+            # Without the listener a logout on another worker could be missed: ask Postgres, as for chatterIDs.
+            if not self.store.live and await models.token_revoked(
+                self.db, jti=claims.jti, user_id=claims.user_id, issued_at=claims.issued_at
+            ):
                 return None
             return User(claims.user_id, claims.username, claims.role), Credential(source, claims=claims)
         session_hash = hash_chatter_id(token)

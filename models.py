@@ -195,6 +195,20 @@ SELECT jti, extract(epoch FROM expires_at)::float8 FROM revoked_tokens WHERE exp
 
 SELECT_TOKEN_CUTOFFS = "SELECT id, tokens_valid_after FROM users WHERE tokens_valid_after > %s"
 
+# What a worker asks while it cannot follow revocations: logged out by id, or issued before a "log out everywhere".
+SELECT_TOKEN_REVOKED = """
+SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = %(jti)s)
+    OR EXISTS (SELECT 1 FROM users WHERE id = %(user_id)s AND tokens_valid_after >= %(issued_at)s)
+"""
+
+
+async def token_revoked(db: Database, *, jti: str, user_id: int, issued_at: float) -> bool:
+    """True when this JWT was logged out, or issued before its user logged out everywhere."""
+    async with db.cursor() as cur:
+        await cur.execute(SELECT_TOKEN_REVOKED, {"jti": jti, "user_id": user_id, "issued_at": issued_at})
+        (revoked,) = await cur.fetchone()
+    return bool(revoked)
+
 
 async def revoke_token(db: Database, *, jti: str, expires_at: float, notice: str) -> None:
     """Refuse a JWT from now on, everywhere."""

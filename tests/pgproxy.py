@@ -34,6 +34,12 @@ class PgProxy:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
+    def stop_accepting(self) -> None:
+        """Refuse new connections but keep relaying the open ones, as a server out of connection slots would."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
     async def cut(self) -> None:
         """Refuse new connections and drop the open ones, as if Postgres had gone away."""
         if self._server is not None:

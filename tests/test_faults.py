@@ -160,6 +160,45 @@ async def test_postgres_outage_under_mixed_load(make_client, cuttable_database, 
         )
 
 
+async def test_a_worker_whose_listener_is_down_asks_postgres_about_tokens(make_client, database_url):
+    """A logout elsewhere is not missed while this worker cannot follow revocations: it asks Postgres instead."""
+    params = psycopg2.extensions.parse_dsn(database_url)
+    proxy = PgProxy.for_dsn_params(params)
+    await proxy.start()
+    try:
+        one = await make_client()
+        # Two reaches Postgres through the relay, under a name of its own, with two pooled connections kept open.
+        two_url = {**params, "host": "127.0.0.1", "port": str(proxy.port), "application_name": "chatterd-two"}
+        two = await make_client(database_url=psycopg2.extensions.make_dsn(**two_url), db_pool_min=2)
+        account = {"username": "ann", "password": "correct horse battery"}
+        assert (await one.post("/register", json=account)).status == 201
+        token = (await (await one.post("/login", json=account)).json())["token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert (await two.get("/get-user", headers=bearer)).status == 200
+
+        # Two's listener loses its connection and cannot open another; its pooled connections still work.
+        proxy.stop_accepting()
+        async with one.app[db_key].cursor() as cur:
+            await cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'chatterd-two' AND query LIKE 'LISTEN%%'"
+            )
+            assert await cur.fetchall() == [(True,)]
+        store = two.app[authenticator_key].store
+
+        async def listener_down() -> bool:
+            return not store.live
+
+        await wait_for(listener_down, timeout=5, what="two's listener to notice")
+        assert (await one.post("/logout", headers=bearer)).status == 204
+        assert not store.live
+        resp = await two.get("/get-user", headers=bearer)
+        assert resp.status == 401, await resp.text()
+        assert (await two.get("/getchatts/")).status == 200, "two still reaches Postgres"
+    finally:
+        await proxy.close()
+
+
 async def refused_by_every_worker(
     server: Gunicorn, token: str, workers: set[int], *, bound: float, tag: str
 ) -> tuple[float, int]:
