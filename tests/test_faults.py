@@ -6,12 +6,14 @@ import asyncio
 import itertools
 import signal
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import aiopg
+import psutil
 import psycopg2
 import psycopg2.extensions
 import pytest
@@ -45,7 +47,9 @@ OUTAGE_TIMEOUTS: dict[str, Any] = {f"db_{name}": value for name, value in _DB_TI
 REQUEST_BOUND = 4.5
 HELD_POSTS = 6
 # A graceful timeout shorter than the default 30 s keeps the test short when aiohttp holds a connection to the end.
-SIGNAL_ARGS = (*ACCESS_LOG_ARGS, "--graceful-timeout", "8")
+GRACEFUL_TIMEOUT = 6
+SIGNAL_ARGS = (*ACCESS_LOG_ARGS, "--graceful-timeout", str(GRACEFUL_TIMEOUT))
+SHUTDOWN_WAIT = GRACEFUL_TIMEOUT * 0.95  # aiohttp's worker waits this long for open connections
 
 
 def base_url(client: TestClient[Any, Any]) -> str:
@@ -264,6 +268,13 @@ async def test_postgres_stopped_and_started_under_gunicorn(google, google_certs_
                 await wait_for(load.reached(status=200, since=started_at, at_least=40), timeout=15, what="200s after")
                 recovered = time.monotonic() - started_at
 
+            # Each worker's revocation listener reconnects and reloads by itself, and says so.
+            async def listeners_back() -> bool:
+                return server.log().count("following revocations") >= 2 * len(workers)
+
+            await wait_for(listeners_back, timeout=10, what="both revocation listeners to reconnect")
+            relistening = time.monotonic() - started_at
+
             outcomes = load.statuses()
             assert set(outcomes) <= {200, 503}, outcomes
             assert all(s.retry_after and s.json_error for s in load.shots if s.status == 503)
@@ -272,7 +283,7 @@ async def test_postgres_stopped_and_started_under_gunicorn(google, google_certs_
             acked = load.acked()
             assert acked and acked <= stored, sorted(acked - stored)[:10]
 
-            # Each worker's revocation listener is back: a logout on one worker is refused by both.
+            # A logout on one worker is refused by both.
             async with aiohttp.ClientSession() as session:
                 fresh = await google_sign_in(
                     session, server.url, google.id_token(client_id=CLIENT_ID, sub="pgstop", name="Olga"), CLIENT_ID
@@ -285,8 +296,9 @@ async def test_postgres_stopped_and_started_under_gunicorn(google, google_certs_
     with capsys.disabled():
         print(
             f"\npg_ctl stop/start: {dict(outcomes)} in {len(load.shots)} requests, slowest {load.slowest():.2f} s,"
-            f" stop took {stopping:.2f} s, 200s again {recovered:.2f} s after start, {len(acked)} acknowledged posts"
-            f" all stored; logout refused by both workers after {propagation * 1000:.0f} ms ({accepted} 200s first)"
+            f" stop took {stopping:.2f} s, 200s again {recovered:.2f} s and both listeners back {relistening:.2f} s"
+            f" after start, {len(acked)} acknowledged posts all stored; logout refused by both workers after"
+            f" {propagation * 1000:.0f} ms ({accepted} 200s first)"
         )
 
 
@@ -317,10 +329,19 @@ async def stored_messages(database_url: str) -> set[str]:
     return await asyncio.to_thread(read)
 
 
+def dropped_unread(shot: Shot) -> bool:
+    """The mark of aiohttp's shutdown race: a connection taken just before shutdown, held unread, then closed.
+
+    On Python < 3.12 a connection whose handler task has not started when shutdown begins ignores its request
+    bytes and is closed only when the graceful timeout runs out; the app never sees the request.
+    """
+    return shot.error in {"disconnected", "reset"} and shot.elapsed >= SHUTDOWN_WAIT * 0.9
+
+
 async def check_nothing_accepted_was_lost(
     load: MixedLoad, held: list[Shot], server: Gunicorn, url: str
 ) -> dict[str, int]:
-    """Every answered request was a 200; every failed one left no trace, so the server never accepted it."""
+    """Every answered request was a 200; every failed one left no trace, so the app never accepted it."""
     shots = [*load.shots, *held]
     assert {s.status for s in shots if s.status is not None} <= {200}, load.statuses()
     answered = {entry.rid for entry in served(server.log()) if entry.rid}
@@ -331,10 +352,13 @@ async def check_nothing_accepted_was_lost(
     acked = {s.rid for s in shots if s.kind in POSTS and s.status == 200}
     assert acked <= stored, sorted(acked - stored)[:5]
     assert "Traceback" not in server.log() and " ERROR " not in server.log(), server.log()[-3000:]
-    outcome: dict[str, int] = {"200": sum(1 for s in shots if s.status == 200)}
-    for shot in failed:
-        outcome[str(shot.error)] = outcome.get(str(shot.error), 0) + 1
-    return outcome
+    kinds = ("200" if s.status == 200 else "dropped unread" if dropped_unread(s) else str(s.error) for s in shots)
+    return dict(Counter(kinds))
+
+
+async def stopped_listening(port: int) -> bool:
+    """True when no socket listens on the port any more (looked up in the kernel's table, without connecting)."""
+    return not any(c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in psutil.net_connections("tcp4"))
 
 
 class ChattsLock:
@@ -413,18 +437,23 @@ async def test_sigterm_under_load_finishes_what_it_accepted(make_database, tmp_p
     try:
 
         async def until_refused(load: MixedLoad, signalled: float) -> None:
-            await wait_for(load.reached(error="refused", since=signalled, at_least=10), timeout=20, what="refusals")
+            await wait_for(lambda: stopped_listening(server.port), timeout=10, what="the socket to close")
 
         load, held, signalled = await signal_under_load(server, url, signal.SIGTERM, until_refused)
         assert server.proc is not None
         exited = await asyncio.wait_for(server.proc.wait(), timeout=30)
+        down = time.monotonic() - signalled
     finally:
         await server.stop()
     assert exited == 0, server.log()[-3000:]
     outcome = await check_nothing_accepted_was_lost(load, held, server, url)
+    assert outcome.get("refused"), outcome
     last = max(s.finished for s in held) - signalled
     with capsys.disabled():
-        print(f"\nSIGTERM: {outcome}; {len(held)} posts in flight at the signal answered 200 up to {last:.2f} s after")
+        print(
+            f"\nSIGTERM: {outcome}; {len(held)} posts in flight at the signal answered 200 up to {last:.2f} s after;"
+            f" gunicorn gone {down:.2f} s after"
+        )
 
 
 async def test_hup_reload_under_load_drops_nothing(make_database, tmp_path, capsys):
@@ -455,6 +484,7 @@ async def test_hup_reload_under_load_drops_nothing(make_database, tmp_path, caps
     finally:
         assert await server.stop() == 0
     outcome = await check_nothing_accepted_was_lost(load, held, server, url)
+    assert set(outcome) <= {"200", "dropped unread"}, "the socket stayed open: nothing was refused or reset"
     by_old = {entry.rid for entry in served(server.log()) if entry.pid in old}
     assert {s.rid for s in held} <= by_old, "the posts in flight were answered by the old workers"
     with capsys.disabled():
