@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import signal
 import time
 from collections import Counter
@@ -32,6 +33,7 @@ from tests.load import (
     MixedLoad,
     Shot,
     google_sign_in,
+    rss,
     send,
     served,
     worker_pids,
@@ -489,3 +491,65 @@ async def test_hup_reload_under_load_drops_nothing(make_database, tmp_path, caps
     assert {s.rid for s in held} <= by_old, "the posts in flight were answered by the old workers"
     with capsys.disabled():
         print(f"\nHUP: {outcome}; {len(held)} posts in flight on the old workers answered 200")
+
+
+async def test_overload_waits_for_the_pool_then_503s_and_memory_stays_bounded(make_client, capsys):
+    """200 concurrent requests on a pool of 2: they wait up to the acquire bound, then 503; RSS stays flat."""
+    acquire, rounds = 0.5, 3
+    client = await make_client(db_pool_min=0, db_pool_max=2, db_acquire_timeout=acquire)
+    db, url = client.app[db_key], base_url(client)
+    held = 0
+
+    async def hold(release: asyncio.Event) -> None:
+        nonlocal held
+        async with db.cursor() as cur:  # busy connections, as under two slow queries
+            await cur.execute("SELECT 1")
+            held += 1
+            await release.wait()
+        held -= 1
+
+    async def burst(session: aiohttp.ClientSession, tag: str, size: int = 200) -> list[Shot]:
+        shots = (send(session, url, (READ, ANON)[n % 2], f"{tag}-{n}", Credentials(), timeout=10) for n in range(size))
+        return list(await asyncio.gather(*shots))
+
+    async def cycle(session: aiohttp.ClientSession, tag: str) -> tuple[list[Shot], list[Shot]]:
+        release = asyncio.Event()
+        holders = [asyncio.create_task(hold(release)) for _ in range(2)]
+
+        async def pool_busy() -> bool:
+            return held == 2
+
+        await wait_for(pool_busy, timeout=5, what="both pool connections to be busy")
+        busy = await burst(session, f"{tag}-busy")
+        release.set()
+        await asyncio.gather(*holders)
+        free = await burst(session, f"{tag}-free")  # two connections serve what they can within the bound
+        calm = await burst(session, f"{tag}-calm", size=20)
+        return busy, free + calm
+
+    connector = aiohttp.TCPConnector(limit=0)  # 200 really concurrent connections, not the default 100
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await cycle(session, "warm-up")
+        before = rss(os.getpid())
+        for n in range(rounds):
+            busy, free = await cycle(session, f"round{n}")
+            assert {s.status for s in busy} == {503}, Counter(s.status or s.error for s in busy)
+            assert all(s.retry_after and int(s.retry_after) >= 1 and s.json_error for s in busy)
+            waits = sorted(s.elapsed for s in busy)
+            assert waits[0] >= acquire * 0.9, "every request waited for a connection first"
+            assert waits[-1] < acquire + 2.0, waits[-1]
+            served_ok = Counter(s.status or s.error for s in free[:200])
+            assert set(served_ok) <= {200, 503} and served_ok[200] >= 120, served_ok
+            assert {s.status for s in free[-20:]} == {200}, "the pool serves again"
+        after = rss(os.getpid())
+    assert db.pool.size <= 2 and db.pool.freesize == db.pool.size, "no connection leaked by the cancelled waits"
+    stored = await chatts_by_message(client)
+    assert {s.rid for s in free if s.kind == ANON and s.status == 200} <= set(stored)
+    assert after < before * 1.5, (before, after)
+    with capsys.disabled():
+        print(
+            f"\noverload: 200 concurrent on a pool of 2 held busy: all 503 after {waits[0]:.2f}-{waits[-1]:.2f} s"
+            f" (acquire bound {acquire} s); freed: {dict(served_ok)} of 200 then 20/20 200;"
+            f" test process RSS {before / 2**20:.0f} MiB ->"
+            f" {after / 2**20:.0f} MiB over {rounds} rounds of 420 requests"
+        )
