@@ -41,6 +41,8 @@ class AccessClaims:
     jti: str
     issued_at: float
     expires_at: float
+    # The refresh-token family this access token belongs to, if any: revoking the family revokes the token too.
+    session_id: str | None = None
 
 
 def _is_number(value: object) -> bool:
@@ -96,6 +98,7 @@ class TokenCodec:
         *,
         now: float | None = None,
         lifetime: int | None = None,
+        session_id: str | None = None,
     ) -> tuple[str, AccessClaims]:
         """Return a signed access token for the user and the claims it carries."""
         if isinstance(user_id, bool) or not isinstance(user_id, int) or not _SUB_RE.fullmatch(str(user_id)):
@@ -122,6 +125,7 @@ class TokenCodec:
             jti=secrets.token_urlsafe(16),
             issued_at=issued_at,
             expires_at=float(expires_at),
+            session_id=session_id,
         )
         payload: dict[str, Any] = {
             "sub": str(user_id),
@@ -133,6 +137,8 @@ class TokenCodec:
             "iat": issued_at,
             "exp": expires_at,
         }
+        if session_id is not None:
+            payload["sid"] = session_id
         token = self._jwt.encode(payload, self._key, algorithm=_ALGORITHMS[0])
         return token, claims
 
@@ -158,6 +164,7 @@ class TokenCodec:
         role = payload.get("role")
         iat = payload["iat"]
         exp = payload["exp"]
+        sid = payload.get("sid")
         # PyJWT checks presence and signature; the types of our own claims are ours to check.
         if (
             not isinstance(sub, str)
@@ -168,6 +175,7 @@ class TokenCodec:
             or not isinstance(payload["jti"], str)
             or not _is_number(iat)
             or not _is_number(exp)
+            or not (sid is None or isinstance(sid, str))
         ):
             raise InvalidToken("invalid claims")
         return AccessClaims(
@@ -177,6 +185,7 @@ class TokenCodec:
             jti=payload["jti"],
             issued_at=float(iat),
             expires_at=float(exp),
+            session_id=sid,
         )
 
 
