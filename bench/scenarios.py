@@ -19,7 +19,16 @@ import orjson
 
 from bench.profile import Profiler
 from bench.report import ERROR, NOT_AVAILABLE, Row
-from bench.servers import FakeGoogleServer, Gunicorn, Postgres, ServerError, execute, rss_kib, wait_until
+from bench.servers import (
+    FakeGoogleServer,
+    Gunicorn,
+    Postgres,
+    ServerError,
+    cpu_seconds,
+    execute,
+    rss_kib,
+    wait_until,
+)
 from bench.wrk import WrkResult, run_wrk
 
 logger = logging.getLogger(__name__)
@@ -54,6 +63,7 @@ class Measurement:
 
     runs: list[WrkResult]
     queries_per_request: float | None
+    worker_cpu: tuple[float, ...] = ()  # share of one core each worker used during the measured runs
 
     @property
     def rps(self) -> float:
@@ -80,6 +90,9 @@ class Measurement:
         non_2xx = sum(r.non_2xx for r in self.runs)
         socket_errors = sum(r.socket_errors for r in self.runs)
         notes = []
+        if self.worker_cpu:
+            busy = " + ".join(f"{100 * share:.0f} %" for share in self.worker_cpu)
+            notes.append(f"workers busy {busy} of a core each")
         if non_2xx:
             notes.append(f"{non_2xx} of {self.requests} responses were not 2xx")
         if socket_errors:
@@ -192,6 +205,9 @@ class Bench:
         if self.options.warmup > 0:
             await self.wrk_run(specs, url=server.url, duration=self.options.warmup)
         before = await self.query_calls()
+        pids = server.worker_pids()
+        cpu_before = [cpu_seconds(pid) for pid in pids]
+        started = time.monotonic()
         results = []
         for i in range(self.options.runs):
             profiler = None
@@ -202,10 +218,12 @@ class Bench:
             results.append(await self.wrk_run(specs, url=server.url))
             if profiler is not None:
                 self.profile_notes.append((name, await profiler.finish()))
+        elapsed = time.monotonic() - started
+        worker_cpu = tuple((cpu_seconds(pid) - cpu) / elapsed for pid, cpu in zip(pids, cpu_before, strict=True))
         after = await self.query_calls()
         total = sum(r.requests for r in results)
         queries = None if before is None or after is None or not total else (after - before) / total
-        return Measurement(results, queries)
+        return Measurement(results, queries, worker_cpu)
 
     def row_from(self, name: str, m: Measurement) -> Row:
         """A table row for scenario `name` with the measurement's medians and its ratio to hello."""

@@ -248,6 +248,16 @@ def rss_kib(pid: int) -> int:
     raise ServerError(f"no VmRSS for process {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used, in seconds (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # After the command name: state is field 3 of stat(5), so utime (14) and stime (15) are at 11 and 12 here.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class FakeGoogleServer:
     """tools.fake_google.FakeGoogle served from the bench process; `fake` is None when that module is missing."""
 
