@@ -37,7 +37,7 @@ lint: $(VENV)/.dev
 	$(BIN)/mypy .
 
 bench: $(VENV)/.dev
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(ARGS)
 
 fake-google: $(VENV)/.dev
 	$(BIN)/python -m tools.fake_google $(ARGS)
