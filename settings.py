@@ -107,6 +107,7 @@ class Settings:
     http_client_timeout: float = 10.0
     retry_after: int = 5
     cookie_secure: bool = True
+    cors_origins: tuple[str, ...] = ()
     trusted_proxies: int = 0
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
@@ -148,6 +149,7 @@ class Settings:
             db_statement_timeout=_float(env, "DB_STATEMENT_TIMEOUT", 10.0),
             http_client_timeout=_float(env, "HTTP_CLIENT_TIMEOUT", 10.0),
             cookie_secure=_bool(env, "COOKIE_SECURE", True),
+            cors_origins=_list(env, "CORS_ORIGINS"),
             trusted_proxies=_int(env, "TRUSTED_PROXIES", 0),
             login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, minimum=1),
             login_lockout_seconds=_int(env, "LOGIN_LOCKOUT_SECONDS", 300, minimum=1),

@@ -10,11 +10,14 @@ from collections.abc import AsyncIterator
 import aiopg
 from aiohttp import web
 
+from cors import setup_cors
 from db import Database, DatabaseUnavailable, create_pool
 from embedded_db import EmbeddedPostgres
 from keys import db_key, settings_key
+from metrics import metrics_middleware
 from middlewares import error_middleware
 from migrations import migrate
+from observability import install_access_redactor, request_id_middleware
 from settings import Settings
 from views import add_routes
 
@@ -77,9 +80,14 @@ async def announce_ready(app: web.Application) -> None:
 async def create_app(settings: Settings | None = None) -> web.Application:
     """Build the chatterd application; it does no I/O until it starts."""
     settings = settings or Settings.from_env()
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_size)
+    install_access_redactor()
+    app = web.Application(
+        middlewares=[request_id_middleware, error_middleware, metrics_middleware],
+        client_max_size=settings.max_body_size,
+    )
     app[settings_key] = settings
     app.cleanup_ctx.append(database_ctx)
     app.on_startup.append(announce_ready)
     add_routes(app)
+    setup_cors(app)  # after every route: it enables CORS per resource
     return app

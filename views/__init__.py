@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from views import chatter
+from views import chatter, health
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -14,6 +14,10 @@ View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ROUTES: list[tuple[str, str, View]] = [
     ("GET", "/getchatts/", chatter.get_chatts),
     ("POST", "/postchatt/", chatter.post_chatt),
+    # operations
+    ("GET", "/healthz", health.healthz),
+    ("GET", "/readyz", health.readyz),
+    ("GET", "/metrics", health.metrics_view),
 ]
 
 
