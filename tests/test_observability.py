@@ -1,4 +1,4 @@
-"""Request ids (echoed when sane, made otherwise, on errors too), JSON log lines that carry them, redacted access logs."""
+"""Request ids (echoed when sane, else made; on errors too), JSON log lines carrying them, a redacted access log."""
 
 from __future__ import annotations
 
