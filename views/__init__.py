@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from views import chatter, health
+from views import chatter, docs, health, page
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -14,10 +14,15 @@ View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ROUTES: list[tuple[str, str, View]] = [
     ("GET", "/getchatts/", chatter.get_chatts),
     ("POST", "/postchatt/", chatter.post_chatt),
-    # operations
+    # operations, docs and the web page
     ("GET", "/healthz", health.healthz),
     ("GET", "/readyz", health.readyz),
     ("GET", "/metrics", health.metrics_view),
+    ("GET", "/openapi.json", docs.openapi_json),
+    ("GET", "/docs", docs.docs_page),
+    ("GET", "/", page.index),
+    ("GET", "/config.json", page.page_config),
+    ("POST", "/totp/qr", page.totp_qr),
 ]
 
 
@@ -27,3 +32,4 @@ def add_routes(app: web.Application) -> None:
         stripped = path.rstrip("/")
         for variant in {stripped, stripped + "/"} if stripped else {"/"}:
             app.router.add_route(method, variant, view)
+    docs.add_static_routes(app)
