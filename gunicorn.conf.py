@@ -81,7 +81,7 @@ def child_exit(server: Any, worker: Any) -> None:
     """Tell prometheus_client a worker is gone, so its live gauges stop counting."""
     from prometheus_client import multiprocess  # only now: the master must not import it before the folder is set
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def when_ready(server: Any) -> None:
