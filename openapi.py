@@ -226,7 +226,7 @@ PATHS: dict[str, Any] = {
     },
     "/adduser/": {
         "post": {
-            "tags": ["chatter", "accounts"],
+            "tags": ["chatter"],
             "summary": "Sign in with a Google ID token; get a chatterID and a JWT",
             "operationId": "addUser",
             "requestBody": _body("AddUser", {"clientID": "1234.apps.googleusercontent.com", "idToken": "eyJ..."}),
