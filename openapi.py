@@ -295,7 +295,7 @@ PATHS: dict[str, Any] = {
             "summary": "Make a TOTP secret for the caller (not active until enabled)",
             "operationId": "totpSetup",
             "security": SIGNED_IN,
-            "responses": {**_ok("The secret and its otpauth:// URI.", _ref("TotpSecret")), **_errors(401, 503)},
+            "responses": {**_ok("The secret and its otpauth:// URI.", _ref("TotpSecret")), **_errors(401, 422, 503)},
         }
     },
     "/totp/enable": {
