@@ -45,7 +45,7 @@ COMMON = (413, 503)
 ERROR_TEXT = {
     400: "The body is not valid JSON (or form data where form data is accepted).",
     401: "No credentials where they are required, or unknown, expired, revoked or forged ones.",
-    403: "Valid credentials without the needed role, or the feature is turned off.",
+    403: "Valid credentials without the needed role, a cross-site request signed in by cookie alone, or a feature off.",
     404: "Unknown path or record.",
     409: "The username is already taken.",
     413: "The body is over the size limit.",
@@ -93,11 +93,11 @@ SCHEMAS: dict[str, Any] = {
     "Chatts": {"type": "array", "items": _ref("Chatt")},
     "PostChatt": {
         "type": "object",
-        "description": "`name` is accepted in place of `username`.",
+        "description": "`name` is accepted in place of `username` (and ignored when `username` is given).",
         "required": ["message"],
         "properties": {
             "username": _string(1, 255),
-            "name": _string(1, 255),
+            "name": {"description": "Alias of `username` (a string with the same limits) when `username` is absent."},
             "message": _string(1, 1000),
         },
     },
@@ -240,7 +240,7 @@ PATHS: dict[str, Any] = {
             "operationId": "postAuth",
             "security": [{"bearer": []}, {"cookie": []}, {}],
             "requestBody": _body("PostAuth", {"chatterID": "0" * 64, "message": "Hello, signed in"}),
-            "responses": {**_ok("Stored.", _ref("Empty")), **_errors(400, 401, 422, *COMMON)},
+            "responses": {**_ok("Stored.", _ref("Empty")), **_errors(400, 401, 403, 422, *COMMON)},
         }
     },
     "/register": {
@@ -286,7 +286,7 @@ PATHS: dict[str, Any] = {
             "summary": "Revoke the credential used, on every worker and server at once",
             "operationId": "logout",
             "security": SIGNED_IN,
-            "responses": {**NO_CONTENT, **_errors(401, 503)},
+            "responses": {**NO_CONTENT, **_errors(401, 403, 503)},
         }
     },
     "/totp/setup": {
@@ -295,7 +295,10 @@ PATHS: dict[str, Any] = {
             "summary": "Make a TOTP secret for the caller (not active until enabled)",
             "operationId": "totpSetup",
             "security": SIGNED_IN,
-            "responses": {**_ok("The secret and its otpauth:// URI.", _ref("TotpSecret")), **_errors(401, 422, 503)},
+            "responses": {
+                **_ok("The secret and its otpauth:// URI.", _ref("TotpSecret")),
+                **_errors(401, 403, 422, 503),
+            },
         }
     },
     "/totp/enable": {
@@ -305,7 +308,7 @@ PATHS: dict[str, Any] = {
             "operationId": "totpEnable",
             "security": SIGNED_IN,
             "requestBody": _body("Otp", {"otp": "123456"}),
-            "responses": {**NO_CONTENT, **_errors(400, 401, 422, *COMMON)},
+            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
         }
     },
     "/totp/qr": {
