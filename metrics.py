@@ -7,6 +7,7 @@ Outside gunicorn (tests, adev) the default single-process registry is used.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -24,6 +25,7 @@ from prometheus_client import (
 
 from db import DatabaseUnavailable
 
+CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection before the answer"
 UNMATCHED_ROUTE = "unmatched"  # every path no route matches (404s, scanners) shares this one label value
 
 HTTP_REQUESTS = Counter(
@@ -85,6 +87,9 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise
     except DatabaseUnavailable:
         status = 503  # what the error middleware outside this one turns it into
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED  # the client went away: not a server error, and no alert should think so
         raise
     finally:
         labels = (request.method, route_label(request), str(status))
