@@ -12,6 +12,7 @@ import aiohttp
 import aiopg
 from aiohttp import web
 
+from cors import setup_cors
 from credentials import Authenticator, RevocationStore, revocation_listener
 from db import Database, DatabaseUnavailable, connect_dsn, create_pool
 from embedded_db import EmbeddedPostgres
@@ -25,8 +26,10 @@ from keys import (
     settings_key,
     token_codec_key,
 )
+from metrics import metrics_middleware
 from middlewares import auth_middleware, error_middleware
 from migrations import migrate
+from observability import install_access_redactor, request_id_middleware
 from passwords import PasswordHasher
 from settings import Settings
 from tokens import TokenCodec
@@ -124,7 +127,11 @@ async def announce_ready(app: web.Application) -> None:
 async def create_app(settings: Settings | None = None) -> web.Application:
     """Build the chatterd application; it does no I/O until it starts."""
     settings = settings or Settings.from_env()
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=settings.max_body_size)
+    install_access_redactor()
+    app = web.Application(
+        middlewares=[request_id_middleware, error_middleware, metrics_middleware, auth_middleware],
+        client_max_size=settings.max_body_size,
+    )
     app[settings_key] = settings
     app[token_codec_key] = TokenCodec(
         settings.secret_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience, lifetime=settings.jwt_lifetime
@@ -132,4 +139,5 @@ async def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.extend([database_ctx, auth_ctx, google_ctx, password_ctx])
     app.on_startup.append(announce_ready)
     add_routes(app)
+    setup_cors(app)  # after every route: it enables CORS per resource
     return app
