@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import models
-from db import Database, DatabaseUnavailable
+from db import Database
+from events import Events
 from models import User
 from tokens import AccessClaims, InvalidToken, TokenCodec, hash_chatter_id, looks_like_jwt
 
 logger = logging.getLogger(__name__)
 
 SESSION_CACHE_LIMIT = 100_000
-QUIET_PING_SECONDS = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,16 +29,21 @@ class Credential:
 class RevocationStore:
     """This worker's view of what was revoked: JWT ids, per-user cut-offs, and a cache of live chatterIDs.
 
-    Filled from Postgres at start and kept current by LISTEN/NOTIFY, so checking a JWT costs no query.
+    Filled from Postgres at start and kept current by the events channel, so checking a JWT costs no query.
     While the listener is down the chatterID cache is bypassed, so a missed logout cannot keep one alive.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, events: Events, token_lifetime: float) -> None:
+        self._events = events
+        self._token_lifetime = token_lifetime
         self._jtis: dict[str, float] = {}
         self._cutoffs: dict[int, float] = {}
         self._sessions: dict[bytes, tuple[User, float]] = {}
-        self.live = False
-        self.ready = asyncio.Event()
+
+    @property
+    def live(self) -> bool:
+        """Whether notices are flowing, so cached chatterIDs may be trusted."""
+        return self._events.live
 
     def is_revoked(self, claims: AccessClaims) -> bool:
         """True when this JWT was logged out, or issued before its user logged out everywhere."""
@@ -96,16 +98,17 @@ class RevocationStore:
         except ValueError:
             logger.warning("ignoring malformed revocation notice %r", notice[:80])
 
-    def replace(self, jtis: dict[str, float], cutoffs: dict[int, float]) -> None:
+    async def reload(self) -> None:
         """Take a fresh copy of the revocations from the database; cached chatterIDs are dropped."""
-        self._jtis = jtis
-        self._cutoffs = cutoffs
+        since = time.time() - self._token_lifetime - 60
+        self._jtis, self._cutoffs = await models.load_revocations(self._events.db, cutoffs_since=since)
         self._sessions.clear()
+        logger.info("loaded %d revoked tokens", len(self._jtis))
 
-    def prune(self, now: float, token_lifetime: float) -> None:
+    def tick(self, now: float) -> None:
         """Drop what can no longer matter: expired JWT ids, cut-offs older than any live token, expired sessions."""
         self._jtis = {jti: exp for jti, exp in self._jtis.items() if exp > now - 60}
-        self._cutoffs = {uid: cut for uid, cut in self._cutoffs.items() if cut > now - token_lifetime - 60}
+        self._cutoffs = {uid: cut for uid, cut in self._cutoffs.items() if cut > now - self._token_lifetime - 60}
         self._prune_sessions(now)
 
     def _prune_sessions(self, now: float) -> None:
@@ -176,44 +179,3 @@ class Authenticator:
         cutoff = time.time()
         self.store.end_all(user_id, cutoff)
         await models.end_all_sessions(self.db, user_id=user_id, cutoff=cutoff, notice=notice_user(user_id, cutoff))
-
-
-async def follow_revocations(db: Database, store: RevocationStore, token_lifetime: float) -> None:
-    """Keep `store` current from NOTIFY; reconnect and reload after any loss of the connection. Runs until cancelled."""
-    backoff = 0.1
-    while True:
-        try:
-            async with db.listen(models.REVOCATION_CHANNEL) as notifications:
-                # LISTEN first, then load: nothing revoked in between can be missed.
-                jtis, cutoffs = await models.load_revocations(db, cutoffs_since=time.time() - token_lifetime - 60)
-                store.replace(jtis, cutoffs)
-                store.live = True
-                store.ready.set()
-                backoff = 0.1
-                logger.info("following revocations (%d revoked tokens)", len(jtis))
-                while True:
-                    notice = await notifications.get(QUIET_PING_SECONDS)
-                    if notice is None:
-                        store.prune(time.time(), token_lifetime)
-                    else:
-                        store.apply(notice)
-        except DatabaseUnavailable as exc:
-            if store.live:
-                logger.warning("revocation listener lost Postgres (%s); reconnecting", exc)
-            store.live = False
-        await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, 1.0)
-
-
-@contextlib.asynccontextmanager
-async def revocation_listener(db: Database, store: RevocationStore, token_lifetime: float) -> AsyncIterator[None]:
-    """Run `follow_revocations` for the life of the block; the block starts once the first load is done."""
-    task = asyncio.create_task(follow_revocations(db, store, token_lifetime), name="revocation-listener")
-    try:
-        async with asyncio.timeout(30):
-            await store.ready.wait()
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -41,9 +41,18 @@ LEFT JOIN LATERAL (
 ORDER BY newer.seq
 """
 
-INSERT_CHATT = "INSERT INTO chatts (username, message, user_id) VALUES (%s, %s, %s)"
+# Changes to chatts are announced on the events channel, so every worker's in-memory feed is dropped at commit.
+CHATTS_CHANGED = "chatts"
 
-DELETE_CHATT = "DELETE FROM chatts WHERE id = %s"
+INSERT_CHATT = """
+WITH inserted AS (INSERT INTO chatts (username, message, user_id) VALUES (%s, %s, %s))
+SELECT pg_notify('chatterd_events', 'chatts')
+"""
+
+DELETE_CHATT = """
+WITH deleted AS (DELETE FROM chatts WHERE id = %s RETURNING 1)
+SELECT pg_notify('chatterd_events', 'chatts') FROM deleted
+"""
 
 
 async def list_chatts(db: Database, *, limit: int, after: str | None = None) -> list[tuple[str, str, str, str]]:
@@ -69,7 +78,7 @@ async def delete_chatt(db: Database, chatt_id: str) -> bool:
     """Delete a chatt; False when there was none with that id."""
     async with db.cursor() as cur:
         await cur.execute(DELETE_CHATT, (chatt_id,))
-        return cur.rowcount > 0
+        return await cur.fetchone() is not None
 
 
 # ---- users and chatterID sessions -------------------------------------------------------------------------------
@@ -116,11 +125,14 @@ WHERE sessions.id_hash = %s AND sessions.expires_at > now()
 
 # The session check and the insert in one statement: no row inserted means the chatterID is unknown or expired.
 INSERT_CHATT_FOR_SESSION = """
-INSERT INTO chatts (username, message, user_id)
-SELECT users.username, %(message)s, users.id
-FROM chatter_sessions AS sessions JOIN users ON users.id = sessions.user_id
-WHERE sessions.id_hash = %(id_hash)s AND sessions.expires_at > now()
-RETURNING id
+WITH inserted AS (
+    INSERT INTO chatts (username, message, user_id)
+    SELECT users.username, %(message)s, users.id
+    FROM chatter_sessions AS sessions JOIN users ON users.id = sessions.user_id
+    WHERE sessions.id_hash = %(id_hash)s AND sessions.expires_at > now()
+    RETURNING 1
+)
+SELECT pg_notify('chatterd_events', 'chatts') FROM inserted
 """
 
 
@@ -162,8 +174,6 @@ async def add_chatt_for_session(db: Database, session_hash: bytes, message: str)
 
 # ---- revocation -------------------------------------------------------------------------------------------------
 
-REVOCATION_CHANNEL = "chatterd_revocations"
-
 # The revocation is stored and announced to every listening worker in one transaction.
 REVOKE_TOKEN = """
 WITH revoked AS (
@@ -175,18 +185,18 @@ purged AS (
         SELECT jti FROM revoked_tokens WHERE expires_at < now() ORDER BY expires_at LIMIT 50
     )
 )
-SELECT pg_notify('chatterd_revocations', %(notice)s)
+SELECT pg_notify('chatterd_events', %(notice)s)
 """
 
 END_SESSION = """
 WITH ended AS (DELETE FROM chatter_sessions WHERE id_hash = %(id_hash)s)
-SELECT pg_notify('chatterd_revocations', %(notice)s)
+SELECT pg_notify('chatterd_events', %(notice)s)
 """
 
 END_ALL_SESSIONS = """
 WITH cutoff AS (UPDATE users SET tokens_valid_after = %(cutoff)s WHERE id = %(user_id)s),
 ended AS (DELETE FROM chatter_sessions WHERE user_id = %(user_id)s)
-SELECT pg_notify('chatterd_revocations', %(notice)s)
+SELECT pg_notify('chatterd_events', %(notice)s)
 """
 
 SELECT_REVOKED_TOKENS = """

@@ -10,7 +10,16 @@ import models
 import totp
 from bodies import json_response, read_json_or_form, text_field
 from errors import Conflict, NotFound, Unauthorized, Unprocessable
-from keys import authenticator_key, credential_key, db_key, password_hasher_key, settings_key, token_codec_key, user_key
+from keys import (
+    authenticator_key,
+    credential_key,
+    db_key,
+    feed_key,
+    password_hasher_key,
+    settings_key,
+    token_codec_key,
+    user_key,
+)
 from middlewares import COOKIE_NAME, login_required, requires
 from throttling import LoginThrottle, limit_rate
 
@@ -138,6 +147,7 @@ async def delete_chatt(request: web.Request) -> web.Response:
     chatt_id = request.match_info["id"]
     if not _is_uuid(chatt_id) or not await models.delete_chatt(request.app[db_key], chatt_id):
         raise NotFound("No chatt has that id.")
+    request.app[feed_key].invalidate()
     return web.Response(status=204)
 
 
