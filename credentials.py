@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import models
 from db import Database
 from events import Events
+from metrics import REVOCATIONS
 from models import User
 from tokens import AccessClaims, InvalidToken, TokenCodec, hash_chatter_id, looks_like_jwt
 
@@ -164,11 +165,13 @@ class Authenticator:
         """Make this credential stop working at once, here and on every worker sharing the database."""
         if credential.claims is not None:
             claims = credential.claims
+            REVOCATIONS.labels("jwt").inc()
             self.store.revoke_token(claims.jti, claims.expires_at)
             await models.revoke_token(
                 self.db, jti=claims.jti, expires_at=claims.expires_at, notice=notice_token(claims)
             )
         elif credential.session_hash is not None:
+            REVOCATIONS.labels("chatterid").inc()
             self.store.end_session(credential.session_hash)
             await models.end_session(
                 self.db, session_hash=credential.session_hash, notice=notice_session(credential.session_hash)
@@ -177,5 +180,6 @@ class Authenticator:
     async def revoke_all(self, user_id: int) -> None:
         """Log a user out everywhere: every JWT issued until now and every chatterID."""
         cutoff = time.time()
+        REVOCATIONS.labels("all").inc()
         self.store.end_all(user_id, cutoff)
         await models.end_all_sessions(self.db, user_id=user_id, cutoff=cutoff, notice=notice_user(user_id, cutoff))

@@ -10,6 +10,7 @@ import models
 from db import Database
 from errors import TooManyRequests
 from keys import db_key, settings_key
+from metrics import THROTTLES
 from settings import Settings
 
 
@@ -40,6 +41,7 @@ class LoginThrottle:
     def check(self, locked_for: float) -> None:
         """429 with Retry-After while any of the counters is locked."""
         if locked_for > 0:
+            THROTTLES.labels("login").inc()
             raise TooManyRequests("Too many failed sign-ins; try again later.", retry_after=math.ceil(locked_for))
 
     async def failed(self) -> None:
@@ -62,6 +64,7 @@ async def limit_rate(request: web.Request, kind: str, *, limit: int, window: int
     key = f"{kind}:addr:{client_address(request, settings.trusted_proxies)}"
     hits, age = await models.count_attempt(request.app[db_key], key, window=window)
     if hits > limit:
+        THROTTLES.labels(kind).inc()
         raise TooManyRequests(
             f"Too many {kind} attempts from your address; try again later.", retry_after=math.ceil(window - age)
         )

@@ -74,3 +74,23 @@ async def test_shared_counters_are_exported(client):
         "chatterd_google_certificate_fetches_total",
     } <= names
     assert samples[("chatterd_sign_ins_total", (("kind", "password"), ("outcome", "success")))] >= 1
+
+
+def sample(samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_sign_ins_throttles_and_revocations_are_counted(client):
+    before = await scrape(client)
+    account = {"username": "metered", "password": "correct horse battery"}
+    assert (await client.post("/register", json=account)).status == 201
+    assert (await client.post("/login", json={**account, "password": "wrong password"})).status == 401
+    token = (await (await client.post("/login", json=account)).json())["token"]
+    assert (await client.post("/logout", headers={"Authorization": f"Bearer {token}"})).status == 204
+    after = await scrape(client)
+    for name, labels in [
+        ("chatterd_sign_ins_total", {"kind": "password", "outcome": "failure"}),
+        ("chatterd_sign_ins_total", {"kind": "password", "outcome": "success"}),
+        ("chatterd_revocations_total", {"kind": "jwt"}),
+    ]:
+        assert sample(after, name, **labels) == sample(before, name, **labels) + 1, (name, labels)

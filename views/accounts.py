@@ -9,7 +9,7 @@ from aiohttp import web
 import models
 import totp
 from bodies import json_response, read_json_or_form, text_field
-from errors import Conflict, NotFound, Unauthorized, Unprocessable
+from errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable
 from keys import (
     authenticator_key,
     credential_key,
@@ -20,6 +20,7 @@ from keys import (
     token_codec_key,
     user_key,
 )
+from metrics import SIGN_INS
 from middlewares import COOKIE_NAME, login_required, requires
 from throttling import LoginThrottle, limit_rate
 
@@ -54,12 +55,17 @@ async def login(request: web.Request) -> web.Response:
     otp = data.get("otp")
     throttle = LoginThrottle(db, settings, request, username)
     account = await models.account_for_login(db, username, throttle.keys)
-    throttle.check(account.locked_for)
+    try:
+        throttle.check(account.locked_for)
+    except TooManyRequests:
+        SIGN_INS.labels("password", "throttled").inc()
+        raise
 
     # Unknown users are checked against a dummy hash: the same time and the same answer as a wrong password.
     ok, new_hash = await app[password_hasher_key].verify(account.password_hash, password)
     user = account.user
     if not ok or user is None:
+        SIGN_INS.labels("password", "failure").inc()
         await throttle.failed()
         raise Unauthorized(BAD_LOGIN)
     if account.totp_enabled and account.totp_secret:
@@ -67,11 +73,13 @@ async def login(request: web.Request) -> web.Response:
             raise Unauthorized("A one-time code is needed: send it as 'otp'.")
         step = totp.verify_code(account.totp_secret, otp, account.totp_last_step)
         if step is None or not await models.use_totp_step(db, user.id, account.totp_secret, step):
+            SIGN_INS.labels("password", "failure").inc()
             await throttle.failed()
             raise Unauthorized("A valid one-time code is needed: that 'otp' is wrong or was already used.")
     if new_hash is not None:
         await models.update_password_hash(db, user.id, new_hash)
     await throttle.succeeded()
+    SIGN_INS.labels("password", "success").inc()
 
     codec = app[token_codec_key]
     token, _ = codec.mint(user.id, user.username, user.role)

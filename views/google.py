@@ -9,8 +9,9 @@ from aiohttp import web
 import models
 from bodies import json_response, read_json, text_field
 from errors import Unauthorized
-from google_idtoken import verify_id_token
+from google_idtoken import InvalidIdToken, verify_id_token
 from keys import db_key, google_certs_key, settings_key, token_codec_key
+from metrics import SIGN_INS
 from throttling import limit_rate
 from tokens import new_chatter_id
 
@@ -33,13 +34,17 @@ async def add_user(request: web.Request) -> web.Response:
     else:
         audiences = (client_id,)  # the original lab's behaviour; a warning at start says so
     await limit_rate(request, "adduser", limit=settings.adduser_max_per_address, window=settings.adduser_window_seconds)
-    identity = await verify_id_token(
-        id_token,
-        request.app[google_certs_key],
-        audiences=audiences,
-        hosted_domain=settings.google_hosted_domain,
-        clock_skew=CLOCK_SKEW,
-    )
+    try:
+        identity = await verify_id_token(
+            id_token,
+            request.app[google_certs_key],
+            audiences=audiences,
+            hosted_domain=settings.google_hosted_domain,
+            clock_skew=CLOCK_SKEW,
+        )
+    except InvalidIdToken:
+        SIGN_INS.labels("google", "failure").inc()
+        raise
     # A chatterID never outlives the ID token it came from, nor CHATTERID_LIFETIME.
     lifetime = min(identity.expires_at - int(time.time()) + 1, settings.chatterid_lifetime)
     if lifetime <= 0:
@@ -53,5 +58,6 @@ async def add_user(request: web.Request) -> web.Response:
         session_hash=session_hash,
         lifetime=lifetime,
     )
+    SIGN_INS.labels("google", "success").inc()
     token, _ = request.app[token_codec_key].mint(user.id, user.username, user.role)
     return json_response({"username": user.username, "chatterID": chatter_id, "lifetime": lifetime, "token": token})
