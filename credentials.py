@@ -39,6 +39,7 @@ class RevocationStore:
         self._token_lifetime = token_lifetime
         self._jtis: dict[str, float] = {}
         self._cutoffs: dict[int, float] = {}
+        self._families: dict[str, float] = {}
         self._sessions: dict[bytes, tuple[User, float]] = {}
 
     @property
@@ -47,8 +48,16 @@ class RevocationStore:
         return self._events.live
 
     def is_revoked(self, claims: AccessClaims) -> bool:
-        """True when this JWT was logged out, or issued before its user logged out everywhere."""
-        return claims.jti in self._jtis or claims.issued_at <= self._cutoffs.get(claims.user_id, -1.0)
+        """True when this JWT was logged out, its refresh family revoked, or its user logged out everywhere."""
+        return (
+            claims.jti in self._jtis
+            or claims.issued_at <= self._cutoffs.get(claims.user_id, -1.0)
+            or (claims.session_id is not None and claims.session_id in self._families)
+        )
+
+    def revoke_family(self, family_id: str, at: float) -> None:
+        """Refuse every access token minted for this refresh-token family."""
+        self._families[family_id] = at
 
     def revoke_token(self, jti: str, expires_at: float) -> None:
         """Refuse this JWT id until it expires."""
@@ -85,24 +94,28 @@ class RevocationStore:
         self._sessions[session_hash] = (user, expires_at)
 
     def apply(self, notice: str) -> None:
-        """Apply one notice from another worker (see `notice_*`); unknown notices are ignored."""
-        kind, _, rest = notice.partition(":")
-        try:
-            if kind == "jti":
-                expires_at, _, jti = rest.partition(":")
-                self.revoke_token(jti, float(expires_at))
-            elif kind == "sid":
-                self.end_session(bytes.fromhex(rest))
-            elif kind == "user":
-                user_id, _, cutoff = rest.partition(":")
-                self.end_all(int(user_id), float(cutoff))
-        except ValueError:
-            logger.warning("ignoring malformed revocation notice %r", notice[:80])
+        """Apply a notice from another worker (see `notice_*`; several may come space-separated); others are ignored."""
+        for part in notice.split():
+            kind, _, rest = part.partition(":")
+            try:
+                if kind == "jti":
+                    expires_at, _, jti = rest.partition(":")
+                    self.revoke_token(jti, float(expires_at))
+                elif kind == "sid":
+                    self.end_session(bytes.fromhex(rest))
+                elif kind == "user":
+                    user_id, _, cutoff = rest.partition(":")
+                    self.end_all(int(user_id), float(cutoff))
+                elif kind == "fam":
+                    self.revoke_family(rest, time.time())
+            except ValueError:
+                logger.warning("ignoring malformed revocation notice %r", part[:80])
 
     async def reload(self) -> None:
         """Take a fresh copy of the revocations from the database; cached chatterIDs are dropped."""
         since = time.time() - self._token_lifetime - 60
-        self._jtis, self._cutoffs = await models.load_revocations(self._events.db, cutoffs_since=since)
+        revocations = await models.load_revocations(self._events.db, since=since)
+        self._jtis, self._cutoffs, self._families = revocations.jtis, revocations.cutoffs, revocations.families
         self._sessions.clear()
         logger.info("loaded %d revoked tokens", len(self._jtis))
 
@@ -110,6 +123,7 @@ class RevocationStore:
         """Drop what can no longer matter: expired JWT ids, cut-offs older than any live token, expired sessions."""
         self._jtis = {jti: exp for jti, exp in self._jtis.items() if exp > now - 60}
         self._cutoffs = {uid: cut for uid, cut in self._cutoffs.items() if cut > now - self._token_lifetime - 60}
+        self._families = {fam: at for fam, at in self._families.items() if at > now - self._token_lifetime - 60}
         self._prune_sessions(now)
 
     def _prune_sessions(self, now: float) -> None:
@@ -117,8 +131,14 @@ class RevocationStore:
 
 
 def notice_token(claims: AccessClaims) -> str:
-    """The notice that revokes one JWT."""
-    return f"jti:{claims.expires_at}:{claims.jti}"
+    """The notice that revokes one JWT (and its refresh family, if it has one)."""
+    notice = f"jti:{claims.expires_at}:{claims.jti}"
+    return f"{notice} {notice_family(claims.session_id)}" if claims.session_id else notice
+
+
+def notice_family(family_id: str) -> str:
+    """The notice that revokes every access token of a refresh-token family."""
+    return f"fam:{family_id}"
 
 
 def notice_session(session_hash: bytes) -> str:
@@ -161,25 +181,39 @@ class Authenticator:
             self.store.cache_session(session_hash, user, expires_at)
         return user, Credential(source, session_hash=session_hash)
 
-    async def revoke(self, credential: Credential) -> None:
+    async def revoke(self, credential: Credential, user_id: int, address: str) -> None:
         """Make this credential stop working at once, here and on every worker sharing the database."""
         if credential.claims is not None:
             claims = credential.claims
             REVOCATIONS.labels("jwt").inc()
             self.store.revoke_token(claims.jti, claims.expires_at)
+            if claims.session_id:
+                self.store.revoke_family(claims.session_id, time.time())
             await models.revoke_token(
-                self.db, jti=claims.jti, expires_at=claims.expires_at, notice=notice_token(claims)
+                self.db,
+                jti=claims.jti,
+                expires_at=claims.expires_at,
+                family_id=claims.session_id,
+                user_id=user_id,
+                address=address,
+                notice=notice_token(claims),
             )
         elif credential.session_hash is not None:
             REVOCATIONS.labels("chatterid").inc()
             self.store.end_session(credential.session_hash)
             await models.end_session(
-                self.db, session_hash=credential.session_hash, notice=notice_session(credential.session_hash)
+                self.db,
+                session_hash=credential.session_hash,
+                user_id=user_id,
+                address=address,
+                notice=notice_session(credential.session_hash),
             )
 
-    async def revoke_all(self, user_id: int) -> None:
-        """Log a user out everywhere: every JWT issued until now and every chatterID."""
+    async def revoke_all(self, user_id: int, *, address: str, reason: str) -> None:
+        """Log a user out everywhere: every JWT issued until now, every chatterID and refresh token."""
         cutoff = time.time()
         REVOCATIONS.labels("all").inc()
         self.store.end_all(user_id, cutoff)
-        await models.end_all_sessions(self.db, user_id=user_id, cutoff=cutoff, notice=notice_user(user_id, cutoff))
+        await models.end_all_sessions(
+            self.db, user_id=user_id, cutoff=cutoff, address=address, reason=reason, notice=notice_user(user_id, cutoff)
+        )

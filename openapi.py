@@ -114,6 +114,7 @@ SCHEMAS: dict[str, Any] = {
             "chatterID": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             "lifetime": {"type": "integer", "minimum": 1},
             "token": {"type": "string", "description": "A JWT for the same user."},
+            "refresh_token": {"type": "string", "description": "Opaque; trade it at /token/refresh."},
         },
     },
     "PostAuth": {
@@ -148,6 +149,39 @@ SCHEMAS: dict[str, Any] = {
             "token": {"type": "string"},
             "token_type": {"type": "string", "enum": ["Bearer"]},
             "expires_in": {"type": "integer", "minimum": 1},
+            "refresh_token": {"type": "string", "description": "Opaque; trade it at /token/refresh."},
+        },
+    },
+    "Refresh": {
+        "type": "object",
+        "required": ["refresh_token"],
+        "properties": {"refresh_token": {"type": "string"}},
+    },
+    "RecoveryCodes": {
+        "type": "object",
+        "required": ["codes"],
+        "properties": {"codes": {"type": "array", "items": {"type": "string"}, "minItems": 10, "maxItems": 10}},
+    },
+    "AuditEvents": {
+        "type": "object",
+        "required": ["events"],
+        "properties": {
+            "events": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "at", "user_id", "event", "kind", "address", "detail"],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "at": {"type": "string", "format": "date-time"},
+                        "user_id": {"type": "integer", "nullable": True},
+                        "event": {"type": "string"},
+                        "kind": {"type": "string", "nullable": True},
+                        "address": {"type": "string", "nullable": True},
+                        "detail": {"type": "object"},
+                    },
+                },
+            }
         },
     },
     "CurrentUser": {
@@ -309,6 +343,51 @@ PATHS: dict[str, Any] = {
             "security": SIGNED_IN,
             "requestBody": _body("Otp", {"otp": "123456"}),
             "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
+        }
+    },
+    "/totp/recovery-codes": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Ten new single-use recovery codes (replacing any earlier ones), shown this once",
+            "operationId": "totpRecoveryCodes",
+            "security": SIGNED_IN,
+            "responses": {**_ok("The codes.", _ref("RecoveryCodes")), **_errors(401, 403, 422, 503)},
+        }
+    },
+    "/totp/disable": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Turn TOTP off, given a current code or a recovery code",
+            "operationId": "totpDisable",
+            "security": SIGNED_IN,
+            "requestBody": _body("Otp", {"otp": "123456"}),
+            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
+        }
+    },
+    "/token/refresh": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Rotate a refresh token: a new access JWT and the next refresh token",
+            "description": "Presenting a refresh token that was already rotated ends its whole family (every session "
+            "that descends from the same sign-in), except for a repeat by the same client within a few seconds, "
+            "which gets the same successor.",
+            "operationId": "refreshToken",
+            "requestBody": _body("Refresh", {"refresh_token": "x" * 43}, form=True),
+            "responses": {**_ok("Rotated.", _ref("Token")), **_errors(400, 401, 422, *COMMON)},
+        }
+    },
+    "/audit": {
+        "get": {
+            "tags": ["operations"],
+            "summary": "The audit log of auth events, newest first (admin)",
+            "operationId": "audit",
+            "security": SIGNED_IN,
+            "parameters": [
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {"name": "user_id", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+            ],
+            "responses": {**_ok("Events.", _ref("AuditEvents")), **_errors(401, 403, 422, 503)},
         }
     },
     "/totp/qr": {

@@ -30,8 +30,9 @@ class LoginThrottle:
     def __init__(self, db: Database, settings: Settings, request: web.Request, username: str) -> None:
         self.db = db
         self.settings = settings
+        self.address = client_address(request, settings.trusted_proxies)
         self.account_key = f"login:user:{username.lower()}"
-        self.address_key = f"login:addr:{client_address(request, settings.trusted_proxies)}"
+        self.address_key = f"login:addr:{self.address}"
 
     @property
     def keys(self) -> list[str]:
@@ -44,18 +45,16 @@ class LoginThrottle:
             THROTTLES.labels("login").inc()
             raise TooManyRequests("Too many failed sign-ins; try again later.", retry_after=math.ceil(locked_for))
 
-    async def failed(self) -> None:
-        """Count a failure against the account and the address."""
+    async def failed(self, user_id: int | None, reason: str) -> None:
+        """Count a failure against the account and the address (and put it in the audit log)."""
         limits = {
             self.account_key: self.settings.login_max_failures,
             self.address_key: self.settings.login_max_failures_per_address,
         }
         window = self.settings.login_lockout_seconds
-        await models.record_failures(self.db, limits, window=window, lockout=window)
-
-    async def succeeded(self) -> None:
-        """Forget the account's failures (the address's stay: it may be trying many accounts)."""
-        await models.clear_throttle(self.db, self.account_key)
+        await models.record_failures(
+            self.db, limits, window=window, lockout=window, user_id=user_id, address=self.address, reason=reason
+        )
 
 
 async def limit_rate(request: web.Request, kind: str, *, limit: int, window: int) -> None:

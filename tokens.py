@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import math
 import re
 import secrets
@@ -207,3 +209,24 @@ def hash_chatter_id(chatter_id: str) -> bytes | None:
     if not isinstance(chatter_id, str) or _CHATTER_ID_RE.fullmatch(chatter_id) is None:
         return None
     return hashlib.sha256(chatter_id.encode("ascii")).digest()
+
+
+_REFRESH_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def new_refresh_token() -> str:
+    """Return a fresh opaque refresh token (256 random bits, base64url)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_refresh_token(token: object) -> bytes | None:
+    """Return the SHA-256 digest of a well-formed refresh token, else None."""
+    if not isinstance(token, str) or _REFRESH_TOKEN_RE.fullmatch(token) is None:
+        return None
+    return hashlib.sha256(token.encode("ascii")).digest()
+
+
+def refresh_successor(token: str, secret_key: str) -> str:
+    """The token that rotating `token` yields: derived, so two racing refreshes of one token get the same successor."""
+    digest = hmac.new(secret_key.encode("utf-8"), b"chatterd-refresh:" + token.encode("ascii"), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).decode("ascii").rstrip("=")

@@ -36,11 +36,26 @@ CONTRACT = {
     ("get", "/"),
     ("get", "/config.json"),
     ("post", "/totp/qr"),
+    # sessions, recovery codes and the audit log
+    ("post", "/token/refresh"),
+    ("post", "/totp/recovery-codes"),
+    ("post", "/totp/disable"),
+    ("get", "/audit"),
 }
 METHODS = {"get", "post", "put", "patch", "delete"}
 # Operations whose documented example cannot succeed here (a made-up Google token, an unknown account,
-# a made-up one-time code, a plain user deleting); every other one must answer 2xx to it at least once.
-NO_SUCCESS_FROM_EXAMPLE = {"addUser", "login", "totpEnable", "deleteChatt"}
+# a made-up one-time code, a plain user deleting, a made-up refresh token, TOTP not on, a plain user reading the
+# audit log); every other one must answer 2xx to it at least once.
+NO_SUCCESS_FROM_EXAMPLE = {
+    "addUser",
+    "login",
+    "totpEnable",
+    "deleteChatt",
+    "refreshToken",
+    "totpRecoveryCodes",
+    "totpDisable",
+    "audit",
+}
 OPERATIONS = [
     pytest.param(path, method, id=op["operationId"])
     for path, item in DOCUMENT["paths"].items()

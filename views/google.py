@@ -12,8 +12,9 @@ from errors import Unauthorized
 from google_idtoken import InvalidIdToken, verify_id_token
 from keys import db_key, google_certs_key, settings_key, token_codec_key
 from metrics import SIGN_INS
-from throttling import limit_rate
+from throttling import client_address, limit_rate
 from tokens import new_chatter_id
+from views.refresh import new_refresh_family
 
 CLOCK_SKEW = 50
 NO_NAME = "Profile NA"
@@ -50,6 +51,7 @@ async def add_user(request: web.Request) -> web.Response:
     if lifetime <= 0:
         raise Unauthorized("The ID token has expired.")
     chatter_id, session_hash = new_chatter_id()
+    refresh_token, refresh = new_refresh_family(settings)
     user = await models.sign_in_google_user(
         request.app[db_key],
         sub=identity.sub,
@@ -57,7 +59,17 @@ async def add_user(request: web.Request) -> web.Response:
         email=identity.email,
         session_hash=session_hash,
         lifetime=lifetime,
+        refresh=refresh,
+        address=client_address(request, settings.trusted_proxies),
     )
     SIGN_INS.labels("google", "success").inc()
-    token, _ = request.app[token_codec_key].mint(user.id, user.username, user.role)
-    return json_response({"username": user.username, "chatterID": chatter_id, "lifetime": lifetime, "token": token})
+    token, _ = request.app[token_codec_key].mint(user.id, user.username, user.role, session_id=refresh.family_id)
+    return json_response(
+        {
+            "username": user.username,
+            "chatterID": chatter_id,
+            "lifetime": lifetime,
+            "token": token,
+            "refresh_token": refresh_token,
+        }
+    )
