@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import models
-from db import Database, DatabaseUnavailable
+from db import Database
+from events import Events
+from metrics import REVOCATIONS
 from models import User
 from tokens import AccessClaims, InvalidToken, TokenCodec, hash_chatter_id, looks_like_jwt
 
 logger = logging.getLogger(__name__)
 
 SESSION_CACHE_LIMIT = 100_000
-QUIET_PING_SECONDS = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,21 +30,35 @@ class Credential:
 class RevocationStore:
     """This worker's view of what was revoked: JWT ids, per-user cut-offs, and a cache of live chatterIDs.
 
-    Filled from Postgres at start and kept current by LISTEN/NOTIFY, so checking a JWT costs no query.
+    Filled from Postgres at start and kept current by the events channel, so checking a JWT costs no query.
     While the listener is down the chatterID cache is bypassed and JWTs are checked in Postgres, so a missed logout
     cannot keep either alive.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, events: Events, token_lifetime: float) -> None:
+        self._events = events
+        self._token_lifetime = token_lifetime
         self._jtis: dict[str, float] = {}
         self._cutoffs: dict[int, float] = {}
+        self._families: dict[str, float] = {}
         self._sessions: dict[bytes, tuple[User, float]] = {}
-        self.live = False
-        self.ready = asyncio.Event()
+
+    @property
+    def live(self) -> bool:
+        """Whether notices are flowing, so cached chatterIDs may be trusted."""
+        return self._events.live
 
     def is_revoked(self, claims: AccessClaims) -> bool:
-        """True when this JWT was logged out, or issued before its user logged out everywhere."""
-        return claims.jti in self._jtis or claims.issued_at <= self._cutoffs.get(claims.user_id, -1.0)
+        """True when this JWT was logged out, its refresh family revoked, or its user logged out everywhere."""
+        return (
+            claims.jti in self._jtis
+            or claims.issued_at <= self._cutoffs.get(claims.user_id, -1.0)
+            or (claims.session_id is not None and claims.session_id in self._families)
+        )
+
+    def revoke_family(self, family_id: str, at: float) -> None:
+        """Refuse every access token minted for this refresh-token family."""
+        self._families[family_id] = at
 
     def revoke_token(self, jti: str, expires_at: float) -> None:
         """Refuse this JWT id until it expires."""
@@ -83,30 +95,36 @@ class RevocationStore:
         self._sessions[session_hash] = (user, expires_at)
 
     def apply(self, notice: str) -> None:
-        """Apply one notice from another worker (see `notice_*`); unknown notices are ignored."""
-        kind, _, rest = notice.partition(":")
-        try:
-            if kind == "jti":
-                expires_at, _, jti = rest.partition(":")
-                self.revoke_token(jti, float(expires_at))
-            elif kind == "sid":
-                self.end_session(bytes.fromhex(rest))
-            elif kind == "user":
-                user_id, _, cutoff = rest.partition(":")
-                self.end_all(int(user_id), float(cutoff))
-        except ValueError:
-            logger.warning("ignoring malformed revocation notice %r", notice[:80])
+        """Apply a notice from another worker (see `notice_*`; several may come space-separated); others are ignored."""
+        for part in notice.split():
+            kind, _, rest = part.partition(":")
+            try:
+                if kind == "jti":
+                    expires_at, _, jti = rest.partition(":")
+                    self.revoke_token(jti, float(expires_at))
+                elif kind == "sid":
+                    self.end_session(bytes.fromhex(rest))
+                elif kind == "user":
+                    user_id, _, cutoff = rest.partition(":")
+                    self.end_all(int(user_id), float(cutoff))
+                elif kind == "fam":
+                    self.revoke_family(rest, time.time())
+            except ValueError:
+                logger.warning("ignoring malformed revocation notice %r", part[:80])
 
-    def replace(self, jtis: dict[str, float], cutoffs: dict[int, float]) -> None:
+    async def reload(self) -> None:
         """Take a fresh copy of the revocations from the database; cached chatterIDs are dropped."""
-        self._jtis = jtis
-        self._cutoffs = cutoffs
+        since = time.time() - self._token_lifetime - 60
+        revocations = await models.load_revocations(self._events.db, since=since)
+        self._jtis, self._cutoffs, self._families = revocations.jtis, revocations.cutoffs, revocations.families
         self._sessions.clear()
+        logger.info("loaded %d revoked tokens", len(self._jtis))
 
-    def prune(self, now: float, token_lifetime: float) -> None:
+    def tick(self, now: float) -> None:
         """Drop what can no longer matter: expired JWT ids, cut-offs older than any live token, expired sessions."""
         self._jtis = {jti: exp for jti, exp in self._jtis.items() if exp > now - 60}
-        self._cutoffs = {uid: cut for uid, cut in self._cutoffs.items() if cut > now - token_lifetime - 60}
+        self._cutoffs = {uid: cut for uid, cut in self._cutoffs.items() if cut > now - self._token_lifetime - 60}
+        self._families = {fam: at for fam, at in self._families.items() if at > now - self._token_lifetime - 60}
         self._prune_sessions(now)
 
     def _prune_sessions(self, now: float) -> None:
@@ -114,8 +132,14 @@ class RevocationStore:
 
 
 def notice_token(claims: AccessClaims) -> str:
-    """The notice that revokes one JWT."""
-    return f"jti:{claims.expires_at}:{claims.jti}"
+    """The notice that revokes one JWT (and its refresh family, if it has one)."""
+    notice = f"jti:{claims.expires_at}:{claims.jti}"
+    return f"{notice} {notice_family(claims.session_id)}" if claims.session_id else notice
+
+
+def notice_family(family_id: str) -> str:
+    """The notice that revokes every access token of a refresh-token family."""
+    return f"fam:{family_id}"
 
 
 def notice_session(session_hash: bytes) -> str:
@@ -147,7 +171,11 @@ class Authenticator:
                 return None
             # Without the listener a logout on another worker could be missed: ask Postgres, as for chatterIDs.
             if not self.store.live and await models.token_revoked(
-                self.db, jti=claims.jti, user_id=claims.user_id, issued_at=claims.issued_at
+                self.db,
+                jti=claims.jti,
+                user_id=claims.user_id,
+                issued_at=claims.issued_at,
+                family_id=claims.session_id,
             ):
                 return None
             return User(claims.user_id, claims.username, claims.role), Credential(source, claims=claims)
@@ -163,63 +191,39 @@ class Authenticator:
             self.store.cache_session(session_hash, user, expires_at)
         return user, Credential(source, session_hash=session_hash)
 
-    async def revoke(self, credential: Credential) -> None:
+    async def revoke(self, credential: Credential, user_id: int, address: str) -> None:
         """Make this credential stop working at once, here and on every worker sharing the database."""
         if credential.claims is not None:
             claims = credential.claims
+            REVOCATIONS.labels("jwt").inc()
             self.store.revoke_token(claims.jti, claims.expires_at)
+            if claims.session_id:
+                self.store.revoke_family(claims.session_id, time.time())
             await models.revoke_token(
-                self.db, jti=claims.jti, expires_at=claims.expires_at, notice=notice_token(claims)
+                self.db,
+                jti=claims.jti,
+                expires_at=claims.expires_at,
+                family_id=claims.session_id,
+                user_id=user_id,
+                address=address,
+                notice=notice_token(claims),
             )
         elif credential.session_hash is not None:
+            REVOCATIONS.labels("chatterid").inc()
             self.store.end_session(credential.session_hash)
             await models.end_session(
-                self.db, session_hash=credential.session_hash, notice=notice_session(credential.session_hash)
+                self.db,
+                session_hash=credential.session_hash,
+                user_id=user_id,
+                address=address,
+                notice=notice_session(credential.session_hash),
             )
 
-    async def revoke_all(self, user_id: int) -> None:
-        """Log a user out everywhere: every JWT issued until now and every chatterID."""
+    async def revoke_all(self, user_id: int, *, address: str, reason: str) -> None:
+        """Log a user out everywhere: every JWT issued until now, every chatterID and refresh token."""
         cutoff = time.time()
+        REVOCATIONS.labels("all").inc()
         self.store.end_all(user_id, cutoff)
-        await models.end_all_sessions(self.db, user_id=user_id, cutoff=cutoff, notice=notice_user(user_id, cutoff))
-
-
-async def follow_revocations(db: Database, store: RevocationStore, token_lifetime: float) -> None:
-    """Keep `store` current from NOTIFY; reconnect and reload after any loss of the connection. Runs until cancelled."""
-    backoff = 0.1
-    while True:
-        try:
-            async with db.listen(models.REVOCATION_CHANNEL) as notifications:
-                # LISTEN first, then load: nothing revoked in between can be missed.
-                jtis, cutoffs = await models.load_revocations(db, cutoffs_since=time.time() - token_lifetime - 60)
-                store.replace(jtis, cutoffs)
-                store.live = True
-                store.ready.set()
-                backoff = 0.1
-                logger.info("following revocations (%d revoked tokens)", len(jtis))
-                while True:
-                    notice = await notifications.get(QUIET_PING_SECONDS)
-                    if notice is None:
-                        store.prune(time.time(), token_lifetime)
-                    else:
-                        store.apply(notice)
-        except DatabaseUnavailable as exc:
-            if store.live:
-                logger.warning("revocation listener lost Postgres (%s); reconnecting", exc)
-            store.live = False
-        await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, 1.0)
-
-
-@contextlib.asynccontextmanager
-async def revocation_listener(db: Database, store: RevocationStore, token_lifetime: float) -> AsyncIterator[None]:
-    """Run `follow_revocations` for the life of the block; the block starts once the first load is done."""
-    task = asyncio.create_task(follow_revocations(db, store, token_lifetime), name="revocation-listener")
-    try:
-        async with asyncio.timeout(30):
-            await store.ready.wait()
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await models.end_all_sessions(
+            self.db, user_id=user_id, cutoff=cutoff, address=address, reason=reason, notice=notice_user(user_id, cutoff)
+        )

@@ -14,6 +14,8 @@ import aiohttp
 
 __all__ = ["CertificatesUnavailable", "GoogleCertificates"]
 
+from metrics import CERTIFICATE_FETCHES
+
 logger = logging.getLogger(__name__)
 
 # Google's document is a few KiB; anything much larger is not it.
@@ -144,8 +146,10 @@ class GoogleCertificates:
             try:
                 certs, lifetime = await self._download()
             except _FetchFailed as exc:
+                CERTIFICATE_FETCHES.labels("failure").inc()
                 self._record_failure(str(exc))
             else:
+                CERTIFICATE_FETCHES.labels("success").inc()
                 self._certs = MappingProxyType(certs)
                 self._fresh_until = self._clock() + min(max(lifetime, _MIN_LIFETIME), _MAX_LIFETIME)
                 self._failures = 0

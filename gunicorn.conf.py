@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from embedded_db import EmbeddedPostgres
+from observability import ACCESS_LOG_FORMAT, configure_logconfig, prepare_multiproc_dir
 from settings import PROJECT_DIR
 
 wsgi_app = "web:create_app"
@@ -21,6 +22,8 @@ timeout = 30
 graceful_timeout = 30
 keepalive = 75
 accesslog = os.environ.get("ACCESS_LOG", "-") or None
+# aiohttp's format, with the request id; the query string's values are redacted (observability.AccessLogRedactor).
+access_log_format = ACCESS_LOG_FORMAT
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 proc_name = "chatterd"
@@ -51,6 +54,8 @@ logconfig_dict: dict[str, Any] = {
         "access": {"format": "%(message)s"},
     },
 }
+# LOG_FORMAT=json: one JSON object per line; either way every line carries the request id.
+configure_logconfig(logconfig_dict, json_lines=os.environ.get("LOG_FORMAT", "").lower() == "json")
 
 _embedded: EmbeddedPostgres | None = None
 
@@ -58,6 +63,7 @@ _embedded: EmbeddedPostgres | None = None
 def on_starting(server: Any) -> None:
     """Without DATABASE_URL, start the embedded Postgres once in the master; the workers inherit its URL."""
     global _embedded
+    _prepare_metrics_dir(server)
     if os.environ.get("DATABASE_URL"):
         server.log.info("database: DATABASE_URL from the environment")
         return
@@ -65,6 +71,21 @@ def on_starting(server: Any) -> None:
     _embedded = EmbeddedPostgres(Path(var_dir).resolve())
     os.environ["DATABASE_URL"] = _embedded.start()
     server.log.info("database: embedded Postgres, data in %s", _embedded.pgdata)
+
+
+def _prepare_metrics_dir(server: Any) -> None:
+    """Before any worker imports prometheus_client: one metrics folder per run (under var/ by default), emptied."""
+    var_dir = os.environ.get("CHATTERD_VAR_DIR") or str(PROJECT_DIR / "var")
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(Path(var_dir).resolve() / "prometheus")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_multiproc_dir(Path(path)))
+    server.log.info("metrics: multiprocess files in %s", path)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Tell prometheus_client a worker is gone, so its live gauges stop counting."""
+    from prometheus_client import multiprocess  # only now: the master must not import it before the folder is set
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def when_ready(server: Any) -> None:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from credentials import Authenticator, Credential
 from db import Database
+from feed import ChattFeed
 from google_certs import GoogleCertificates
 from models import User
 from passwords import PasswordHasher
@@ -22,6 +23,7 @@ authenticator_key = web.AppKey("authenticator", Authenticator)
 http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
 google_certs_key = web.AppKey("google_certs", GoogleCertificates)
 password_hasher_key = web.AppKey("password_hasher", PasswordHasher)
+feed_key = web.AppKey("feed", ChattFeed)
 
 # The caller, filled by the auth middleware before any view runs; None when anonymous.
 user_key: web.RequestKey[User | None] = web.RequestKey("user")

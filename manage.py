@@ -43,6 +43,9 @@ async def _with_app(action: str, args: argparse.Namespace) -> int:
                 return 1
             if args.role != "user":
                 await models.set_role(db, args.username, args.role)
+                await models.record_event(
+                    db, user_id=user.id, event="role_change", address="manage", detail={"from": "user", "to": args.role}
+                )
             logger.info("created user %r (id %d) with role %s", user.username, user.id, args.role)
             return 0
         account = await models.user_by_name(db, args.username)
@@ -51,8 +54,15 @@ async def _with_app(action: str, args: argparse.Namespace) -> int:
             return 1
         if action == "set-role":
             await models.set_role(db, args.username, args.role)
+            await models.record_event(
+                db,
+                user_id=account.id,
+                event="role_change",
+                address="manage",
+                detail={"from": account.role, "to": args.role},
+            )
         # Tokens carry the role, so a role change also ends the old ones: the next sign-in gets the new role.
-        await app[authenticator_key].revoke_all(account.id)
+        await app[authenticator_key].revoke_all(account.id, address="manage", reason=action)
         if action == "set-role":
             logger.info("set the role of %r to %s and ended their sessions", account.username, args.role)
         else:

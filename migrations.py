@@ -68,3 +68,16 @@ async def migrate(db: Database, migrations: list[Migration] | None = None) -> li
         finally:
             await cur.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
     return applied_now
+
+
+async def pending(db: Database, migrations: list[Migration] | None = None) -> list[str]:
+    """The versions in sql/ that the database has not applied; all of them when nothing was ever migrated."""
+    migrations = load_migrations() if migrations is None else migrations
+    async with db.cursor() as cur:
+        await cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        (exists,) = await cur.fetchone()
+        done: set[str] = set()
+        if exists:
+            await cur.execute(SELECT_APPLIED)
+            done = {row[0] for row in await cur.fetchall()}
+    return [m.version for m in migrations if m.version not in done]

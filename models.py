@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 from db import Database
 
@@ -41,9 +44,18 @@ LEFT JOIN LATERAL (
 ORDER BY newer.seq
 """
 
-INSERT_CHATT = "INSERT INTO chatts (username, message, user_id) VALUES (%s, %s, %s)"
+# Changes to chatts are announced on the events channel, so every worker's in-memory feed is dropped at commit.
+CHATTS_CHANGED = "chatts"
 
-DELETE_CHATT = "DELETE FROM chatts WHERE id = %s"
+INSERT_CHATT = """
+WITH inserted AS (INSERT INTO chatts (username, message, user_id) VALUES (%s, %s, %s))
+SELECT pg_notify('chatterd_events', 'chatts')
+"""
+
+DELETE_CHATT = """
+WITH deleted AS (DELETE FROM chatts WHERE id = %s RETURNING 1)
+SELECT pg_notify('chatterd_events', 'chatts') FROM deleted
+"""
 
 
 async def list_chatts(db: Database, *, limit: int, after: str | None = None) -> list[tuple[str, str, str, str]]:
@@ -69,7 +81,7 @@ async def delete_chatt(db: Database, chatt_id: str) -> bool:
     """Delete a chatt; False when there was none with that id."""
     async with db.cursor() as cur:
         await cur.execute(DELETE_CHATT, (chatt_id,))
-        return cur.rowcount > 0
+        return await cur.fetchone() is not None
 
 
 # ---- users and chatterID sessions -------------------------------------------------------------------------------
@@ -86,6 +98,13 @@ WITH account AS (
 session AS (
     INSERT INTO chatter_sessions (id_hash, user_id, expires_at)
     SELECT %(id_hash)s, id, now() + make_interval(secs => %(lifetime)s) FROM account
+),
+refresh AS (
+    INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)
+    SELECT %(refresh_hash)s, %(family_id)s, id, now() + make_interval(secs => %(refresh_lifetime)s) FROM account
+),
+audit AS (
+    INSERT INTO auth_events (user_id, event, kind, address) SELECT id, 'sign_in', 'google', %(address)s FROM account
 ),
 purged AS (
     DELETE FROM chatter_sessions WHERE id_hash IN (
@@ -116,22 +135,52 @@ WHERE sessions.id_hash = %s AND sessions.expires_at > now()
 
 # The session check and the insert in one statement: no row inserted means the chatterID is unknown or expired.
 INSERT_CHATT_FOR_SESSION = """
-INSERT INTO chatts (username, message, user_id)
-SELECT users.username, %(message)s, users.id
-FROM chatter_sessions AS sessions JOIN users ON users.id = sessions.user_id
-WHERE sessions.id_hash = %(id_hash)s AND sessions.expires_at > now()
-RETURNING id
+WITH inserted AS (
+    INSERT INTO chatts (username, message, user_id)
+    SELECT users.username, %(message)s, users.id
+    FROM chatter_sessions AS sessions JOIN users ON users.id = sessions.user_id
+    WHERE sessions.id_hash = %(id_hash)s AND sessions.expires_at > now()
+    RETURNING 1
+)
+SELECT pg_notify('chatterd_events', 'chatts') FROM inserted
 """
 
 
+@dataclass(frozen=True, slots=True)
+class NewRefreshToken:
+    """Where a new refresh token goes: its hash, its family and how long it lives (seconds)."""
+
+    token_hash: bytes
+    family_id: str
+    lifetime: int
+
+
 async def sign_in_google_user(
-    db: Database, *, sub: str, username: str, email: str | None, session_hash: bytes, lifetime: int
+    db: Database,
+    *,
+    sub: str,
+    username: str,
+    email: str | None,
+    session_hash: bytes,
+    lifetime: int,
+    refresh: NewRefreshToken,
+    address: str,
 ) -> User:
-    """Find or create the user for a Google subject and open a chatterID session for it."""
+    """Find or create the user for a Google subject; open a chatterID session and a refresh-token family for it."""
     async with db.cursor() as cur:
         await cur.execute(
             SIGN_IN_GOOGLE_USER,
-            {"username": username, "sub": sub, "email": email, "id_hash": session_hash, "lifetime": lifetime},
+            {
+                "username": username,
+                "sub": sub,
+                "email": email,
+                "id_hash": session_hash,
+                "lifetime": lifetime,
+                "refresh_hash": refresh.token_hash,
+                "family_id": refresh.family_id,
+                "refresh_lifetime": refresh.lifetime,
+                "address": address,
+            },
         )
         user_id, name, role = await cur.fetchone()
     return User(user_id, name, role)
@@ -162,31 +211,43 @@ async def add_chatt_for_session(db: Database, session_hash: bytes, message: str)
 
 # ---- revocation -------------------------------------------------------------------------------------------------
 
-REVOCATION_CHANNEL = "chatterd_revocations"
-
 # The revocation is stored and announced to every listening worker in one transaction.
 REVOKE_TOKEN = """
 WITH revoked AS (
     INSERT INTO revoked_tokens (jti, expires_at) VALUES (%(jti)s, to_timestamp(%(expires_at)s))
     ON CONFLICT (jti) DO NOTHING
 ),
+family AS (
+    UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = %(family_id)s::uuid AND revoked_at IS NULL
+),
+audit AS (
+    INSERT INTO auth_events (user_id, event, kind, address) VALUES (%(user_id)s, 'logout', 'jwt', %(address)s)
+),
 purged AS (
     DELETE FROM revoked_tokens WHERE jti IN (
         SELECT jti FROM revoked_tokens WHERE expires_at < now() ORDER BY expires_at LIMIT 50
     )
 )
-SELECT pg_notify('chatterd_revocations', %(notice)s)
+SELECT pg_notify('chatterd_events', %(notice)s)
 """
 
 END_SESSION = """
-WITH ended AS (DELETE FROM chatter_sessions WHERE id_hash = %(id_hash)s)
-SELECT pg_notify('chatterd_revocations', %(notice)s)
+WITH ended AS (DELETE FROM chatter_sessions WHERE id_hash = %(id_hash)s),
+audit AS (
+    INSERT INTO auth_events (user_id, event, kind, address) VALUES (%(user_id)s, 'logout', 'chatterid', %(address)s)
+)
+SELECT pg_notify('chatterd_events', %(notice)s)
 """
 
 END_ALL_SESSIONS = """
 WITH cutoff AS (UPDATE users SET tokens_valid_after = %(cutoff)s WHERE id = %(user_id)s),
-ended AS (DELETE FROM chatter_sessions WHERE user_id = %(user_id)s)
-SELECT pg_notify('chatterd_revocations', %(notice)s)
+ended AS (DELETE FROM chatter_sessions WHERE user_id = %(user_id)s),
+families AS (UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = %(user_id)s AND revoked_at IS NULL),
+audit AS (
+    INSERT INTO auth_events (user_id, event, kind, address, detail)
+    VALUES (%(user_id)s, 'logout_everywhere', NULL, %(address)s, %(detail)s::jsonb)
+)
+SELECT pg_notify('chatterd_events', %(notice)s)
 """
 
 SELECT_REVOKED_TOKENS = """
@@ -195,47 +256,92 @@ SELECT jti, extract(epoch FROM expires_at)::float8 FROM revoked_tokens WHERE exp
 
 SELECT_TOKEN_CUTOFFS = "SELECT id, tokens_valid_after FROM users WHERE tokens_valid_after > %s"
 
-# What a worker asks while it cannot follow revocations: logged out by id, or issued before a "log out everywhere".
+# What a worker asks while it cannot follow revocations: this JWT logged out, its refresh family revoked, or its
+# user logged out everywhere after it was issued.
 SELECT_TOKEN_REVOKED = """
 SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = %(jti)s)
     OR EXISTS (SELECT 1 FROM users WHERE id = %(user_id)s AND tokens_valid_after >= %(issued_at)s)
+    OR EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = %(family_id)s::uuid AND revoked_at IS NOT NULL)
+"""
+
+SELECT_REVOKED_FAMILIES = """
+SELECT family_id::text, extract(epoch FROM max(revoked_at))::float8 FROM refresh_tokens
+WHERE revoked_at > to_timestamp(%s) GROUP BY family_id
 """
 
 
-async def token_revoked(db: Database, *, jti: str, user_id: int, issued_at: float) -> bool:
-    """True when this JWT was logged out, or issued before its user logged out everywhere."""
+async def token_revoked(db: Database, *, jti: str, user_id: int, issued_at: float, family_id: str | None) -> bool:
+    """True when this JWT was logged out, its refresh family revoked, or its user logged out everywhere since."""
     async with db.cursor() as cur:
-        await cur.execute(SELECT_TOKEN_REVOKED, {"jti": jti, "user_id": user_id, "issued_at": issued_at})
+        await cur.execute(
+            SELECT_TOKEN_REVOKED, {"jti": jti, "user_id": user_id, "issued_at": issued_at, "family_id": family_id}
+        )
         (revoked,) = await cur.fetchone()
     return bool(revoked)
 
 
-async def revoke_token(db: Database, *, jti: str, expires_at: float, notice: str) -> None:
-    """Refuse a JWT from now on, everywhere."""
+async def revoke_token(
+    db: Database, *, jti: str, expires_at: float, family_id: str | None, user_id: int, address: str, notice: str
+) -> None:
+    """Refuse a JWT (and the refresh-token family it came from) from now on, everywhere."""
     async with db.cursor() as cur:
-        await cur.execute(REVOKE_TOKEN, {"jti": jti, "expires_at": expires_at, "notice": notice})
+        await cur.execute(
+            REVOKE_TOKEN,
+            {
+                "jti": jti,
+                "expires_at": expires_at,
+                "family_id": family_id,
+                "user_id": user_id,
+                "address": address,
+                "notice": notice,
+            },
+        )
 
 
-async def end_session(db: Database, *, session_hash: bytes, notice: str) -> None:
+async def end_session(db: Database, *, session_hash: bytes, user_id: int, address: str, notice: str) -> None:
     """Refuse a chatterID from now on, everywhere."""
     async with db.cursor() as cur:
-        await cur.execute(END_SESSION, {"id_hash": session_hash, "notice": notice})
+        await cur.execute(
+            END_SESSION, {"id_hash": session_hash, "user_id": user_id, "address": address, "notice": notice}
+        )
 
 
-async def end_all_sessions(db: Database, *, user_id: int, cutoff: float, notice: str) -> None:
-    """Log a user out everywhere: every chatterID ends and every JWT issued before `cutoff` is refused."""
+async def end_all_sessions(
+    db: Database, *, user_id: int, cutoff: float, address: str, reason: str, notice: str
+) -> None:
+    """Log a user out everywhere: chatterIDs, refresh tokens, and every JWT issued before `cutoff`."""
     async with db.cursor() as cur:
-        await cur.execute(END_ALL_SESSIONS, {"user_id": user_id, "cutoff": cutoff, "notice": notice})
+        await cur.execute(
+            END_ALL_SESSIONS,
+            {
+                "user_id": user_id,
+                "cutoff": cutoff,
+                "address": address,
+                "detail": orjson.dumps({"reason": reason}).decode(),
+                "notice": notice,
+            },
+        )
 
 
-async def load_revocations(db: Database, *, cutoffs_since: float) -> tuple[dict[str, float], dict[int, float]]:
-    """Revoked JWT ids (with their expiry) and per-user token cut-offs that can still matter."""
+@dataclass(frozen=True, slots=True)
+class Revocations:
+    """What a worker must refuse: JWT ids, per-user cut-offs, refresh-token families (each with a time)."""
+
+    jtis: dict[str, float]
+    cutoffs: dict[int, float]
+    families: dict[str, float]
+
+
+async def load_revocations(db: Database, *, since: float) -> Revocations:
+    """Revoked JWT ids (with their expiry), and user cut-offs and revoked families newer than `since`."""
     async with db.cursor() as cur:
         await cur.execute(SELECT_REVOKED_TOKENS)
         jtis = {jti: expires for jti, expires in await cur.fetchall()}
-        await cur.execute(SELECT_TOKEN_CUTOFFS, (cutoffs_since,))
+        await cur.execute(SELECT_TOKEN_CUTOFFS, (since,))
         cutoffs = {user_id: cutoff for user_id, cutoff in await cur.fetchall()}
-    return jtis, cutoffs
+        await cur.execute(SELECT_REVOKED_FAMILIES, (since,))
+        families = {family: at for family, at in await cur.fetchall()}
+    return Revocations(jtis, cutoffs, families)
 
 
 # ---- password accounts ------------------------------------------------------------------------------------------
@@ -381,6 +487,10 @@ purged AS (
           AND key <> ALL(%(keys)s)
         ORDER BY window_start LIMIT 50
     )
+),
+audit AS (
+    INSERT INTO auth_events (user_id, event, kind, address, detail)
+    VALUES (%(user_id)s, 'sign_in_failed', 'password', %(address)s, %(detail)s::jsonb)
 )
 SELECT count(*) FROM counted
 """
@@ -398,12 +508,29 @@ RETURNING hits, extract(epoch FROM now() - window_start)::float8
 """
 
 
-async def record_failures(db: Database, limits: dict[str, int], *, window: int, lockout: int) -> None:
-    """Count a failed sign-in against each key; keys reaching their limit get locked."""
+async def record_failures(
+    db: Database,
+    limits: dict[str, int],
+    *,
+    window: int,
+    lockout: int,
+    user_id: int | None,
+    address: str,
+    reason: str,
+) -> None:
+    """Count a failed password sign-in against each key (keys reaching their limit get locked) and audit it."""
     async with db.cursor() as cur:
         await cur.execute(
             RECORD_FAILURE,
-            {"keys": list(limits), "limits": list(limits.values()), "window": window, "lockout": lockout},
+            {
+                "keys": list(limits),
+                "limits": list(limits.values()),
+                "window": window,
+                "lockout": lockout,
+                "user_id": user_id,
+                "address": address,
+                "detail": orjson.dumps({"reason": reason}).decode(),
+            },
         )
 
 
@@ -419,3 +546,225 @@ async def count_attempt(db: Database, key: str, *, window: int) -> tuple[int, fl
         await cur.execute(COUNT_ATTEMPT, {"key": key, "window": window})
         hits, age = await cur.fetchone()
     return int(hits), float(age)
+
+
+# ---- completing a password sign-in, refresh tokens ---------------------------------------------------------------
+
+# Everything a successful password sign-in writes, in one round trip.
+COMPLETE_LOGIN = """
+WITH cleared AS (DELETE FROM throttle WHERE key = %(throttle_key)s),
+rehashed AS (
+    UPDATE users SET password_hash = %(new_hash)s WHERE id = %(user_id)s AND %(new_hash)s::text IS NOT NULL
+),
+refresh AS (
+    INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)
+    VALUES (%(refresh_hash)s, %(family_id)s, %(user_id)s, now() + make_interval(secs => %(refresh_lifetime)s))
+),
+audit AS (
+    INSERT INTO auth_events (user_id, event, kind, address) VALUES (%(user_id)s, 'sign_in', 'password', %(address)s)
+)
+SELECT 1
+"""
+
+SELECT_REFRESH_FOR_UPDATE = """
+SELECT tokens.family_id::text, tokens.user_id, users.username, users.role,
+       tokens.expires_at > now() AND tokens.revoked_at IS NULL,
+       extract(epoch FROM now() - tokens.rotated_at)::float8, tokens.rotated_by
+FROM refresh_tokens AS tokens JOIN users ON users.id = tokens.user_id
+WHERE tokens.token_hash = %s
+FOR UPDATE OF tokens
+"""
+
+ROTATE_REFRESH = """
+WITH rotated AS (
+    UPDATE refresh_tokens SET rotated_at = now(), rotated_by = %(address)s WHERE token_hash = %(token_hash)s
+),
+audit AS (
+    INSERT INTO auth_events (user_id, event, kind, address) VALUES (%(user_id)s, 'refresh', NULL, %(address)s)
+)
+INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)
+VALUES (%(successor_hash)s, %(family_id)s::uuid, %(user_id)s, now() + make_interval(secs => %(lifetime)s))
+"""
+
+SUCCESSOR_IS_CURRENT = """
+SELECT 1 FROM refresh_tokens
+WHERE token_hash = %s AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > now()
+"""
+
+REVOKE_FAMILY = """
+WITH revoked AS (
+    UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = %(family_id)s::uuid AND revoked_at IS NULL
+),
+audit AS (
+    INSERT INTO auth_events (user_id, event, kind, address, detail)
+    VALUES (%(user_id)s, 'refresh_reuse', NULL, %(address)s, %(detail)s::jsonb)
+)
+SELECT pg_notify('chatterd_events', %(notice)s)
+"""
+
+
+async def complete_login(
+    db: Database, *, user_id: int, throttle_key: str, new_hash: str | None, refresh: NewRefreshToken, address: str
+) -> None:
+    """Record a successful password sign-in: clear the account's failures, rehash, open a refresh family, audit."""
+    async with db.cursor() as cur:
+        await cur.execute(
+            COMPLETE_LOGIN,
+            {
+                "user_id": user_id,
+                "throttle_key": throttle_key,
+                "new_hash": new_hash,
+                "refresh_hash": refresh.token_hash,
+                "family_id": refresh.family_id,
+                "refresh_lifetime": refresh.lifetime,
+                "address": address,
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    """The outcome of presenting a refresh token: the user and family when it may be rotated, else why not."""
+
+    user: User | None
+    family_id: str | None
+    reuse_detected: bool = False
+
+
+async def rotate_refresh_token(
+    db: Database,
+    *,
+    token_hash: bytes,
+    successor_hash: bytes,
+    lifetime: int,
+    grace: float,
+    address: str,
+    notice_for: Any,
+) -> Refreshed:
+    """Rotate a refresh token to its successor; a token already rotated revokes its family, but within `grace`
+    seconds of the rotation and from the same address it yields the same successor again (racing refreshes)."""
+    async with db.cursor() as cur:
+        async with cur.transaction():
+            await cur.execute(SELECT_REFRESH_FOR_UPDATE, (token_hash,))
+            row = await cur.fetchone()
+            if row is None:
+                return Refreshed(None, None)
+            family_id, user_id, username, role, usable, rotated_age, rotated_by = row
+            user = User(user_id, username, role)
+            if not usable:
+                return Refreshed(None, None)
+            if rotated_age is None:
+                await cur.execute(
+                    ROTATE_REFRESH,
+                    {
+                        "token_hash": token_hash,
+                        "successor_hash": successor_hash,
+                        "family_id": family_id,
+                        "user_id": user_id,
+                        "lifetime": lifetime,
+                        "address": address,
+                    },
+                )
+                return Refreshed(user, family_id)
+            if rotated_age <= grace and rotated_by == address:
+                await cur.execute(SUCCESSOR_IS_CURRENT, (successor_hash,))
+                if await cur.fetchone() is not None:
+                    return Refreshed(user, family_id)
+            await cur.execute(
+                REVOKE_FAMILY,
+                {
+                    "family_id": family_id,
+                    "user_id": user_id,
+                    "address": address,
+                    "detail": orjson.dumps({"family": family_id}).decode(),
+                    "notice": notice_for(family_id),
+                },
+            )
+            return Refreshed(None, family_id, reuse_detected=True)
+
+
+# ---- TOTP recovery codes and switching TOTP off -------------------------------------------------------------------
+
+REPLACE_RECOVERY_CODES = """
+WITH gone AS (DELETE FROM recovery_codes WHERE user_id = %(user_id)s)
+INSERT INTO recovery_codes (user_id, code_hash) SELECT %(user_id)s, unnest(%(hashes)s::bytea[])
+"""
+
+USE_RECOVERY_CODE = """
+UPDATE recovery_codes SET used_at = now() WHERE user_id = %s AND code_hash = %s AND used_at IS NULL RETURNING 1
+"""
+
+DISABLE_TOTP = """
+WITH codes AS (DELETE FROM recovery_codes WHERE user_id = %(user_id)s),
+audit AS (
+    INSERT INTO auth_events (user_id, event, kind, address) VALUES (%(user_id)s, 'totp_off', NULL, %(address)s)
+)
+UPDATE users SET totp_enabled = false, totp_secret = NULL, totp_last_step = NULL WHERE id = %(user_id)s
+"""
+
+
+async def replace_recovery_codes(db: Database, user_id: int, code_hashes: list[bytes]) -> None:
+    """Store a new set of recovery codes (hashed), dropping the old ones."""
+    async with db.cursor() as cur:
+        await cur.execute(REPLACE_RECOVERY_CODES, {"user_id": user_id, "hashes": code_hashes})
+
+
+async def use_recovery_code(db: Database, user_id: int, code_hash: bytes) -> bool:
+    """Spend a recovery code; False when it is unknown or already used."""
+    async with db.cursor() as cur:
+        await cur.execute(USE_RECOVERY_CODE, (user_id, code_hash))
+        return await cur.fetchone() is not None
+
+
+async def disable_totp(db: Database, user_id: int, address: str) -> None:
+    """Turn TOTP off and drop the recovery codes."""
+    async with db.cursor() as cur:
+        await cur.execute(DISABLE_TOTP, {"user_id": user_id, "address": address})
+
+
+# ---- the audit log ------------------------------------------------------------------------------------------------
+
+INSERT_EVENT = """
+INSERT INTO auth_events (user_id, event, kind, address, detail) VALUES (%s, %s, %s, %s, %s::jsonb)
+"""
+
+SELECT_EVENTS = """
+SELECT id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), user_id, event, kind, address, detail::text
+FROM auth_events
+WHERE (%(before)s::bigint IS NULL OR id < %(before)s) AND (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)
+ORDER BY id DESC
+LIMIT %(limit)s
+"""
+
+
+async def record_event(
+    db: Database,
+    *,
+    user_id: int | None,
+    event: str,
+    kind: str | None = None,
+    address: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Add one entry to the audit log."""
+    async with db.cursor() as cur:
+        await cur.execute(INSERT_EVENT, (user_id, event, kind, address, orjson.dumps(detail or {}).decode()))
+
+
+async def list_events(db: Database, *, limit: int, before: int | None, user_id: int | None) -> list[dict[str, Any]]:
+    """Audit entries, newest first."""
+    async with db.cursor() as cur:
+        await cur.execute(SELECT_EVENTS, {"limit": limit, "before": before, "user_id": user_id})
+        rows = await cur.fetchall()
+    return [
+        {
+            "id": row[0],
+            "at": row[1],
+            "user_id": row[2],
+            "event": row[3],
+            "kind": row[4],
+            "address": row[5],
+            "detail": orjson.loads(row[6]),
+        }
+        for row in rows
+    ]

@@ -119,6 +119,8 @@ class Settings:
     password_time_cost: int | None = None
     password_memory_cost: int | None = None
     password_threads: int = 1
+    refresh_token_lifetime: int = 30 * 24 * 3600
+    refresh_grace_seconds: int = 10
 
     def __post_init__(self) -> None:
         if len(self.secret_key.encode()) < 32:
@@ -162,5 +164,7 @@ class Settings:
             adduser_window_seconds=_int(env, "ADDUSER_WINDOW_SECONDS", 60, minimum=1),
             signup_max_per_address=_int(env, "SIGNUP_MAX_PER_ADDRESS", 20, minimum=1),
             password_threads=_int(env, "PASSWORD_THREADS", 1, minimum=1),
+            refresh_token_lifetime=_int(env, "REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600, minimum=60),
+            refresh_grace_seconds=_int(env, "REFRESH_GRACE_SECONDS", 10),
             signup_window_seconds=_int(env, "SIGNUP_WINDOW_SECONDS", 3600, minimum=1),
         )

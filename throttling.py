@@ -10,6 +10,7 @@ import models
 from db import Database
 from errors import TooManyRequests
 from keys import db_key, settings_key
+from metrics import THROTTLES
 from settings import Settings
 
 
@@ -29,8 +30,9 @@ class LoginThrottle:
     def __init__(self, db: Database, settings: Settings, request: web.Request, username: str) -> None:
         self.db = db
         self.settings = settings
+        self.address = client_address(request, settings.trusted_proxies)
         self.account_key = f"login:user:{username.lower()}"
-        self.address_key = f"login:addr:{client_address(request, settings.trusted_proxies)}"
+        self.address_key = f"login:addr:{self.address}"
 
     @property
     def keys(self) -> list[str]:
@@ -40,20 +42,19 @@ class LoginThrottle:
     def check(self, locked_for: float) -> None:
         """429 with Retry-After while any of the counters is locked."""
         if locked_for > 0:
+            THROTTLES.labels("login").inc()
             raise TooManyRequests("Too many failed sign-ins; try again later.", retry_after=math.ceil(locked_for))
 
-    async def failed(self) -> None:
-        """Count a failure against the account and the address."""
+    async def failed(self, user_id: int | None, reason: str) -> None:
+        """Count a failure against the account and the address (and put it in the audit log)."""
         limits = {
             self.account_key: self.settings.login_max_failures,
             self.address_key: self.settings.login_max_failures_per_address,
         }
         window = self.settings.login_lockout_seconds
-        await models.record_failures(self.db, limits, window=window, lockout=window)
-
-    async def succeeded(self) -> None:
-        """Forget the account's failures (the address's stay: it may be trying many accounts)."""
-        await models.clear_throttle(self.db, self.account_key)
+        await models.record_failures(
+            self.db, limits, window=window, lockout=window, user_id=user_id, address=self.address, reason=reason
+        )
 
 
 async def limit_rate(request: web.Request, kind: str, *, limit: int, window: int) -> None:
@@ -62,6 +63,7 @@ async def limit_rate(request: web.Request, kind: str, *, limit: int, window: int
     key = f"{kind}:addr:{client_address(request, settings.trusted_proxies)}"
     hits, age = await models.count_attempt(request.app[db_key], key, window=window)
     if hits > limit:
+        THROTTLES.labels(kind).inc()
         raise TooManyRequests(
             f"Too many {kind} attempts from your address; try again later.", retry_after=math.ceil(window - age)
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import math
 import re
 import secrets
@@ -41,6 +43,8 @@ class AccessClaims:
     jti: str
     issued_at: float
     expires_at: float
+    # The refresh-token family this access token belongs to, if any: revoking the family revokes the token too.
+    session_id: str | None = None
 
 
 def _is_number(value: object) -> bool:
@@ -96,6 +100,7 @@ class TokenCodec:
         *,
         now: float | None = None,
         lifetime: int | None = None,
+        session_id: str | None = None,
     ) -> tuple[str, AccessClaims]:
         """Return a signed access token for the user and the claims it carries."""
         if isinstance(user_id, bool) or not isinstance(user_id, int) or not _SUB_RE.fullmatch(str(user_id)):
@@ -122,6 +127,7 @@ class TokenCodec:
             jti=secrets.token_urlsafe(16),
             issued_at=issued_at,
             expires_at=float(expires_at),
+            session_id=session_id,
         )
         payload: dict[str, Any] = {
             "sub": str(user_id),
@@ -133,6 +139,8 @@ class TokenCodec:
             "iat": issued_at,
             "exp": expires_at,
         }
+        if session_id is not None:
+            payload["sid"] = session_id
         token = self._jwt.encode(payload, self._key, algorithm=_ALGORITHMS[0])
         return token, claims
 
@@ -158,6 +166,7 @@ class TokenCodec:
         role = payload.get("role")
         iat = payload["iat"]
         exp = payload["exp"]
+        sid = payload.get("sid")
         # PyJWT checks presence and signature; the types of our own claims are ours to check.
         if (
             not isinstance(sub, str)
@@ -168,6 +177,7 @@ class TokenCodec:
             or not isinstance(payload["jti"], str)
             or not _is_number(iat)
             or not _is_number(exp)
+            or not (sid is None or isinstance(sid, str))
         ):
             raise InvalidToken("invalid claims")
         return AccessClaims(
@@ -177,6 +187,7 @@ class TokenCodec:
             jti=payload["jti"],
             issued_at=float(iat),
             expires_at=float(exp),
+            session_id=sid,
         )
 
 
@@ -198,3 +209,24 @@ def hash_chatter_id(chatter_id: str) -> bytes | None:
     if not isinstance(chatter_id, str) or _CHATTER_ID_RE.fullmatch(chatter_id) is None:
         return None
     return hashlib.sha256(chatter_id.encode("ascii")).digest()
+
+
+_REFRESH_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def new_refresh_token() -> str:
+    """Return a fresh opaque refresh token (256 random bits, base64url)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_refresh_token(token: object) -> bytes | None:
+    """Return the SHA-256 digest of a well-formed refresh token, else None."""
+    if not isinstance(token, str) or _REFRESH_TOKEN_RE.fullmatch(token) is None:
+        return None
+    return hashlib.sha256(token.encode("ascii")).digest()
+
+
+def refresh_successor(token: str, secret_key: str) -> str:
+    """The token that rotating `token` yields: derived, so two racing refreshes of one token get the same successor."""
+    digest = hmac.new(secret_key.encode("utf-8"), b"chatterd-refresh:" + token.encode("ascii"), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).decode("ascii").rstrip("=")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import secrets
 import time
 
 import pyotp
@@ -39,3 +41,26 @@ def verify_code(
         if hmac.compare_digest(totp.at(step * totp.interval), code):
             matched = step
     return matched
+
+
+RECOVERY_CODE_COUNT = 10
+_RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # base32, lower case: no 0/1/8/9 to confuse with letters
+
+
+def new_recovery_codes(count: int = RECOVERY_CODE_COUNT) -> list[str]:
+    """Fresh single-use recovery codes of 80 random bits each, written xxxx-xxxx-xxxx-xxxx."""
+    codes = []
+    for _ in range(count):
+        raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(16))
+        codes.append("-".join(raw[i : i + 4] for i in range(0, 16, 4)))
+    return codes
+
+
+def hash_recovery_code(code: object) -> bytes | None:
+    """The SHA-256 under which a recovery code is kept, whatever its case and dashes; None if it is not one."""
+    if not isinstance(code, str) or len(code) > 64:
+        return None
+    normalized = code.strip().lower().replace("-", "").replace(" ", "")
+    if len(normalized) != 16 or any(char not in _RECOVERY_ALPHABET for char in normalized):
+        return None
+    return hashlib.sha256(normalized.encode("ascii")).digest()

@@ -12,21 +12,27 @@ import aiohttp
 import aiopg
 from aiohttp import web
 
-from credentials import Authenticator, RevocationStore, revocation_listener
+from cors import setup_cors
+from credentials import Authenticator, RevocationStore
 from db import Database, DatabaseUnavailable, connect_dsn, create_pool
 from embedded_db import EmbeddedPostgres
+from events import Events, following
+from feed import ChattFeed
 from google_certs import GoogleCertificates
 from keys import (
     authenticator_key,
     db_key,
+    feed_key,
     google_certs_key,
     http_session_key,
     password_hasher_key,
     settings_key,
     token_codec_key,
 )
+from metrics import metrics_middleware
 from middlewares import auth_middleware, error_middleware
 from migrations import migrate
+from observability import install_access_redactor, request_id_middleware
 from passwords import PasswordHasher
 from settings import Settings
 from tokens import TokenCodec
@@ -84,13 +90,17 @@ async def _connect_with_retry(url: str, settings: Settings) -> aiopg.Pool:
             delay = min(delay * 2, 2.0)
 
 
-async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Follow revocations from Postgres for the life of the app, and resolve credentials against them."""
+async def events_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Follow the events channel for the life of the app: revocations, and the in-memory chatt feed."""
     settings = app[settings_key]
     db = app[db_key]
-    store = RevocationStore()
+    events = Events(db)
+    store = RevocationStore(events, settings.jwt_lifetime)
+    feed = ChattFeed(db, events)
+    events.followers.extend([store, feed])
     app[authenticator_key] = Authenticator(app[token_codec_key], store, db)
-    async with revocation_listener(db, store, settings.jwt_lifetime):
+    app[feed_key] = feed
+    async with following(events):
         yield
 
 
@@ -124,12 +134,17 @@ async def announce_ready(app: web.Application) -> None:
 async def create_app(settings: Settings | None = None) -> web.Application:
     """Build the chatterd application; it does no I/O until it starts."""
     settings = settings or Settings.from_env()
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=settings.max_body_size)
+    install_access_redactor()
+    app = web.Application(
+        middlewares=[request_id_middleware, error_middleware, metrics_middleware, auth_middleware],
+        client_max_size=settings.max_body_size,
+    )
     app[settings_key] = settings
     app[token_codec_key] = TokenCodec(
         settings.secret_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience, lifetime=settings.jwt_lifetime
     )
-    app.cleanup_ctx.extend([database_ctx, auth_ctx, google_ctx, password_ctx])
+    app.cleanup_ctx.extend([database_ctx, events_ctx, google_ctx, password_ctx])
     app.on_startup.append(announce_ready)
     add_routes(app)
+    setup_cors(app)  # after every route: it enables CORS per resource
     return app

@@ -328,6 +328,11 @@ async def test_manage_creates_users_and_sets_roles(client, settings):
     result = await asyncio.to_thread(run_manage, settings, "set-role", "boss", "user")
     assert result.returncode == 0, result.stderr
     assert "set the role of 'boss' to user" in result.stdout
+    async with client.app[db_key].cursor() as cur:
+        await cur.execute(
+            "SELECT detail->>'from', detail->>'to' FROM auth_events WHERE event = 'role_change' ORDER BY id"
+        )
+        assert await cur.fetchall() == [("user", "admin"), ("admin", "user")]
 
     async def demoted():
         return (await me(client, token)).status == 401

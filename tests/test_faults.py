@@ -272,7 +272,7 @@ async def test_postgres_stopped_and_started_under_gunicorn(google, google_certs_
 
             # Each worker's revocation listener reconnects and reloads by itself, and says so.
             async def listeners_back() -> bool:
-                return server.log().count("following revocations") >= 2 * len(workers)
+                return server.log().count("following chatterd_events") >= 2 * len(workers)
 
             await wait_for(listeners_back, timeout=10, what="both revocation listeners to reconnect")
             relistening = time.monotonic() - started_at

@@ -35,7 +35,7 @@ async def query(client, sql, *params):
 
 async def test_adduser_issues_a_chatterid_and_a_jwt(client, google):
     body = await sign_in(client, google, name="Ann Smith", sub="g-1")
-    assert set(body) == {"username", "chatterID", "lifetime", "token"}
+    assert set(body) == {"username", "chatterID", "lifetime", "token", "refresh_token"}
     assert body["username"] == "Ann Smith"
     assert HEX64.match(body["chatterID"])
     assert body["lifetime"] == 300

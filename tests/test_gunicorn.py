@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import aiohttp
 import psycopg2
+import pytest
 
 from tests.conftest import PROJECT_DIR, free_port, wait_for
 
@@ -112,8 +115,16 @@ async def test_two_workers_on_an_empty_database_migrate_once(make_database, tmp_
         assert log.count(f"applied migration {version}") == 1, log
 
 
-async def test_embedded_postgres_starts_from_empty_var_and_keeps_data(tmp_path):
-    var_dir = tmp_path / "var"
+@pytest.fixture
+def own_var_dir():
+    """A var/ outside pytest's basetemp, which other pytest runs on the machine may prune while Postgres uses it."""
+    folder = Path(tempfile.mkdtemp(prefix="chatterd-test-var-"))
+    yield folder / "var"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_embedded_postgres_starts_from_empty_var_and_keeps_data(tmp_path, own_var_dir):
+    var_dir = own_var_dir
     env = base_env(CHATTERD_VAR_DIR=str(var_dir))
     first = Gunicorn(env, tmp_path / "first.log")
     await first.start()

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from views import accounts, chatter, google
+from views import accounts, audit, chatter, docs, google, health, page, refresh
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -23,6 +23,19 @@ ROUTES: list[tuple[str, str, View]] = [
     ("POST", "/totp/setup", accounts.totp_setup),
     ("POST", "/totp/enable", accounts.totp_enable),
     ("DELETE", "/chatts/{id}", accounts.delete_chatt),
+    ("POST", "/token/refresh", refresh.refresh),
+    ("POST", "/totp/recovery-codes", accounts.totp_recovery_codes),
+    ("POST", "/totp/disable", accounts.totp_disable),
+    ("GET", "/audit", audit.list_events),
+    # operations, docs and the web page
+    ("GET", "/healthz", health.healthz),
+    ("GET", "/readyz", health.readyz),
+    ("GET", "/metrics", health.metrics_view),
+    ("GET", "/openapi.json", docs.openapi_json),
+    ("GET", "/docs", docs.docs_page),
+    ("GET", "/", page.index),
+    ("GET", "/config.json", page.page_config),
+    ("POST", "/totp/qr", page.totp_qr),
 ]
 
 
@@ -32,3 +45,4 @@ def add_routes(app: web.Application) -> None:
         stripped = path.rstrip("/")
         for variant in {stripped, stripped + "/"} if stripped else {"/"}:
             app.router.add_route(method, variant, view)
+    docs.add_static_routes(app)

@@ -9,10 +9,22 @@ from aiohttp import web
 import models
 import totp
 from bodies import json_response, read_json_or_form, text_field
-from errors import Conflict, NotFound, Unauthorized, Unprocessable
-from keys import authenticator_key, credential_key, db_key, password_hasher_key, settings_key, token_codec_key, user_key
+from db import Database
+from errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable
+from keys import (
+    authenticator_key,
+    credential_key,
+    db_key,
+    feed_key,
+    password_hasher_key,
+    settings_key,
+    token_codec_key,
+    user_key,
+)
+from metrics import SIGN_INS
 from middlewares import COOKIE_NAME, login_required, requires
-from throttling import LoginThrottle, limit_rate
+from throttling import LoginThrottle, client_address, limit_rate
+from views.refresh import new_refresh_family, token_response
 
 MAX_USERNAME = 64
 MIN_PASSWORD = 8
@@ -45,28 +57,39 @@ async def login(request: web.Request) -> web.Response:
     otp = data.get("otp")
     throttle = LoginThrottle(db, settings, request, username)
     account = await models.account_for_login(db, username, throttle.keys)
-    throttle.check(account.locked_for)
+    try:
+        throttle.check(account.locked_for)
+    except TooManyRequests:
+        SIGN_INS.labels("password", "throttled").inc()
+        raise
 
     # Unknown users are checked against a dummy hash: the same time and the same answer as a wrong password.
     ok, new_hash = await app[password_hasher_key].verify(account.password_hash, password)
     user = account.user
     if not ok or user is None:
-        await throttle.failed()
+        SIGN_INS.labels("password", "failure").inc()
+        await throttle.failed(user.id if user else None, "password")
         raise Unauthorized(BAD_LOGIN)
     if account.totp_enabled and account.totp_secret:
         if otp in (None, ""):
             raise Unauthorized("A one-time code is needed: send it as 'otp'.")
-        step = totp.verify_code(account.totp_secret, otp, account.totp_last_step)
-        if step is None or not await models.use_totp_step(db, user.id, account.totp_secret, step):
-            await throttle.failed()
+        if not await _second_factor_ok(db, user.id, account, otp):
+            SIGN_INS.labels("password", "failure").inc()
+            await throttle.failed(user.id, "one-time code")
             raise Unauthorized("A valid one-time code is needed: that 'otp' is wrong or was already used.")
-    if new_hash is not None:
-        await models.update_password_hash(db, user.id, new_hash)
-    await throttle.succeeded()
+    refresh_token, refresh = new_refresh_family(settings)
+    await models.complete_login(
+        db,
+        user_id=user.id,
+        throttle_key=throttle.account_key,
+        new_hash=new_hash,
+        refresh=refresh,
+        address=throttle.address,
+    )
+    SIGN_INS.labels("password", "success").inc()
 
+    response, token = token_response(request, user, refresh.family_id, refresh_token)
     codec = app[token_codec_key]
-    token, _ = codec.mint(user.id, user.username, user.role)
-    response = json_response({"token": token, "token_type": "Bearer", "expires_in": codec.lifetime})
     response.set_cookie(
         COOKIE_NAME,
         token,
@@ -77,6 +100,16 @@ async def login(request: web.Request) -> web.Response:
         samesite="Lax",
     )
     return response
+
+
+async def _second_factor_ok(db: Database, user_id: int, account: models.Account, otp: object) -> bool:
+    """A TOTP code (each time step once) or an unused recovery code."""
+    recovery_hash = totp.hash_recovery_code(otp)
+    if recovery_hash is not None:
+        return await models.use_recovery_code(db, user_id, recovery_hash)
+    assert account.totp_secret is not None
+    step = totp.verify_code(account.totp_secret, otp, account.totp_last_step)
+    return step is not None and await models.use_totp_step(db, user_id, account.totp_secret, step)
 
 
 @login_required
@@ -93,10 +126,11 @@ async def logout(request: web.Request) -> web.Response:
     credential, user = request[credential_key], request[user_key]
     assert credential is not None and user is not None
     authenticator = request.app[authenticator_key]
+    address = _address(request)
     if request.query.get("everywhere", "").lower() in {"1", "true", "yes"}:
-        await authenticator.revoke_all(user.id)
+        await authenticator.revoke_all(user.id, address=address, reason="logout")
     else:
-        await authenticator.revoke(credential)
+        await authenticator.revoke(credential, user.id, address)
     response = web.Response(status=204)
     response.del_cookie(COOKIE_NAME, path="/")
     return response
@@ -129,7 +163,45 @@ async def totp_enable(request: web.Request) -> web.Response:
     step = totp.verify_code(secret, otp, last_step)
     if step is None or not await models.use_totp_step(db, user.id, secret, step):
         raise Unprocessable("That one-time code is not valid for the secret from /totp/setup.")
+    await models.record_event(db, user_id=user.id, event="totp_on", address=_address(request))
     return web.Response(status=204)
+
+
+@login_required
+async def totp_recovery_codes(request: web.Request) -> web.Response:
+    """POST /totp/recovery-codes: ten new single-use codes for when the authenticator is lost, shown this once."""
+    user = request[user_key]
+    assert user is not None
+    db = request.app[db_key]
+    _, enabled, _ = await models.totp_state(db, user.id)
+    if not enabled:
+        raise Unprocessable("Turn TOTP on first.")
+    codes = totp.new_recovery_codes()
+    hashes = [totp.hash_recovery_code(code) for code in codes]
+    await models.replace_recovery_codes(db, user.id, [h for h in hashes if h is not None])
+    return json_response({"codes": codes})
+
+
+@login_required
+async def totp_disable(request: web.Request) -> web.Response:
+    """POST /totp/disable: turn TOTP off, given a current code (or a recovery code)."""
+    user = request[user_key]
+    assert user is not None
+    data = await read_json_or_form(request)
+    otp = text_field(data, "otp", max_length=64)
+    db = request.app[db_key]
+    secret, enabled, last_step = await models.totp_state(db, user.id)
+    if not enabled or secret is None:
+        raise Unprocessable("TOTP is not enabled.")
+    account = models.Account(user, None, secret, True, last_step, 0.0)
+    if not await _second_factor_ok(db, user.id, account, otp):
+        raise Unprocessable("That one-time code is not valid.")
+    await models.disable_totp(db, user.id, _address(request))
+    return web.Response(status=204)
+
+
+def _address(request: web.Request) -> str:
+    return client_address(request, request.app[settings_key].trusted_proxies)
 
 
 @requires("admin", "moderator")
@@ -138,6 +210,7 @@ async def delete_chatt(request: web.Request) -> web.Response:
     chatt_id = request.match_info["id"]
     if not _is_uuid(chatt_id) or not await models.delete_chatt(request.app[db_key], chatt_id):
         raise NotFound("No chatt has that id.")
+    request.app[feed_key].invalidate()
     return web.Response(status=204)
 
 

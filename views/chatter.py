@@ -7,7 +7,7 @@ from aiohttp import web
 import models
 from bodies import int_query, json_response, read_json, text_field, uuid_query
 from errors import Forbidden, Unauthorized, Unprocessable
-from keys import credential_key, db_key, settings_key, user_key
+from keys import credential_key, db_key, feed_key, settings_key, user_key
 from middlewares import login_required
 
 MAX_USERNAME = 255
@@ -19,11 +19,12 @@ async def get_chatts(request: web.Request) -> web.Response:
     """GET /getchatts/: the newest chatts, oldest first, optionally only those after a given one."""
     limit = int_query(request, "limit", default=MAX_LIMIT, minimum=1, maximum=MAX_LIMIT)
     after = uuid_query(request, "after")
+    feed = request.app[feed_key]
     try:
-        rows = await models.list_chatts(request.app[db_key], limit=limit, after=after)
+        body = await (feed.newest_json(limit) if after is None else feed.after_json(after, limit))
     except models.UnknownChatt:
         raise Unprocessable("'after' is not the id of a chatt.") from None
-    return json_response(rows)
+    return web.Response(body=body, content_type="application/json")
 
 
 async def post_chatt(request: web.Request) -> web.Response:
@@ -34,6 +35,7 @@ async def post_chatt(request: web.Request) -> web.Response:
     username = text_field(data, "username", aliases=("name",), max_length=MAX_USERNAME)
     message = text_field(data, "message", max_length=MAX_MESSAGE)
     await models.add_chatt(request.app[db_key], username, message)
+    request.app[feed_key].invalidate()  # this worker reads its own write at once; the others on the notice
     return json_response({})
 
 
@@ -52,4 +54,5 @@ async def post_auth(request: web.Request) -> web.Response:
             raise Unauthorized("The chatterID is unknown or expired.")
     else:
         await models.add_chatt(db, user.username, message, user.id)
+    request.app[feed_key].invalidate()
     return json_response({})

@@ -9,10 +9,12 @@ from aiohttp import web
 import models
 from bodies import json_response, read_json, text_field
 from errors import Unauthorized
-from google_idtoken import verify_id_token
+from google_idtoken import InvalidIdToken, verify_id_token
 from keys import db_key, google_certs_key, settings_key, token_codec_key
-from throttling import limit_rate
+from metrics import SIGN_INS
+from throttling import client_address, limit_rate
 from tokens import new_chatter_id
+from views.refresh import new_refresh_family
 
 CLOCK_SKEW = 50
 NO_NAME = "Profile NA"
@@ -33,18 +35,23 @@ async def add_user(request: web.Request) -> web.Response:
     else:
         audiences = (client_id,)  # the original lab's behaviour; a warning at start says so
     await limit_rate(request, "adduser", limit=settings.adduser_max_per_address, window=settings.adduser_window_seconds)
-    identity = await verify_id_token(
-        id_token,
-        request.app[google_certs_key],
-        audiences=audiences,
-        hosted_domain=settings.google_hosted_domain,
-        clock_skew=CLOCK_SKEW,
-    )
+    try:
+        identity = await verify_id_token(
+            id_token,
+            request.app[google_certs_key],
+            audiences=audiences,
+            hosted_domain=settings.google_hosted_domain,
+            clock_skew=CLOCK_SKEW,
+        )
+    except InvalidIdToken:
+        SIGN_INS.labels("google", "failure").inc()
+        raise
     # A chatterID never outlives the ID token it came from, nor CHATTERID_LIFETIME.
     lifetime = min(identity.expires_at - int(time.time()) + 1, settings.chatterid_lifetime)
     if lifetime <= 0:
         raise Unauthorized("The ID token has expired.")
     chatter_id, session_hash = new_chatter_id()
+    refresh_token, refresh = new_refresh_family(settings)
     user = await models.sign_in_google_user(
         request.app[db_key],
         sub=identity.sub,
@@ -52,6 +59,17 @@ async def add_user(request: web.Request) -> web.Response:
         email=identity.email,
         session_hash=session_hash,
         lifetime=lifetime,
+        refresh=refresh,
+        address=client_address(request, settings.trusted_proxies),
     )
-    token, _ = request.app[token_codec_key].mint(user.id, user.username, user.role)
-    return json_response({"username": user.username, "chatterID": chatter_id, "lifetime": lifetime, "token": token})
+    SIGN_INS.labels("google", "success").inc()
+    token, _ = request.app[token_codec_key].mint(user.id, user.username, user.role, session_id=refresh.family_id)
+    return json_response(
+        {
+            "username": user.username,
+            "chatterID": chatter_id,
+            "lifetime": lifetime,
+            "token": token,
+            "refresh_token": refresh_token,
+        }
+    )

@@ -1,0 +1,1 @@
+"""The chatterd benchmark harness: `python -m bench.run`."""

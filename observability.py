@@ -1,0 +1,180 @@
+"""Request ids, JSON-lines logging and a redacted access log; nothing here imports prometheus_client."""
+
+from __future__ import annotations
+
+import contextvars
+import datetime
+import logging
+import re
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# What aiohttp's access logger writes: the request line has the query string, so the redactor rewrites it.
+ACCESS_LOG_FORMAT = '%a %t "%r" %s %b %Tf "%{User-Agent}i" rid=%{X-Request-ID}o'
+# Query parameters whose values are safe to keep in logs; every other value is replaced.
+SAFE_QUERY_KEYS = frozenset({"limit", "after"})
+REDACTED = "REDACTED"
+
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_REQUEST_LINE = re.compile(r"(?P<method>[A-Z]+) (?P<path>[^ ?\"]*)\?(?P<query>[^ \"]*)(?P<rest> HTTP/[0-9.]+)")
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+request_id_key = web.RequestKey("request_id", str)
+
+
+def sane_request_id(value: str | None) -> str | None:
+    """The client's request id when it is 1..64 characters of [A-Za-z0-9._-], else None."""
+    if value is not None and _SANE_REQUEST_ID.fullmatch(value):
+        return value
+    return None
+
+
+def new_request_id() -> str:
+    """A fresh, unguessable request id."""
+    return secrets.token_hex(16)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give each request an id (the client's, if sane), log under it, and return it, on errors too."""
+    request_id = sane_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_request_id()
+    request[request_id_key] = request_id
+    token = request_id_var.set(request_id)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers[REQUEST_ID_HEADER] = request_id
+        raise
+    finally:
+        request_id_var.reset(token)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+class RequestIdFilter(logging.Filter):
+    """Put the current request's id (or "-") on every record as `request_id`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Annotate the record; never drops it."""
+        if getattr(record, "request_id", None) is None:
+            # The access line is written after the handler returned: its id comes from the response header.
+            headers = getattr(record, "response_header", None)
+            from_response = headers.get(REQUEST_ID_HEADER) if isinstance(headers, dict) else None
+            record.request_id = request_id_var.get() or sane_request_id(from_response) or "-"
+        return True
+
+
+def redact_query(query: str) -> str:
+    """The query string with every value but the known-harmless ones (limit, after) replaced."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(k, v if k in SAFE_QUERY_KEYS else REDACTED) for k, v in pairs], safe="")
+
+
+def redact_request_line(line: str) -> str:
+    """A request line ("GET /path?q HTTP/1.1", possibly inside a longer message) with its query redacted."""
+    return _REQUEST_LINE.sub(
+        lambda m: f"{m['method']} {m['path']}?{redact_query(m['query'])}{m['rest']}" if m["query"] else m[0], line
+    )
+
+
+class AccessLogRedactor(logging.Filter):
+    """Keep tokens in query strings out of the access log (it never contains headers but the ones its format names)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message and its request-line field; never drops it."""
+        if isinstance(record.msg, str) and "?" in record.msg:
+            record.msg = redact_request_line(record.msg % record.args if record.args else record.msg)
+            record.args = None
+        line = getattr(record, "first_request_line", None)
+        if isinstance(line, str) and "?" in line:
+            record.first_request_line = redact_request_line(line)
+        return True
+
+
+# LogRecord attributes that are not "extra" fields; everything else a caller passed in `extra` is emitted.
+_STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# aiohttp's access-log extras, renamed for the JSON line.
+_ACCESS_FIELDS = {
+    "remote_address": "remote",
+    "first_request_line": "request",
+    "response_status": "status",
+    "response_size": "size",
+    "request_time_frac": "duration",
+}
+_DROPPED_EXTRAS = frozenset({"request_header", "response_header", "request_start_time", "request_time"})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, pid, request_id, message, and any extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Serialise the record; access records get their fields (status, duration, …) as keys."""
+        line: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "request_id": getattr(record, "request_id", None) or request_id_var.get() or "-",
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key in _STANDARD_ATTRS or key in _DROPPED_EXTRAS or key == "request_id":
+                continue
+            if key == "request_time_frac" and isinstance(value, str):
+                value = float(value)  # aiohttp hands it over as text
+            line[_ACCESS_FIELDS.get(key, key)] = value
+        headers = getattr(record, "request_header", None)
+        if isinstance(headers, dict) and "User-Agent" in headers:
+            line["user_agent"] = headers["User-Agent"]
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack_info"] = self.formatStack(record.stack_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+PLAIN_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+ACCESS_LOGGERS = ("aiohttp.access", "gunicorn.access")
+
+
+def configure_logconfig(config: dict[str, Any], *, json_lines: bool) -> dict[str, Any]:
+    """Add the request-id filter to every handler, the redactor to the access loggers, and JSON formatters if asked."""
+    config.setdefault("filters", {})
+    config["filters"]["request_id"] = {"()": RequestIdFilter}
+    config["filters"]["redact_access"] = {"()": AccessLogRedactor}
+    for handler in config.get("handlers", {}).values():
+        handler["filters"] = [*handler.get("filters", []), "request_id"]
+    for name in ACCESS_LOGGERS:
+        logger = config.setdefault("loggers", {}).setdefault(name, {})
+        logger["filters"] = [*logger.get("filters", []), "redact_access"]
+    formatters = config.setdefault("formatters", {})
+    if json_lines:
+        for name in list(formatters) or ["plain"]:
+            formatters[name] = {"()": JsonFormatter}
+    elif "plain" in formatters:
+        formatters["plain"] = {"format": PLAIN_FORMAT}
+    return config
+
+
+def install_access_redactor(logger_names: Iterable[str] = ACCESS_LOGGERS) -> None:
+    """Put the redactor on the access loggers however logging was configured (adev, tests); idempotent."""
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, AccessLogRedactor) for f in logger.filters):
+            logger.addFilter(AccessLogRedactor())
+
+
+def prepare_multiproc_dir(directory: Path) -> Path:
+    """Create prometheus_client's multiprocess folder and empty it of a previous run's files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    return directory

@@ -1,0 +1,512 @@
+"""The OpenAPI 3.0 description of every chatterd endpoint in the HTTP contract, served at /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    return {JSON: media}
+
+
+def _ok(description: str, schema: dict[str, Any], status: str = "200") -> dict[str, Any]:
+    return {status: {"description": description, "content": _json(schema)}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
+
+
+def _body(schema_name: str, example: dict[str, Any], *, form: bool = False) -> dict[str, Any]:
+    content = _json(_ref(schema_name), example)
+    if form:
+        content["application/x-www-form-urlencoded"] = {"schema": _ref(schema_name)}
+    return {"required": True, "content": content}
+
+
+def _string(min_length: int, max_length: int, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "minLength": min_length, "maxLength": max_length, **extra}
+
+
+SIGNED_IN: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
+NO_CONTENT = {"204": {"description": "Done; no body."}}
+# Errors any endpoint may give: a 413 for a body over the limit, a 503 when Postgres is down.
+COMMON = (413, 503)
+
+ERROR_TEXT = {
+    400: "The body is not valid JSON (or form data where form data is accepted).",
+    401: "No credentials where they are required, or unknown, expired, revoked or forged ones.",
+    403: "Valid credentials without the needed role, a cross-site request signed in by cookie alone, or a feature off.",
+    404: "Unknown path or record.",
+    409: "The username is already taken.",
+    413: "The body is over the size limit.",
+    422: "Valid JSON of the wrong shape: a missing field, a wrong type, an empty or over-long value, a NUL character.",
+    429: "Too many attempts; come back after Retry-After seconds.",
+    503: "A dependency (Postgres, Google's certificates) is down; come back after Retry-After seconds.",
+}
+RETRY_AFTER = {"description": "Seconds to wait before trying again.", "schema": {"type": "integer", "minimum": 1}}
+WWW_AUTHENTICATE = {"description": "Always `Bearer`.", "schema": {"type": "string"}}
+REQUEST_ID = {"description": "The request's id, echoed or generated.", "schema": {"type": "string"}}
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": ERROR_TEXT[status], "content": _json(_ref("Error"))}
+    headers: dict[str, Any] = {"X-Request-ID": REQUEST_ID}
+    if status in {429, 503}:
+        headers["Retry-After"] = RETRY_AFTER
+    if status == 401:
+        headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+    response["headers"] = headers
+    return response
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["message"],
+        "properties": {"message": {"type": "string", "description": "What went wrong, for a person."}},
+        "additionalProperties": False,
+    },
+    "Empty": {"type": "object", "maxProperties": 0},
+    "Status": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string", "enum": ["ok"]}},
+    },
+    "Chatt": {
+        "type": "array",
+        "description": "[username, message, id (UUID), timestamp (ISO 8601 UTC)]",
+        "items": {"type": "string"},
+        "minItems": 4,
+        "maxItems": 4,
+        "example": ["alice", "hello", "0b7e1c5e-8c1f-4a63-9d6e-1f2b3c4d5e6f", "2025-01-01T12:00:00.000000Z"],
+    },
+    "Chatts": {"type": "array", "items": _ref("Chatt")},
+    "PostChatt": {
+        "type": "object",
+        "description": "`name` is accepted in place of `username` (and ignored when `username` is given).",
+        "required": ["message"],
+        "properties": {
+            "username": _string(1, 255),
+            "name": {"description": "Alias of `username` (a string with the same limits) when `username` is absent."},
+            "message": _string(1, 1000),
+        },
+    },
+    "AddUser": {
+        "type": "object",
+        "required": ["clientID", "idToken"],
+        "properties": {"clientID": {"type": "string"}, "idToken": {"type": "string"}},
+    },
+    "AddedUser": {
+        "type": "object",
+        "required": ["username", "chatterID", "lifetime", "token"],
+        "properties": {
+            "username": {"type": "string"},
+            "chatterID": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "lifetime": {"type": "integer", "minimum": 1},
+            "token": {"type": "string", "description": "A JWT for the same user."},
+            "refresh_token": {"type": "string", "description": "Opaque; trade it at /token/refresh."},
+        },
+    },
+    "PostAuth": {
+        "type": "object",
+        "description": "`chatterID` may instead come from the Authorization header.",
+        "required": ["message"],
+        "properties": {"chatterID": {"type": "string"}, "message": _string(1, 1000)},
+    },
+    "Register": {
+        "type": "object",
+        "required": ["username", "password"],
+        "properties": {"username": _string(1, 64), "password": _string(8, 256, format="password")},
+    },
+    "Registered": {
+        "type": "object",
+        "required": ["id", "username"],
+        "properties": {"id": {"type": "integer"}, "username": {"type": "string"}},
+    },
+    "Login": {
+        "type": "object",
+        "required": ["username", "password"],
+        "properties": {
+            "username": {"type": "string"},
+            "password": {"type": "string", "format": "password"},
+            "otp": {"type": "string", "description": "The current TOTP code, when the account has TOTP on."},
+        },
+    },
+    "Token": {
+        "type": "object",
+        "required": ["token", "token_type", "expires_in"],
+        "properties": {
+            "token": {"type": "string"},
+            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_in": {"type": "integer", "minimum": 1},
+            "refresh_token": {"type": "string", "description": "Opaque; trade it at /token/refresh."},
+        },
+    },
+    "Refresh": {
+        "type": "object",
+        "required": ["refresh_token"],
+        "properties": {"refresh_token": {"type": "string"}},
+    },
+    "RecoveryCodes": {
+        "type": "object",
+        "required": ["codes"],
+        "properties": {"codes": {"type": "array", "items": {"type": "string"}, "minItems": 10, "maxItems": 10}},
+    },
+    "AuditEvents": {
+        "type": "object",
+        "required": ["events"],
+        "properties": {
+            "events": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "at", "user_id", "event", "kind", "address", "detail"],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "at": {"type": "string", "format": "date-time"},
+                        "user_id": {"type": "integer", "nullable": True},
+                        "event": {"type": "string"},
+                        "kind": {"type": "string", "nullable": True},
+                        "address": {"type": "string", "nullable": True},
+                        "detail": {"type": "object"},
+                    },
+                },
+            }
+        },
+    },
+    "CurrentUser": {
+        "type": "object",
+        "required": ["user"],
+        "properties": {
+            "user": {
+                "type": "object",
+                "required": ["id", "username", "role"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "username": {"type": "string"},
+                    "role": {"type": "string", "enum": ["user", "moderator", "admin"]},
+                },
+            }
+        },
+    },
+    "TotpSecret": {
+        "type": "object",
+        "required": ["secret", "uri"],
+        "properties": {"secret": {"type": "string"}, "uri": {"type": "string", "pattern": "^otpauth://"}},
+    },
+    "Otp": {"type": "object", "required": ["otp"], "properties": {"otp": {"type": "string"}}},
+    "OtpauthUri": {
+        "type": "object",
+        "required": ["uri"],
+        "properties": {"uri": _string(10, 2048, pattern="^otpauth://")},
+    },
+    "PageConfig": {
+        "type": "object",
+        "required": ["googleClientIds"],
+        "properties": {"googleClientIds": {"type": "array", "items": {"type": "string"}}},
+    },
+}
+
+CHATT_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+    "example": "0b7e1c5e-8c1f-4a63-9d6e-1f2b3c4d5e6f",
+}
+
+PATHS: dict[str, Any] = {
+    "/getchatts/": {
+        "get": {
+            "tags": ["chatter"],
+            "summary": "Read chatts, oldest first",
+            "operationId": "getChatts",
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "description": "Return the newest `limit` chatts.",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1000},
+                    "example": 50,
+                },
+                {
+                    "name": "after",
+                    "in": "query",
+                    "description": "Only chatts posted after the one with this id.",
+                    "schema": {"type": "string", "format": "uuid"},
+                },
+            ],
+            "responses": {**_ok("The chatts.", _ref("Chatts")), **_errors(422, 503)},
+        }
+    },
+    "/postchatt/": {
+        "post": {
+            "tags": ["chatter"],
+            "summary": "Post a chatt anonymously (the original lab's open posting)",
+            "operationId": "postChatt",
+            "requestBody": _body("PostChatt", {"username": "alice", "message": "Hello, world"}),
+            "responses": {**_ok("Stored.", _ref("Empty")), **_errors(400, 403, 422, *COMMON)},
+        }
+    },
+    "/adduser/": {
+        "post": {
+            "tags": ["chatter"],
+            "summary": "Sign in with a Google ID token; get a chatterID and a JWT",
+            "operationId": "addUser",
+            "requestBody": _body("AddUser", {"clientID": "1234.apps.googleusercontent.com", "idToken": "eyJ..."}),
+            "responses": {**_ok("Signed in.", _ref("AddedUser")), **_errors(400, 401, 422, 429, *COMMON)},
+        }
+    },
+    "/postauth/": {
+        "post": {
+            "tags": ["chatter"],
+            "summary": "Post a chatt as the user a chatterID (or JWT) belongs to",
+            "operationId": "postAuth",
+            "security": [{"bearer": []}, {"cookie": []}, {}],
+            "requestBody": _body("PostAuth", {"chatterID": "0" * 64, "message": "Hello, signed in"}),
+            "responses": {**_ok("Stored.", _ref("Empty")), **_errors(400, 401, 403, 422, *COMMON)},
+        }
+    },
+    "/register": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Create a password account",
+            "operationId": "register",
+            "requestBody": _body("Register", {"username": "alice", "password": "correct horse"}, form=True),
+            "responses": {
+                **_ok("Created.", _ref("Registered"), status="201"),
+                **_errors(400, 409, 422, 429, *COMMON),
+            },
+        }
+    },
+    "/login": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Sign in with a password (and a TOTP code when enabled); get a JWT and a cookie",
+            "operationId": "login",
+            "requestBody": _body("Login", {"username": "alice", "password": "correct horse"}, form=True),
+            "responses": {
+                "200": {
+                    "description": "Signed in; the same token is also set as an HttpOnly cookie.",
+                    "headers": {"Set-Cookie": {"schema": {"type": "string"}}},
+                    "content": _json(_ref("Token")),
+                },
+                **_errors(400, 401, 422, 429, *COMMON),
+            },
+        }
+    },
+    "/get-user": {
+        "get": {
+            "tags": ["accounts"],
+            "summary": "Who the caller is",
+            "operationId": "getUser",
+            "security": SIGNED_IN,
+            "responses": {**_ok("The caller.", _ref("CurrentUser")), **_errors(401, 503)},
+        }
+    },
+    "/logout": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Revoke the credential used, on every worker and server at once",
+            "operationId": "logout",
+            "security": SIGNED_IN,
+            "responses": {**NO_CONTENT, **_errors(401, 403, 503)},
+        }
+    },
+    "/totp/setup": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Make a TOTP secret for the caller (not active until enabled)",
+            "operationId": "totpSetup",
+            "security": SIGNED_IN,
+            "responses": {
+                **_ok("The secret and its otpauth:// URI.", _ref("TotpSecret")),
+                **_errors(401, 403, 422, 503),
+            },
+        }
+    },
+    "/totp/enable": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Turn TOTP on with a code from the secret",
+            "operationId": "totpEnable",
+            "security": SIGNED_IN,
+            "requestBody": _body("Otp", {"otp": "123456"}),
+            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
+        }
+    },
+    "/totp/recovery-codes": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Ten new single-use recovery codes (replacing any earlier ones), shown this once",
+            "operationId": "totpRecoveryCodes",
+            "security": SIGNED_IN,
+            "responses": {**_ok("The codes.", _ref("RecoveryCodes")), **_errors(401, 403, 422, 503)},
+        }
+    },
+    "/totp/disable": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Turn TOTP off, given a current code or a recovery code",
+            "operationId": "totpDisable",
+            "security": SIGNED_IN,
+            "requestBody": _body("Otp", {"otp": "123456"}),
+            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
+        }
+    },
+    "/token/refresh": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Rotate a refresh token: a new access JWT and the next refresh token",
+            "description": "Presenting a refresh token that was already rotated ends its whole family (every session "
+            "that descends from the same sign-in), except for a repeat by the same client within a few seconds, "
+            "which gets the same successor.",
+            "operationId": "refreshToken",
+            "requestBody": _body("Refresh", {"refresh_token": "x" * 43}, form=True),
+            "responses": {**_ok("Rotated.", _ref("Token")), **_errors(400, 401, 422, *COMMON)},
+        }
+    },
+    "/audit": {
+        "get": {
+            "tags": ["operations"],
+            "summary": "The audit log of auth events, newest first (admin)",
+            "operationId": "audit",
+            "security": SIGNED_IN,
+            "parameters": [
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {"name": "user_id", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+            ],
+            "responses": {**_ok("Events.", _ref("AuditEvents")), **_errors(401, 403, 422, 503)},
+        }
+    },
+    "/totp/qr": {
+        "post": {
+            "tags": ["page"],
+            "summary": "An otpauth:// URI as a QR code (SVG), for the web page; POST so the secret stays out of URLs",
+            "operationId": "totpQr",
+            "requestBody": _body("OtpauthUri", {"uri": "otpauth://totp/chatterd:alice?secret=JBSWY3DPEHPK3PXP"}),
+            "responses": {
+                "200": {
+                    "description": "The QR code.",
+                    "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+                },
+                **_errors(400, 422, 413),
+            },
+        }
+    },
+    "/chatts/{id}": {
+        "delete": {
+            "tags": ["chatter"],
+            "summary": "Delete a chatt (admin or moderator)",
+            "operationId": "deleteChatt",
+            "security": SIGNED_IN,
+            "parameters": [CHATT_ID],
+            "responses": {**NO_CONTENT, **_errors(401, 403, 404, 503)},
+        }
+    },
+    "/healthz": {
+        "get": {
+            "tags": ["operations"],
+            "summary": "Liveness: the process is up",
+            "operationId": "healthz",
+            "responses": _ok("Up.", _ref("Status")),
+        }
+    },
+    "/readyz": {
+        "get": {
+            "tags": ["operations"],
+            "summary": "Readiness: Postgres answers and every migration is applied",
+            "operationId": "readyz",
+            "responses": {**_ok("Ready.", _ref("Status")), **_errors(503)},
+        }
+    },
+    "/metrics": {
+        "get": {
+            "tags": ["operations"],
+            "summary": "Prometheus metrics, in the text exposition format",
+            "operationId": "metrics",
+            "responses": {
+                "200": {"description": "The metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+            },
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "tags": ["page"],
+            "summary": "This document",
+            "operationId": "openapi",
+            "responses": _ok("The OpenAPI document.", {"type": "object"}),
+        }
+    },
+    "/docs": {
+        "get": {
+            "tags": ["page"],
+            "summary": "This document, browsable (Swagger UI)",
+            "operationId": "docs",
+            "responses": {"200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}}},
+        }
+    },
+    "/": {
+        "get": {
+            "tags": ["page"],
+            "summary": "The chatter web page",
+            "operationId": "index",
+            "responses": {"200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}}},
+        }
+    },
+    "/config.json": {
+        "get": {
+            "tags": ["page"],
+            "summary": "What the web page needs to know (the Google client IDs it may offer sign-in with)",
+            "operationId": "pageConfig",
+            "responses": _ok("The page's configuration.", _ref("PageConfig")),
+        }
+    },
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "chatterd",
+        "version": "1.0.0",
+        "description": (
+            "The chatter back end: the course's chatter API, Google and password sign-in, chatterIDs and JWTs. "
+            'Paths are served with and without the trailing slash. Every error is JSON `{"message"}`.'
+        ),
+    },
+    "tags": [
+        {"name": "chatter", "description": "The course's chatter API (mobile clients)."},
+        {"name": "accounts", "description": "Password accounts, JWTs and TOTP."},
+        {"name": "operations", "description": "Health, readiness and metrics for operators."},
+        {"name": "page", "description": "The web page and these docs."},
+    ],
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "responses": {f"E{status}": _error_response(status) for status in ERROR_TEXT},
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A JWT from /login or /adduser/, or a chatterID (a bare token without 'Bearer' works).",
+            },
+            "cookie": {"type": "apiKey", "in": "cookie", "name": "chatterd_token", "description": "Set by /login."},
+        },
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document (a fresh copy is not needed: callers only serialise it)."""
+    return DOCUMENT

@@ -1,0 +1,298 @@
+// The chatter page: plain JavaScript against the HTTP contract (see /docs). No build step, no framework.
+"use strict";
+
+const POLL_MS = 2000;
+const FIRST_LOAD = 200; // newest chatts shown when the page opens
+const TOKEN_KEY = "chatterd.token";
+
+const state = { token: sessionStorage.getItem(TOKEN_KEY), user: null, lastId: null, polling: false, timer: null };
+
+const $ = (id) => document.getElementById(id);
+
+function say(text, isError = false) {
+  const el = $("status");
+  el.textContent = text;
+  el.classList.toggle("error", isError);
+}
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// One JSON request; the JWT (when signed in) goes in the Authorization header, never in a URL.
+async function api(method, path, body) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (state.token) headers["Authorization"] = "Bearer " + state.token;
+  const resp = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  const isJson = (resp.headers.get("Content-Type") || "").includes("application/json");
+  const data = isJson ? await resp.json() : null;
+  if (!resp.ok) throw new ApiError(resp.status, (data && data.message) || resp.statusText || "Request failed");
+  return data;
+}
+
+function formValues(form) {
+  return Object.fromEntries(new FormData(form).entries());
+}
+
+// ---- chatts ------------------------------------------------------------------------------------------------------
+
+function renderChatt([username, message, id, timestamp]) {
+  const li = document.createElement("li");
+  li.dataset.id = id;
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = username;
+  const when = document.createElement("time");
+  when.className = "when";
+  when.dateTime = timestamp;
+  when.textContent = new Date(timestamp).toLocaleString();
+  const text = document.createElement("span");
+  text.className = "text";
+  text.textContent = message; // never innerHTML: chatts are other people's text
+  li.append(who, when, text);
+  return li;
+}
+
+async function refreshChatts() {
+  const list = $("chatts");
+  const path = state.lastId
+    ? "/getchatts/?after=" + encodeURIComponent(state.lastId)
+    : "/getchatts/?limit=" + FIRST_LOAD;
+  let rows;
+  try {
+    rows = await api("GET", path);
+  } catch (err) {
+    if (err.status === 422 && state.lastId) {
+      // The chatt we were reading after is gone (deleted): start again from the newest.
+      state.lastId = null;
+      list.replaceChildren();
+      return refreshChatts();
+    }
+    throw err;
+  }
+  if (!rows.length) return;
+  const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
+  list.append(...rows.map(renderChatt));
+  state.lastId = rows[rows.length - 1][2];
+  if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
+function schedulePoll() {
+  clearTimeout(state.timer);
+  state.timer = setTimeout(poll, POLL_MS);
+}
+
+async function poll() {
+  if (state.polling) return;
+  state.polling = true;
+  try {
+    if (!document.hidden) await refreshChatts();
+  } catch (err) {
+    say("Could not refresh the chatts: " + err.message, true);
+  } finally {
+    state.polling = false;
+    schedulePoll();
+  }
+}
+
+async function postChatt(event) {
+  event.preventDefault();
+  const form = event.target;
+  const { username, message } = formValues(form);
+  try {
+    if (state.user) {
+      await api("POST", "/postauth/", { message });
+    } else {
+      if (!username) throw new ApiError(0, "Give a name, or sign in.");
+      await api("POST", "/postchatt/", { username, message });
+    }
+    $("post-message").value = "";
+    say("Posted.");
+    await poll();
+  } catch (err) {
+    say("Could not post: " + err.message, true);
+  }
+}
+
+// ---- accounts ----------------------------------------------------------------------------------------------------
+
+function showSignedIn() {
+  const signedIn = state.user !== null;
+  $("whoami").hidden = !signedIn;
+  $("account").hidden = signedIn;
+  $("totp").hidden = !signedIn;
+  $("post-username-label").hidden = signedIn;
+  if (signedIn) {
+    $("whoami-name").textContent = state.user.username;
+    $("whoami-role").textContent = state.user.role === "user" ? "" : "(" + state.user.role + ")";
+  }
+}
+
+function setToken(token) {
+  state.token = token;
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+async function loadUser() {
+  state.user = null;
+  if (state.token) {
+    try {
+      state.user = (await api("GET", "/get-user")).user;
+    } catch (err) {
+      setToken(null); // expired or revoked: sign in again
+      if (err.status !== 401) say("Could not check who you are: " + err.message, true);
+    }
+  }
+  showSignedIn();
+}
+
+async function login(username, password, otp) {
+  const body = { username, password };
+  if (otp) body.otp = otp;
+  setToken(null);
+  const data = await api("POST", "/login", body);
+  setToken(data.token);
+  await loadUser();
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  const { username, password, otp } = formValues(event.target);
+  try {
+    await login(username, password, otp);
+    event.target.reset();
+    say("Signed in as " + state.user.username + ".");
+  } catch (err) {
+    say("Could not sign in: " + err.message, true);
+  }
+}
+
+async function onRegister(event) {
+  event.preventDefault();
+  const { username, password } = formValues(event.target);
+  try {
+    setToken(null);
+    await api("POST", "/register", { username, password });
+    await login(username, password);
+    event.target.reset();
+    say("Registered and signed in as " + state.user.username + ".");
+  } catch (err) {
+    say("Could not register: " + err.message, true);
+  }
+}
+
+async function onLogout() {
+  try {
+    await api("POST", "/logout");
+    say("Logged out.");
+  } catch (err) {
+    if (err.status !== 401) say("Could not log out: " + err.message, true);
+  }
+  setToken(null);
+  state.user = null;
+  showSignedIn();
+}
+
+// ---- two-factor --------------------------------------------------------------------------------------------------
+
+async function onTotpSetup() {
+  try {
+    const { secret, uri } = await api("POST", "/totp/setup");
+    $("totp-secret").textContent = secret;
+    $("totp-uri").textContent = uri;
+    // The QR code is drawn by the server from a POSTed URI, so the secret never appears in a URL or a log.
+    const resp = await fetch("/totp/qr", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ uri }),
+    });
+    if (resp.ok) $("totp-qr").src = URL.createObjectURL(await resp.blob());
+    $("totp-details").hidden = false;
+  } catch (err) {
+    say("Could not start two-factor set-up: " + err.message, true);
+  }
+}
+
+async function onTotpEnable(event) {
+  event.preventDefault();
+  const { otp } = formValues(event.target);
+  try {
+    await api("POST", "/totp/enable", { otp });
+    $("totp-details").hidden = true;
+    event.target.reset();
+    say("Two-factor sign-in is on: you will be asked for a code when you sign in.");
+  } catch (err) {
+    say("Could not turn on two-factor sign-in: " + err.message, true);
+  }
+}
+
+// ---- Google ------------------------------------------------------------------------------------------------------
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = src;
+    script.async = true;
+    script.onload = resolve;
+    script.onerror = () => reject(new Error("could not load " + src));
+    document.head.append(script);
+  });
+}
+
+async function setUpGoogle() {
+  let config;
+  try {
+    config = await api("GET", "/config.json");
+  } catch {
+    return;
+  }
+  const clientId = (config.googleClientIds || [])[0];
+  if (!clientId) return; // no GOOGLE_CLIENT_IDS configured: no Google button
+  $("google").hidden = false;
+  try {
+    await loadScript("https://accounts.google.com/gsi/client");
+  } catch (err) {
+    say("Google sign-in is unavailable: " + err.message, true);
+    return;
+  }
+  window.google.accounts.id.initialize({
+    client_id: clientId,
+    callback: async ({ credential }) => {
+      try {
+        setToken(null);
+        const data = await api("POST", "/adduser/", { clientID: clientId, idToken: credential });
+        setToken(data.token);
+        await loadUser();
+        say("Signed in with Google as " + data.username + ".");
+      } catch (err) {
+        say("Google sign-in failed: " + err.message, true);
+      }
+    },
+  });
+  window.google.accounts.id.renderButton($("google-button"), { theme: "outline", size: "large" });
+}
+
+// ---- start -------------------------------------------------------------------------------------------------------
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("post-form").addEventListener("submit", postChatt);
+  $("login-form").addEventListener("submit", onLogin);
+  $("register-form").addEventListener("submit", onRegister);
+  $("logout").addEventListener("click", onLogout);
+  $("totp-setup").addEventListener("click", onTotpSetup);
+  $("totp-enable-form").addEventListener("submit", onTotpEnable);
+  document.addEventListener("visibilitychange", () => document.hidden || poll());
+  loadUser();
+  setUpGoogle();
+  poll();
+});

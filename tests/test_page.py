@@ -1,0 +1,67 @@
+"""The web page's server side: the HTML and its assets, /config.json, and QR codes for TOTP set-up."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+URI = "otpauth://totp/chatterd:alice?secret=JBSWY3DPEHPK3PXP&issuer=chatterd"
+
+
+async def test_index_and_its_assets(client):
+    resp = await client.get("/")
+    assert resp.status == 200 and resp.content_type == "text/html"
+    assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    html = await resp.text()
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+    assert {"/static/app.js", "/static/style.css"} <= set(assets)
+    for asset in assets:
+        assert (await client.get(asset)).status == 200, asset
+
+
+async def test_static_does_not_leave_its_folder(client):
+    for path in ["/static/../web.py", "/static/%2e%2e/web.py", "/static/..%2fsettings.py"]:
+        resp = await client.get(path)
+        assert resp.status in {403, 404}, path
+
+
+async def test_config_without_google(make_client):
+    client = await make_client(google_client_ids=())
+    assert await (await client.get("/config.json")).json() == {"googleClientIds": []}
+
+
+async def test_config_with_google(make_client):
+    client = await make_client(google_client_ids=("a.apps.googleusercontent.com", "b.apps.googleusercontent.com"))
+    body = await (await client.get("/config.json")).json()
+    assert body == {"googleClientIds": ["a.apps.googleusercontent.com", "b.apps.googleusercontent.com"]}
+
+
+async def test_totp_qr_is_an_svg(client):
+    resp = await client.post("/totp/qr", json={"uri": URI})
+    assert resp.status == 200
+    assert resp.content_type == "image/svg+xml"
+    assert resp.headers["Cache-Control"] == "no-store"
+    svg = await resp.text()
+    assert "<svg" in svg and "<path" in svg
+    assert "JBSWY3DPEHPK3PXP" not in svg  # the secret is only in the pattern
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"uri": "https://example.com/not-otpauth"}, 422),
+        ({"uri": "otpauth://" + "x" * 3000}, 422),
+        ({}, 422),
+        ({"uri": 5}, 422),
+    ],
+)
+async def test_totp_qr_refuses_other_input(client, body, status):
+    resp = await client.post("/totp/qr", json=body)
+    assert resp.status == status
+    assert set(await resp.json()) == {"message"}
+
+
+async def test_totp_qr_is_not_a_get(client):
+    resp = await client.get("/totp/qr?uri=" + URI)
+    assert resp.status == 405

@@ -1,0 +1,48 @@
+"""Operator endpoints: liveness, readiness (Postgres answers and is fully migrated) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from aiohttp import web
+
+import metrics
+import migrations
+from bodies import json_response
+from db import DatabaseUnavailable
+from errors import ServiceUnavailable
+from keys import db_key, settings_key
+
+logger = logging.getLogger(__name__)
+
+
+@functools.cache
+def _known_migrations() -> list[migrations.Migration]:
+    return migrations.load_migrations()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: the process is up and its event loop answers; touches nothing else."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """GET /readyz: 200 when Postgres answers and every migration in sql/ is applied, else 503 with Retry-After."""
+    retry_after = request.app[settings_key].retry_after
+    try:
+        missing = await migrations.pending(request.app[db_key], _known_migrations())
+    except DatabaseUnavailable as exc:
+        logger.warning("not ready: database unavailable: %s", exc)
+        raise ServiceUnavailable("The database is unavailable.", retry_after=retry_after) from None
+    if missing:
+        logger.warning("not ready: migrations not applied: %s", ", ".join(missing))
+        raise ServiceUnavailable(f"Migrations not applied yet: {', '.join(missing)}.", retry_after=retry_after)
+    return json_response({"status": "ok"})
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    """GET /metrics: Prometheus' text exposition format."""
+    response = web.Response(body=metrics.exposition())
+    response.headers["Content-Type"] = metrics.CONTENT_TYPE_LATEST
+    return response

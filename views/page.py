@@ -1,0 +1,63 @@
+"""The web page at /: its HTML, the little configuration it reads, and QR codes for TOTP set-up."""
+
+from __future__ import annotations
+
+import io
+
+import qrcode
+import qrcode.image.svg
+from aiohttp import web
+
+from bodies import json_response, read_json, text_field
+from errors import Unprocessable
+from keys import settings_key
+from views.docs import STATIC_DIR
+
+MAX_OTPAUTH_URI = 2048
+# Google's sign-in script is the only third party the page may load, and only from where Google serves it.
+GSI = "https://accounts.google.com/gsi/"
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        f"script-src 'self' {GSI}client",
+        f"style-src 'self' {GSI}style",
+        f"frame-src {GSI}",
+        f"connect-src 'self' {GSI}",
+        "img-src 'self' blob: data:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    """GET /: the chatter page (plain HTML, CSS and JS from static/)."""
+    response = web.FileResponse(STATIC_DIR / "index.html")
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+async def page_config(request: web.Request) -> web.Response:
+    """GET /config.json: the Google client IDs the page may offer sign-in with (none: no Google button)."""
+    return json_response({"googleClientIds": list(request.app[settings_key].google_client_ids)})
+
+
+def qr_svg(data: str) -> bytes:
+    """`data` as a QR code, an SVG document."""
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
+    out = io.BytesIO()
+    image.save(out)
+    return out.getvalue()
+
+
+async def totp_qr(request: web.Request) -> web.Response:
+    """POST /totp/qr {"uri"}: the otpauth:// URI as an SVG QR code; a POST so the secret never sits in a URL or log."""
+    uri = text_field(await read_json(request), "uri", max_length=MAX_OTPAUTH_URI, min_length=10)
+    if not uri.startswith("otpauth://"):
+        raise Unprocessable("'uri' must be an otpauth:// URI.")
+    response = web.Response(body=qr_svg(uri), content_type="image/svg+xml")
+    response.headers["Cache-Control"] = "no-store"
+    return response
