@@ -19,30 +19,29 @@ import psutil
 READ, ANON, CHATTERID, JWT = "read", "anon", "chatterid", "jwt"
 POSTS = frozenset({ANON, CHATTERID, JWT})
 
-# gunicorn's --access-logformat for aiohttp's worker (aiohttp's own directives): which worker answered what.
-ACCESS_LOG_ARGS = ("--access-logformat", 'ACCESS %P %s "%r"')
-_ACCESS_LINE = re.compile(r'^ACCESS <(\d+)> (\d{3}) "(\S+) (\S+) [^"]*"$', re.MULTILINE)
-_RID = re.compile(r"[?&]rid=([^&\s]+)")
+# gunicorn's --access-logformat for aiohttp's worker (aiohttp's own directives): which worker answered what, and the
+# X-Request-ID each request carries (the app echoes the client's), which is the request's rid.
+ACCESS_LOG_ARGS = ("--access-logformat", 'ACCESS %P %s "%r" %{X-Request-ID}o')
+_ACCESS_LINE = re.compile(r'^ACCESS <(\d+)> (\d{3}) "(\S+) (\S+) [^"]*" (\S+)$', re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """One line of the access log: the worker that answered, the status, and the request's rid if it had one."""
+    """One line of the access log: the worker that answered, the status, and the request's rid."""
 
     pid: int
     status: int
     method: str
     path: str
-    rid: str | None
+    rid: str
 
 
 def served(log: str) -> list[Served]:
     """The requests a gunicorn log (written with ACCESS_LOG_ARGS) says were answered."""
-    entries = []
-    for pid, status, method, target in _ACCESS_LINE.findall(log):
-        rid = _RID.search(target)
-        entries.append(Served(int(pid), int(status), method, target.partition("?")[0], rid and rid.group(1)))
-    return entries
+    return [
+        Served(int(pid), int(status), method, target.partition("?")[0], rid)
+        for pid, status, method, target, rid in _ACCESS_LINE.findall(log)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +49,7 @@ class Shot:
     """One request of a load and what became of it."""
 
     kind: str
-    rid: str  # unique; in the query string, and the message of a post
+    rid: str  # unique; sent as X-Request-ID, and the message of a post
     started: float  # time.monotonic()
     elapsed: float
     status: int | None = None  # None when no response came back
@@ -104,7 +103,7 @@ async def send(
     data: Any = None,
 ) -> Shot:
     """Send one request of the given kind, read the whole answer, and record it; never raises for HTTP failures."""
-    headers: dict[str, str] = {}
+    headers = {"X-Request-ID": rid}
     body: dict[str, str] = {"message": rid}
     if kind == READ:
         method, path = "GET", "/getchatts/"
@@ -121,7 +120,7 @@ async def send(
         headers["Authorization"] = f"Bearer {creds.token}"
     else:
         raise ValueError(kind)
-    params = {"limit": "20", "rid": rid} if method == "GET" else {"rid": rid}
+    params = {"limit": "20"} if method == "GET" else {}
     payload: dict[str, Any] = {} if method == "GET" else ({"json": body} if data is None else {"data": data})
     if data is not None:
         headers["Content-Type"] = "application/json"
