@@ -1,0 +1,165 @@
+"""Scale-out: two chatterd servers (two gunicorn masters, two workers each) on one Postgres act as one."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import CLIENT_ID, wait_for
+from tests.load import ACCESS_LOG_ARGS, CHATTERID, JWT, Credentials, google_sign_in, send, served, worker_pids
+from tests.test_gunicorn import Gunicorn, base_env
+
+PASSWORD = "correct horse battery"
+MAX_FAILURES = 3
+
+
+@pytest.fixture
+async def servers(make_database: Any, google_certs_url: str, tmp_path: Path) -> AsyncIterator[list[Gunicorn]]:
+    """Two servers sharing one database and one SECRET_KEY, each with its own var/ and two workers."""
+    shared = base_env(
+        DATABASE_URL=make_database(),
+        GOOGLE_CERTS_URL=google_certs_url,
+        GOOGLE_CLIENT_IDS=CLIENT_ID,
+        LOGIN_MAX_FAILURES=str(MAX_FAILURES),
+        ACCESS_LOG="-",
+    )
+    pair = [
+        Gunicorn(
+            {**shared, "CHATTERD_VAR_DIR": str(tmp_path / name)}, tmp_path / f"{name}.log", extra_args=ACCESS_LOG_ARGS
+        )
+        for name in ("a", "b")
+    ]
+    await asyncio.gather(*(server.start() for server in pair))
+    try:
+        yield pair
+    finally:
+        assert await asyncio.gather(*(server.stop() for server in pair)) == [0, 0]
+
+
+async def call(method: str, url: str, *, token: str | None = None, **kwargs: Any) -> tuple[int, Any]:
+    """One request on a fresh connection (so any worker may answer): its status and JSON body (None when empty)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        async with session.request(method, url, headers=headers, **kwargs) as resp:
+            body = await resp.json() if resp.content_length else None
+            return resp.status, body
+
+
+async def log_in(url: str, username: str, password: str = PASSWORD) -> tuple[int, Any]:
+    """POST /login."""
+    return await call("POST", f"{url}/login", json={"username": username, "password": password})
+
+
+async def refused_everywhere(
+    server: Gunicorn, kind: str, creds: Credentials, tag: str, *, bound: float
+) -> tuple[float, float, int]:
+    """Probe `server` with a credential just logged out until every worker has refused it (401 on /postauth/).
+
+    Returns how long after the start it was last accepted (0 if never), when every worker had refused it, and how
+    many probes were accepted; then checks that a burst spread over the workers gets nothing but 401s.
+    """
+    assert server.proc is not None
+    workers = set(worker_pids(server.proc.pid))
+    started = time.monotonic()
+    last_accepted, accepted = started, 0
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        probes = 0
+
+        async def all_refused() -> bool:
+            nonlocal probes, last_accepted, accepted
+            probes += 1
+            shot = await send(session, server.url, kind, f"{tag}-{probes}", creds, timeout=5)
+            assert shot.status in {200, 401}, shot
+            if shot.status == 200:
+                last_accepted, accepted = time.monotonic(), accepted + 1
+            refusing = {e.pid for e in served(server.log()) if e.status == 401 and e.rid.startswith(f"{tag}-")}
+            return refusing >= workers
+
+        await wait_for(all_refused, timeout=bound, what=f"every worker to refuse the {kind}")
+        covered = time.monotonic() - started
+        burst = await asyncio.gather(
+            *(send(session, server.url, kind, f"{tag}-after-{n}", creds, timeout=5) for n in range(20))
+        )
+        assert {shot.status for shot in burst} == {401}, burst
+    return last_accepted - started, covered, accepted
+
+
+async def test_credentials_issued_by_one_server_work_on_the_other(servers, google, make_client):
+    """A chatterID and a JWT from A, an account registered on B: each works on the other server (same SECRET_KEY)."""
+    a, b = servers
+    async with aiohttp.ClientSession() as session:
+        signed_in = await google_sign_in(
+            session, a.url, google.id_token(client_id=CLIENT_ID, sub="scale", name="Sam"), CLIENT_ID
+        )
+    creds = Credentials(chatter_id=signed_in["chatterID"], token=signed_in["token"])
+    async with aiohttp.ClientSession() as session:
+        for kind in (CHATTERID, JWT):
+            shot = await send(session, b.url, kind, f"on-b-{kind}", creds, timeout=5)
+            assert shot.status == 200, shot
+    status, body = await call("GET", f"{b.url}/get-user", token=creds.token)
+    assert status == 200 and body["user"]["username"] == "Sam"
+    # A server with another SECRET_KEY on the same database refuses the JWT: the key must be the same everywhere.
+    stranger = await make_client(database_url=a.env["DATABASE_URL"], secret_key="another key " * 4)
+    assert (await stranger.get("/get-user", headers={"Authorization": f"Bearer {creds.token}"})).status == 401
+
+    assert (await call("POST", f"{b.url}/register", json={"username": "bea", "password": PASSWORD}))[0] == 201
+    status, body = await log_in(a.url, "bea")
+    assert status == 200
+    assert (await call("GET", f"{b.url}/get-user", token=body["token"]))[1]["user"]["username"] == "bea"
+
+    # What one server stores, the other serves at once (its in-memory feed is dropped by the NOTIFY).
+    async def seen_on_a() -> bool:
+        status, rows = await call("GET", f"{a.url}/getchatts/")
+        return status == 200 and {"on-b-chatterid", "on-b-jwt"} <= {row[1] for row in rows}
+
+    await wait_for(seen_on_a, timeout=1.0, what="B's chatts on A")
+
+
+async def test_logout_on_one_server_is_refused_by_the_other_within_a_second(servers, google, capsys):
+    """A logout on A: both of B's workers refuse the JWT (and the chatterID) in well under a second."""
+    a, b = servers
+    async with aiohttp.ClientSession() as session:
+        signed_in = await google_sign_in(
+            session, a.url, google.id_token(client_id=CLIENT_ID, sub="leaver", name="Lee"), CLIENT_ID
+        )
+    jwt_creds = Credentials(token=signed_in["token"])
+    sid_creds = Credentials(chatter_id=signed_in["chatterID"])
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        # Both credentials work on every worker of B first (and B's workers cache the chatterID).
+        for kind, creds in ((JWT, jwt_creds), (CHATTERID, sid_creds)):
+            before = await asyncio.gather(
+                *(send(session, b.url, kind, f"pre-{kind}-{n}", creds, timeout=5) for n in range(20))
+            )
+            assert {shot.status for shot in before} == {200}, before
+
+    figures = []
+    for kind, creds, token in ((JWT, jwt_creds, jwt_creds.token), (CHATTERID, sid_creds, sid_creds.chatter_id)):
+        assert (await call("POST", f"{a.url}/logout", token=token))[0] == 204
+        accepted_for, covered, accepted = await refused_everywhere(b, kind, creds, f"{kind}-out", bound=1.0)
+        assert accepted_for < 1.0
+        figures.append(
+            f"{kind}: last accepted {accepted_for * 1000:.0f} ms after ({accepted} probes accepted),"
+            f" both workers seen refusing by {covered * 1000:.0f} ms"
+        )
+    with capsys.disabled():
+        print("\nscale-out logout on A, probed on B: " + "; ".join(figures))
+
+
+async def test_failed_logins_are_counted_across_both_servers(servers):
+    """LOGIN_MAX_FAILURES wrong passwords spread over A and B lock the account on both, right password or not."""
+    a, b = servers
+    assert (await call("POST", f"{a.url}/register", json={"username": "tom", "password": PASSWORD}))[0] == 201
+    for n in range(MAX_FAILURES):
+        status, body = await log_in((a, b)[n % 2].url, "tom", "wrong password")
+        assert status == 401, body
+    for server in (b, a):
+        status, body = await log_in(server.url, "tom")
+        assert status == 429, body
+        assert set(body) == {"message"}
