@@ -42,7 +42,7 @@ async def read_json_or_form(request: web.Request) -> dict[str, Any]:
         return await read_json(request)
     try:
         form = await request.post()
-    except (ValueError, UnicodeDecodeError, AssertionError):
+    except (ValueError, UnicodeDecodeError, AssertionError, LookupError):  # LookupError: an unknown charset
         raise BadRequest("The request body is not valid form data.") from None
     return {key: value for key, value in form.items() if isinstance(value, str)}
 

@@ -54,6 +54,27 @@ async def test_400_for_bad_json_422_for_bad_shape(client, body, status):
     assert resp.status == status
 
 
+MULTIPART_IN_AN_UNKNOWN_CHARSET = (
+    b'--b\r\nContent-Disposition: form-data; name="username"\r\n'
+    b"Content-Type: text/plain; charset=no-such-charset\r\n\r\nann\r\n--b--\r\n"
+)
+
+
+@pytest.mark.parametrize("path", ["/register", "/login"])
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded; charset=no-such-charset", b"username=a&password=b"),
+        ("multipart/form-data; boundary=b", MULTIPART_IN_AN_UNKNOWN_CHARSET),
+    ],
+    ids=["urlencoded", "multipart"],
+)
+async def test_form_in_an_unknown_charset_is_400(client, path, content_type, body):
+    resp = await client.post(path, data=body, headers={"Content-Type": content_type})
+    assert resp.status == 400
+    assert_json_error(resp.status, await resp.json())
+
+
 async def test_unknown_path_is_json_404(client):
     resp = await client.get("/no/such/path")
     assert resp.status == 404
