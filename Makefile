@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 
-.PHONY: run dev test test-slow lint bench fake-google clean browser
+.PHONY: run dev test test-slow lint bench soak fake-google clean browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "chatterd needs Python 3.11 or newer (set PYTHON=...)"; exit 1; }
@@ -46,6 +46,9 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run $(ARGS)
+
+soak: $(VENV)/.dev
+	$(BIN)/python -m bench.soak $(ARGS)
 
 fake-google: $(VENV)/.dev
 	$(BIN)/python -m tools.fake_google $(ARGS)
