@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -102,6 +104,7 @@ async def events_ctx(app: web.Application) -> AsyncIterator[None]:
     app[feed_key] = feed
     async with following(events):
         yield
+        await feed.close()
 
 
 async def google_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -116,10 +119,18 @@ async def google_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+def _lower_thread_priority() -> None:
+    """Make the calling thread yield the CPU to the event loop's thread (Linux sets nice per thread)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 async def password_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Hash passwords on a small thread pool of their own, so a login storm cannot take every core from the loop."""
+    """Hash passwords on a small pool of low-priority threads, so a login storm cannot starve the other requests."""
     settings = app[settings_key]
-    with ThreadPoolExecutor(max_workers=settings.password_threads, thread_name_prefix="argon2") as executor:
+    with ThreadPoolExecutor(
+        max_workers=settings.password_threads, thread_name_prefix="argon2", initializer=_lower_thread_priority
+    ) as executor:
         app[password_hasher_key] = PasswordHasher(
             time_cost=settings.password_time_cost, memory_cost=settings.password_memory_cost, executor=executor
         )

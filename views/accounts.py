@@ -210,7 +210,7 @@ async def delete_chatt(request: web.Request) -> web.Response:
     chatt_id = request.match_info["id"]
     if not _is_uuid(chatt_id) or not await models.delete_chatt(request.app[db_key], chatt_id):
         raise NotFound("No chatt has that id.")
-    request.app[feed_key].invalidate()
+    request.app[feed_key].changed_here()
     return web.Response(status=204)
 
 
