@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from views import accounts, chatter, docs, google, health, page
+from views import accounts, chatter, docs, google, health, jwks, page
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -23,6 +23,7 @@ ROUTES: list[tuple[str, str, View]] = [
     ("POST", "/totp/setup", accounts.totp_setup),
     ("POST", "/totp/enable", accounts.totp_enable),
     ("DELETE", "/chatts/{id}", accounts.delete_chatt),
+    ("GET", "/.well-known/jwks.json", jwks.jwks),
     # operations, docs and the web page
     ("GET", "/healthz", health.healthz),
     ("GET", "/readyz", health.readyz),
