@@ -210,6 +210,37 @@ SCHEMAS: dict[str, Any] = {
         "required": ["uri"],
         "properties": {"uri": _string(10, 2048, pattern="^otpauth://")},
     },
+    "Jwk": {
+        "type": "object",
+        "description": "A public key (RFC 7517): EC P-256 for ES256, OKP Ed25519 for EdDSA.",
+        "required": ["kty", "crv", "x", "kid", "alg", "use"],
+        "properties": {
+            "kty": {"type": "string", "enum": ["EC", "OKP"]},
+            "crv": {"type": "string", "enum": ["P-256", "Ed25519"]},
+            "x": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+            "y": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "EC keys only."},
+            "kid": {"type": "string", "description": "The key's RFC 7638 thumbprint; JWTs name it in their header."},
+            "alg": {"type": "string", "enum": ["ES256", "EdDSA"]},
+            "use": {"type": "string", "enum": ["sig"]},
+        },
+    },
+    "Jwks": {
+        "type": "object",
+        "required": ["keys"],
+        "properties": {"keys": {"type": "array", "items": _ref("Jwk")}},
+        "example": {
+            "keys": [
+                {
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+                    "kid": "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k",
+                    "alg": "EdDSA",
+                    "use": "sig",
+                }
+            ]
+        },
+    },
     "PageConfig": {
         "type": "object",
         "required": ["googleClientIds"],
@@ -413,6 +444,27 @@ PATHS: dict[str, Any] = {
             "security": SIGNED_IN,
             "parameters": [CHATT_ID],
             "responses": {**NO_CONTENT, **_errors(401, 403, 404, 503)},
+        }
+    },
+    "/.well-known/jwks.json": {
+        "get": {
+            "tags": ["accounts"],
+            "summary": "The public keys JWTs are verified with (JWK Set); empty under HS256, whose key is secret",
+            "description": (
+                "With JWT_ALGORITHM ES256 or EdDSA, every key that still verifies tokens, the signing one first. "
+                "Pick the key whose `kid` matches the JWT header's `kid` and check `alg` against the key's own "
+                "`alg`; on an unknown `kid`, fetch this again (keys rotate)."
+            ),
+            "operationId": "jwks",
+            "responses": {
+                "200": {
+                    "description": "The key set.",
+                    "headers": {
+                        "Cache-Control": {"description": "`public, max-age=300`.", "schema": {"type": "string"}}
+                    },
+                    "content": _json(_ref("Jwks")),
+                }
+            },
         }
     },
     "/healthz": {

@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 -- a file name, not a secret
+JWT_ALGORITHMS = ("HS256", "ES256", "EdDSA")
 
 
 class ConfigError(ValueError):
@@ -97,6 +98,9 @@ class Settings:
     jwt_lifetime: int = 900
     jwt_issuer: str = "chatterd"
     jwt_audience: str = "chatterd"
+    # HS256 signs with SECRET_KEY; ES256/EdDSA sign with the first key file and verify with all of them.
+    jwt_algorithm: str = "HS256"
+    jwt_signing_key_files: tuple[Path, ...] = ()
     open_posting: bool = True
     max_body_size: int = 1024 * 1024
     db_pool_min: int = 1
@@ -127,6 +131,12 @@ class Settings:
             raise ConfigError("SECRET_KEY must be at least 32 bytes long")
         if self.db_pool_min > self.db_pool_max or self.db_pool_max < 1:
             raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX, which must be at least 1")
+        if self.jwt_algorithm not in JWT_ALGORITHMS:
+            raise ConfigError(f"JWT_ALGORITHM must be one of {', '.join(JWT_ALGORITHMS)}, not {self.jwt_algorithm!r}")
+        if self.jwt_algorithm == "HS256" and self.jwt_signing_key_files:
+            raise ConfigError("JWT_SIGNING_KEY_FILES needs JWT_ALGORITHM=ES256 or EdDSA (HS256 signs with SECRET_KEY)")
+        if self.jwt_algorithm != "HS256" and not self.jwt_signing_key_files:
+            raise ConfigError(f"JWT_ALGORITHM={self.jwt_algorithm} needs JWT_SIGNING_KEY_FILES")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -146,6 +156,8 @@ class Settings:
             google_hosted_domain=env.get("GOOGLE_HOSTED_DOMAIN") or None,
             chatterid_lifetime=_int(env, "CHATTERID_LIFETIME", 300, minimum=1),
             jwt_lifetime=_int(env, "JWT_LIFETIME", 900, minimum=1),
+            jwt_algorithm=env.get("JWT_ALGORITHM", "").strip() or "HS256",
+            jwt_signing_key_files=tuple(Path(path) for path in _list(env, "JWT_SIGNING_KEY_FILES")),
             open_posting=_bool(env, "CHATTER_OPEN_POSTING", True),
             max_body_size=_int(env, "MAX_BODY_SIZE", 1024 * 1024, minimum=1024),
             db_pool_min=_int(env, "DB_POOL_MIN", 1),

@@ -151,9 +151,7 @@ async def create_app(settings: Settings | None = None) -> web.Application:
         client_max_size=settings.max_body_size,
     )
     app[settings_key] = settings
-    app[token_codec_key] = TokenCodec(
-        settings.secret_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience, lifetime=settings.jwt_lifetime
-    )
+    app[token_codec_key] = TokenCodec.from_settings(settings)  # reads the signing key files, if any, once
     app.cleanup_ctx.extend([database_ctx, events_ctx, google_ctx, password_ctx])
     app.on_startup.append(announce_ready)
     add_routes(app)

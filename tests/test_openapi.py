@@ -28,6 +28,7 @@ CONTRACT = {
     ("post", "/totp/setup"),
     ("post", "/totp/enable"),
     ("delete", "/chatts/{id}"),
+    ("get", "/.well-known/jwks.json"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
