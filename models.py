@@ -137,6 +137,22 @@ async def sign_in_google_user(
     return User(user_id, name, role)
 
 
+# Web sign-in (the redirect flow) wants the user only: it issues a JWT in a cookie, no chatterID.
+UPSERT_GOOGLE_USER = """
+INSERT INTO users (username, google_sub, email) VALUES (%(username)s, %(sub)s, %(email)s)
+ON CONFLICT (google_sub) DO UPDATE SET username = EXCLUDED.username, email = EXCLUDED.email
+RETURNING id, username, role
+"""
+
+
+async def upsert_google_user(db: Database, *, sub: str, username: str, email: str | None) -> User:
+    """Find or create the user for a Google subject (its name and email following Google's), without a session."""
+    async with db.cursor() as cur:
+        await cur.execute(UPSERT_GOOGLE_USER, {"username": username, "sub": sub, "email": email})
+        user_id, name, role = await cur.fetchone()
+    return User(user_id, name, role)
+
+
 async def start_session(db: Database, *, user_id: int, session_hash: bytes, lifetime: int) -> None:
     """Open a chatterID session for an existing user."""
     async with db.cursor() as cur:

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from views import accounts, chatter, docs, google, health, page
+from views import accounts, chatter, docs, google, google_web, health, page
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -23,6 +23,8 @@ ROUTES: list[tuple[str, str, View]] = [
     ("POST", "/totp/setup", accounts.totp_setup),
     ("POST", "/totp/enable", accounts.totp_enable),
     ("DELETE", "/chatts/{id}", accounts.delete_chatt),
+    ("GET", "/auth/google/login", google_web.google_login),
+    ("GET", "/auth/google/callback", google_web.google_callback),
     # operations, docs and the web page
     ("GET", "/healthz", health.healthz),
     ("GET", "/readyz", health.readyz),

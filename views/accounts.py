@@ -11,7 +11,7 @@ import totp
 from bodies import json_response, read_json_or_form, text_field
 from errors import Conflict, NotFound, Unauthorized, Unprocessable
 from keys import authenticator_key, credential_key, db_key, password_hasher_key, settings_key, token_codec_key, user_key
-from middlewares import COOKIE_NAME, login_required, requires
+from middlewares import COOKIE_NAME, login_required, requires, set_login_cookie
 from throttling import LoginThrottle, limit_rate
 
 MAX_USERNAME = 64
@@ -67,15 +67,7 @@ async def login(request: web.Request) -> web.Response:
     codec = app[token_codec_key]
     token, _ = codec.mint(user.id, user.username, user.role)
     response = json_response({"token": token, "token_type": "Bearer", "expires_in": codec.lifetime})
-    response.set_cookie(
-        COOKIE_NAME,
-        token,
-        max_age=codec.lifetime,
-        path="/",
-        httponly=True,
-        secure=settings.cookie_secure,
-        samesite="Lax",
-    )
+    set_login_cookie(response, token, max_age=codec.lifetime, secure=settings.cookie_secure)
     return response
 
 
