@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client import REGISTRY
 from yarl import URL
 
 from google_certs import GoogleCertificates
@@ -128,6 +129,17 @@ async def test_full_flow_sets_the_login_cookie(web, google):
         assert await cur.fetchall() == [("1234567890", "test@example.com")]
         await cur.execute("SELECT count(*) FROM chatter_sessions")
         assert await cur.fetchone() == (0,)  # a cookie sign-in opens no chatterID session
+
+
+async def test_sign_ins_are_counted(web, google):
+    def count(outcome: str) -> float:
+        return REGISTRY.get_sample_value("chatterd_sign_ins_total", {"kind": "google_web", "outcome": outcome}) or 0.0
+
+    before = count("success"), count("failure")
+    assert (await sign_in(web)).status == 302
+    google.web_claims = {"nonce": "wrong"}
+    assert (await sign_in(web)).status == 401
+    assert (count("success"), count("failure")) == (before[0] + 1, before[1] + 1)
 
 
 async def test_same_google_account_is_the_same_user(web, google):

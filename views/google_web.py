@@ -17,8 +17,9 @@ from yarl import URL
 
 import models
 from errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
-from google_idtoken import verify_id_token
+from google_idtoken import InvalidIdToken, verify_id_token
 from keys import db_key, google_certs_key, google_discovery_key, http_session_key, settings_key, token_codec_key
+from metrics import SIGN_INS
 from middlewares import set_login_cookie
 from oidc import (
     DiscoveryUnavailable,
@@ -216,27 +217,35 @@ async def google_callback(request: web.Request) -> web.Response:
             time_limit=settings.http_client_timeout,
         )
     except TokenRefused as exc:
+        SIGN_INS.labels("google_web", "failure").inc()
         if exc.error in {"invalid_client", "unauthorized_client"}:
             logger.error("Google refused our client (%s): check GOOGLE_CLIENT_SECRET and the client ID", exc.error)
         raise Unauthorized(f"Google refused the sign-in code ({exc.error}); start again.") from None
     except ProviderUnavailable as exc:
+        SIGN_INS.labels("google_web", "unavailable").inc()
         logger.warning("Google web sign-in: %s", exc)
         raise ServiceUnavailable(
             "Google's token endpoint is unavailable; try again shortly.", retry_after=settings.retry_after
         ) from None
 
-    identity = await verify_id_token(
-        id_token,
-        app[google_certs_key],
-        audiences=(client_id,),
-        hosted_domain=settings.google_hosted_domain,
-        clock_skew=CLOCK_SKEW,
-    )
+    try:
+        identity = await verify_id_token(
+            id_token,
+            app[google_certs_key],
+            audiences=(client_id,),
+            hosted_domain=settings.google_hosted_domain,
+            clock_skew=CLOCK_SKEW,
+        )
+    except InvalidIdToken:
+        SIGN_INS.labels("google_web", "failure").inc()
+        raise
     if identity.nonce is None or not hmac.compare_digest(identity.nonce.encode(), flow.nonce.encode()):
+        SIGN_INS.labels("google_web", "failure").inc()
         raise Unauthorized("The ID token was refused: its nonce is not this sign-in's.")
     user = await models.upsert_google_user(
         app[db_key], sub=identity.sub, username=(identity.name or NO_NAME)[:255], email=identity.email
     )
+    SIGN_INS.labels("google_web", "success").inc()
     codec = app[token_codec_key]
     token, _ = codec.mint(user.id, user.username, user.role)
     response = _redirect(flow.next)
