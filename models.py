@@ -134,19 +134,6 @@ purged AS (
 SELECT account.id, account.username, account.role, attempt.age FROM attempt LEFT JOIN account ON true
 """
 
-START_SESSION = """
-WITH session AS (
-    INSERT INTO chatter_sessions (id_hash, user_id, expires_at)
-    VALUES (%(id_hash)s, %(user_id)s, now() + make_interval(secs => %(lifetime)s))
-),
-purged AS (
-    DELETE FROM chatter_sessions WHERE id_hash IN (
-        SELECT id_hash FROM chatter_sessions WHERE expires_at < now() ORDER BY expires_at LIMIT 50
-    )
-)
-SELECT 1
-"""
-
 SELECT_SESSION_USER = """
 SELECT users.id, users.username, users.role, extract(epoch FROM sessions.expires_at)::float8
 FROM chatter_sessions AS sessions JOIN users ON users.id = sessions.user_id
@@ -214,10 +201,26 @@ async def sign_in_google_user(
     return User(user_id, name, role)
 
 
-async def start_session(db: Database, *, user_id: int, session_hash: bytes, lifetime: int) -> None:
-    """Open a chatterID session for an existing user."""
+# Web sign-in (the redirect flow) wants the user only: it issues a JWT in a cookie, no chatterID.
+UPSERT_GOOGLE_USER = """
+WITH account AS (
+    INSERT INTO users (username, google_sub, email) VALUES (%(username)s, %(sub)s, %(email)s)
+    ON CONFLICT (google_sub) DO UPDATE SET username = EXCLUDED.username, email = EXCLUDED.email
+    RETURNING id, username, role
+),
+audit AS (
+    INSERT INTO auth_events (user_id, event, kind, address) SELECT id, 'sign_in', 'google_web', %(address)s FROM account
+)
+SELECT id, username, role FROM account
+"""
+
+
+async def upsert_google_user(db: Database, *, sub: str, username: str, email: str | None, address: str) -> User:
+    """Find or create the user for a Google subject (its name and email following Google's), without a session."""
     async with db.cursor() as cur:
-        await cur.execute(START_SESSION, {"user_id": user_id, "id_hash": session_hash, "lifetime": lifetime})
+        await cur.execute(UPSERT_GOOGLE_USER, {"username": username, "sub": sub, "email": email, "address": address})
+        user_id, name, role = await cur.fetchone()
+    return User(user_id, name, role)
 
 
 async def session_user(db: Database, session_hash: bytes) -> tuple[User, float] | None:

@@ -26,6 +26,7 @@ from keys import (
     db_key,
     feed_key,
     google_certs_key,
+    google_discovery_key,
     http_session_key,
     password_hasher_key,
     settings_key,
@@ -35,6 +36,7 @@ from metrics import metrics_middleware
 from middlewares import auth_middleware, error_middleware
 from migrations import migrate
 from observability import install_access_redactor, request_id_middleware
+from oidc import OpenIdDiscovery
 from passwords import PasswordHasher
 from settings import Settings
 from tokens import TokenCodec
@@ -119,6 +121,17 @@ async def google_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def google_web_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The cache of Google's OpenID discovery document for web sign-in, on the app's one HTTP session."""
+    settings = app[settings_key]
+    app[google_discovery_key] = OpenIdDiscovery(
+        app[http_session_key], settings.google_discovery_url, timeout=settings.http_client_timeout
+    )
+    if settings.google_client_secret:
+        logger.info("Google web sign-in is on for client %s", settings.web_client_id)
+    yield
+
+
 def _lower_thread_priority() -> None:
     """Make the calling thread yield the CPU to the event loop's thread (Linux sets nice per thread)."""
     with contextlib.suppress(OSError, AttributeError):
@@ -153,6 +166,7 @@ async def create_app(settings: Settings | None = None) -> web.Application:
     app[settings_key] = settings
     app[token_codec_key] = TokenCodec.from_settings(settings)  # reads the signing key files, if any, once
     app.cleanup_ctx.extend([database_ctx, events_ctx, google_ctx, password_ctx])
+    app.cleanup_ctx.append(google_web_ctx)  # after google_ctx, whose HTTP session it uses
     app.on_startup.append(announce_ready)
     add_routes(app)
     setup_cors(app)  # after every route: it enables CORS per resource

@@ -22,7 +22,7 @@ from keys import (
     user_key,
 )
 from metrics import SIGN_INS
-from middlewares import COOKIE_NAME, login_required, requires
+from middlewares import COOKIE_NAME, login_required, requires, set_login_cookie
 from throttling import LoginThrottle, client_address, limit_rate
 from views.refresh import new_refresh_family, token_response
 
@@ -90,15 +90,7 @@ async def login(request: web.Request) -> web.Response:
 
     response, token = token_response(request, user, refresh.family_id, refresh_token)
     codec = app[token_codec_key]
-    response.set_cookie(
-        COOKIE_NAME,
-        token,
-        max_age=codec.lifetime,
-        path="/",
-        httponly=True,
-        secure=settings.cookie_secure,
-        samesite="Lax",
-    )
+    set_login_cookie(response, token, max_age=codec.lifetime, secure=settings.cookie_secure)
     return response
 
 
