@@ -102,7 +102,8 @@ async def announce_chatts_changed(db: Database) -> None:
 # The per-address rate count is part of the same statement: nothing is written past the limit.
 SIGN_IN_GOOGLE_USER = """
 WITH attempt AS (
-    INSERT INTO throttle AS t (key, hits, max_hits, window_start) VALUES (%(rate_key)s, 1, 0, now())
+    INSERT INTO throttle AS t (key, hits, max_hits, window_start)
+    SELECT %(rate_key)s, 1, 0, now() WHERE %(limit)s > 0
     ON CONFLICT (key) DO UPDATE SET
         hits = CASE WHEN t.window_start < now() - make_interval(secs => %(window)s) THEN 1 ELSE t.hits + 1 END,
         window_start = CASE WHEN t.window_start < now() - make_interval(secs => %(window)s)
@@ -111,7 +112,7 @@ WITH attempt AS (
 ),
 account AS (
     INSERT INTO users (username, google_sub, email)
-    SELECT %(username)s, %(sub)s, %(email)s FROM attempt WHERE attempt.hits <= %(limit)s
+    SELECT %(username)s, %(sub)s, %(email)s WHERE %(limit)s = 0 OR (SELECT hits FROM attempt) <= %(limit)s
     ON CONFLICT (google_sub) DO UPDATE SET username = EXCLUDED.username, email = EXCLUDED.email
     RETURNING id, username, role
 ),
@@ -131,7 +132,8 @@ purged AS (
         SELECT id_hash FROM chatter_sessions WHERE expires_at < now() ORDER BY expires_at LIMIT 50
     )
 )
-SELECT account.id, account.username, account.role, attempt.age FROM attempt LEFT JOIN account ON true
+SELECT account.id, account.username, account.role, (SELECT age FROM attempt)
+FROM (SELECT 1) AS one LEFT JOIN account ON true
 """
 
 SELECT_SESSION_USER = """
@@ -175,7 +177,8 @@ async def sign_in_google_user(
 ) -> User:
     """Find or create the user for a Google subject; open a chatterID session and a refresh-token family for it.
 
-    RateLimited (with the seconds to wait) when `rate_key` is past `rate_limit` attempts in `rate_window` seconds.
+    RateLimited (with the seconds to wait) when `rate_key` is past `rate_limit` attempts in `rate_window` seconds;
+    a limit of 0 counts nothing.
     """
     async with db.cursor() as cur:
         await cur.execute(

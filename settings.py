@@ -202,7 +202,7 @@ class Settings:
             login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, minimum=1),
             login_lockout_seconds=_int(env, "LOGIN_LOCKOUT_SECONDS", 300, minimum=1),
             login_max_failures_per_address=_int(env, "LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1),
-            adduser_max_per_address=_int(env, "ADDUSER_MAX_PER_ADDRESS", 120, minimum=1),
+            adduser_max_per_address=_int(env, "ADDUSER_MAX_PER_ADDRESS", 120),
             adduser_window_seconds=_int(env, "ADDUSER_WINDOW_SECONDS", 60, minimum=1),
             signup_max_per_address=_int(env, "SIGNUP_MAX_PER_ADDRESS", 20, minimum=1),
             password_threads=_int(env, "PASSWORD_THREADS", 1, minimum=1),
