@@ -16,6 +16,7 @@ from tokens import AccessClaims, InvalidToken, TokenCodec, hash_chatter_id, look
 logger = logging.getLogger(__name__)
 
 SESSION_CACHE_LIMIT = 100_000
+VERIFIED_CACHE_LIMIT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,14 +160,22 @@ class Authenticator:
         self.codec = codec
         self.store = store
         self.db = db
+        # Signature checks of tokens seen before, by their exact text: a client sends one token many times.
+        self._verified: dict[str, AccessClaims] = {}
 
     async def resolve(self, token: str, source: str) -> tuple[User, Credential] | None:
         """The user and credential behind `token`, or None when it is invalid, expired or revoked."""
         if looks_like_jwt(token):
-            try:
-                claims = self.codec.decode(token)
-            except InvalidToken:
-                return None
+            claims = self._verified.get(token)
+            if claims is None or claims.expires_at <= time.time():
+                try:
+                    claims = self.codec.decode(token)  # checks exp itself, with its leeway
+                except InvalidToken:
+                    self._verified.pop(token, None)
+                    return None
+                if len(self._verified) >= VERIFIED_CACHE_LIMIT:
+                    self._verified.clear()
+                self._verified[token] = claims
             if self.store.is_revoked(claims):
                 return None
             # Without the listener a logout on another worker could be missed: ask Postgres, as for chatterIDs.

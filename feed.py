@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 
 import orjson
 
 import models
-from db import Database
+from db import Database, DatabaseUnavailable
 from events import Events
 
 FEED_SIZE = 1000  # the largest `limit` the contract allows
 NOTICE = models.CHATTS_CHANGED
+# A burst of posts on one worker becomes one notice; other workers see a new chatt this much later at most.
+ANNOUNCE_DELAY = 0.05
+# A safety net: even if a notice were lost, no copy is served for longer than this.
+MAX_AGE = 2.0
+
+logger = logging.getLogger(__name__)
 
 
 class ChattFeed:
@@ -19,6 +27,7 @@ class ChattFeed:
 
     A post or delete anywhere sends a notice that empties every worker's copy; the next read reloads it with one
     query, whatever the size of the table. While the channel is down every read goes to the database.
+    The worker that made the change drops its own copy at once, so its clients read their own writes.
     """
 
     def __init__(self, db: Database, events: Events) -> None:
@@ -29,6 +38,8 @@ class ChattFeed:
         self._bodies: dict[int, bytes] = {}
         self._version = 0
         self._loading: asyncio.Task[list[tuple[str, str, str, str]]] | None = None
+        self._loaded_at = 0.0
+        self._announcing: asyncio.Task[None] | None = None
 
     def apply(self, notice: str) -> None:
         """Empty the copy when chatts changed."""
@@ -41,6 +52,25 @@ class ChattFeed:
 
     def tick(self, now: float) -> None:
         """Nothing to tidy."""
+
+    def changed_here(self) -> None:
+        """This worker posted or deleted a chatt: drop the copy now and tell the others shortly."""
+        self.invalidate()
+        if self._announcing is None:
+            self._announcing = asyncio.create_task(self._announce_soon())
+
+    async def _announce_soon(self) -> None:
+        await asyncio.sleep(ANNOUNCE_DELAY)
+        self._announcing = None  # changes from now on schedule another notice
+        try:
+            await models.announce_chatts_changed(self._db)
+        except DatabaseUnavailable as exc:
+            logger.warning("could not announce new chatts (%s); other workers catch up within %s s", exc, MAX_AGE)
+
+    async def close(self) -> None:
+        """Send a pending notice before the worker stops."""
+        if self._announcing is not None:
+            await self._announcing
 
     def invalidate(self) -> None:
         """Forget the copy (and any load in flight, whose result may predate the change)."""
@@ -73,6 +103,8 @@ class ChattFeed:
         return orjson.dumps(await models.list_chatts(self._db, limit=limit, after=after))
 
     async def _current_rows(self) -> list[tuple[str, str, str, str]]:
+        if self._rows is not None and time.monotonic() - self._loaded_at > MAX_AGE:
+            self.invalidate()
         if self._rows is not None:
             return self._rows
         if self._loading is None:
@@ -89,5 +121,6 @@ class ChattFeed:
                 self._loading = None
         if self._version == version:
             self._rows = rows
+            self._loaded_at = time.monotonic()
             self._positions = {row[2]: index for index, row in enumerate(rows)}
         return rows

@@ -45,6 +45,8 @@ class GoogleIdentity:
     hosted_domain: str | None
     expires_at: int
     issued_at: int
+    # The `nonce` claim (present when the sign-in request sent one, as the web redirect flow does).
+    nonce: str | None = None
 
 
 def _b64url_json(segment: str) -> Any:
@@ -110,6 +112,12 @@ def _optional_str(claims: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
+def _nonce(claims: Mapping[str, Any]) -> str | None:
+    """Return the `nonce` claim if it is a string; other values are ignored, so /adduser/ accepts what it did."""
+    value = claims.get("nonce")
+    return value if isinstance(value, str) else None
+
+
 async def verify_id_token(
     token: str,
     certificates: GoogleCertificates,
@@ -143,4 +151,5 @@ async def verify_id_token(
         hosted_domain=hd,
         expires_at=_timestamp(claims, "exp"),
         issued_at=_timestamp(claims, "iat"),
+        nonce=_nonce(claims),
     )

@@ -12,6 +12,7 @@ from db import Database
 from feed import ChattFeed
 from google_certs import GoogleCertificates
 from models import User
+from oidc import OpenIdDiscovery
 from passwords import PasswordHasher
 from settings import Settings
 from tokens import TokenCodec
@@ -24,6 +25,7 @@ http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
 google_certs_key = web.AppKey("google_certs", GoogleCertificates)
 password_hasher_key = web.AppKey("password_hasher", PasswordHasher)
 feed_key = web.AppKey("feed", ChattFeed)
+google_discovery_key = web.AppKey("google_discovery", OpenIdDiscovery)
 
 # The caller, filled by the auth middleware before any view runs; None when anonymous.
 user_key: web.RequestKey[User | None] = web.RequestKey("user")

@@ -1,8 +1,9 @@
-"""Management commands (there is no admin page): create users, set roles, log users out everywhere.
+"""Management commands (there is no admin page): create users, set roles, log users out everywhere, make signing keys.
 
 python -m manage create-user NAME [--role admin] [--password-stdin]
 python -m manage set-role NAME ROLE
 python -m manage logout-everywhere NAME
+python -m manage generate-signing-key --algorithm ES256 --out var/jwt-es256-2026-11.pem
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import getpass
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
 import models
+import signing_keys
 from keys import authenticator_key, db_key, password_hasher_key
 from tokens import ROLES
 from web import create_app
@@ -72,6 +75,22 @@ async def _with_app(action: str, args: argparse.Namespace) -> int:
         await runner.cleanup()
 
 
+def _generate_signing_key(algorithm: str, out: Path) -> int:
+    """Write a new private key for JWT_SIGNING_KEY_FILES and say its kid; needs no database nor settings."""
+    key = signing_keys.SigningKey.from_private_key(signing_keys.generate_private_key(algorithm), algorithm)
+    try:
+        signing_keys.write_new_key_file(out, key.private_key)
+    except FileExistsError:
+        logger.error("%s already exists; not overwriting it", out)
+        return 1
+    except OSError as exc:
+        logger.error("cannot write %s: %s", out, exc.strerror or exc)
+        return 1
+    logger.info("wrote a new %s signing key to %s (mode 600)", algorithm, out)
+    logger.info("kid %s", key.kid)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run one command."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
@@ -89,7 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     role.add_argument("role", choices=sorted(ROLES))
     out = commands.add_parser("logout-everywhere", help="end every JWT and chatterID of an account")
     out.add_argument("username")
+    keygen = commands.add_parser("generate-signing-key", help="write a new private key for JWT_SIGNING_KEY_FILES")
+    keygen.add_argument("--algorithm", choices=signing_keys.ASYMMETRIC_ALGORITHMS, required=True)
+    keygen.add_argument("--out", type=Path, required=True, help="where to write the PEM file (never overwritten)")
     args = parser.parse_args(argv)
+    if args.command == "generate-signing-key":
+        return _generate_signing_key(args.algorithm, args.out)
     return asyncio.run(_with_app(args.command, args))
 
 

@@ -44,7 +44,8 @@ HTTP_LATENCY = Histogram(
 
 SIGN_INS = Counter(
     "chatterd_sign_ins_total",
-    "Sign-in attempts, by kind (google, password) and outcome (success, failure, throttled, unavailable).",
+    "Sign-in attempts, by kind (google, google_web, password, refresh) and outcome "
+    "(success, failure, reuse, throttled, unavailable).",
     ["kind", "outcome"],
 )
 THROTTLES = Counter(

@@ -51,6 +51,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise ApiError() from None
 
 
+def set_login_cookie(response: web.StreamResponse, token: str, *, max_age: int, secure: bool) -> None:
+    """Put the JWT in the login cookie, as every sign-in does: HttpOnly, SameSite=Lax, Path=/, Secure unless off."""
+    response.set_cookie(COOKIE_NAME, token, max_age=max_age, path="/", httponly=True, secure=secure, samesite="Lax")
+
+
 def _bearer(header: str) -> str:
     scheme, _, rest = header.strip().partition(" ")
     return rest.strip() if scheme.lower() == "bearer" and rest else header.strip()

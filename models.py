@@ -23,6 +23,14 @@ class UnknownChatt(Exception):
     """No chatt has the given id."""
 
 
+class RateLimited(Exception):
+    """Too many attempts from one address; `retry_after` seconds until the window ends."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"retry after {retry_after:.0f} s")
+        self.retry_after = retry_after
+
+
 # ---- chatts -----------------------------------------------------------------------------------------------------
 
 # Text conversions happen in Postgres: cheaper than building UUID and datetime objects in Python.
@@ -44,18 +52,14 @@ LEFT JOIN LATERAL (
 ORDER BY newer.seq
 """
 
-# Changes to chatts are announced on the events channel, so every worker's in-memory feed is dropped at commit.
+INSERT_CHATT = "INSERT INTO chatts (username, message, user_id) VALUES (%s, %s, %s)"
+
+DELETE_CHATT = "DELETE FROM chatts WHERE id = %s"
+
+# Changes to chatts are announced on the events channel so every worker drops its in-memory feed. Not inside the
+# INSERT: Postgres serialises the commits of notifying transactions, which would cap posting at one fsync at a time.
 CHATTS_CHANGED = "chatts"
-
-INSERT_CHATT = """
-WITH inserted AS (INSERT INTO chatts (username, message, user_id) VALUES (%s, %s, %s))
-SELECT pg_notify('chatterd_events', 'chatts')
-"""
-
-DELETE_CHATT = """
-WITH deleted AS (DELETE FROM chatts WHERE id = %s RETURNING 1)
-SELECT pg_notify('chatterd_events', 'chatts') FROM deleted
-"""
+ANNOUNCE_CHATTS_CHANGED = "SELECT pg_notify('chatterd_events', 'chatts')"
 
 
 async def list_chatts(db: Database, *, limit: int, after: str | None = None) -> list[tuple[str, str, str, str]]:
@@ -81,7 +85,13 @@ async def delete_chatt(db: Database, chatt_id: str) -> bool:
     """Delete a chatt; False when there was none with that id."""
     async with db.cursor() as cur:
         await cur.execute(DELETE_CHATT, (chatt_id,))
-        return await cur.fetchone() is not None
+        return cur.rowcount > 0
+
+
+async def announce_chatts_changed(db: Database) -> None:
+    """Tell every worker and server that chatts changed."""
+    async with db.cursor() as cur:
+        await cur.execute(ANNOUNCE_CHATTS_CHANGED)
 
 
 # ---- users and chatterID sessions -------------------------------------------------------------------------------
@@ -89,9 +99,20 @@ async def delete_chatt(db: Database, chatt_id: str) -> bool:
 # Each sign-in also removes a few expired sessions (the "purged" part), so they never pile up and no full-table
 # DELETE is needed.
 # One round trip: the same Google subject is always the same user (whose name follows Google's), plus a new session.
+# The per-address rate count is part of the same statement: nothing is written past the limit.
 SIGN_IN_GOOGLE_USER = """
-WITH account AS (
-    INSERT INTO users (username, google_sub, email) VALUES (%(username)s, %(sub)s, %(email)s)
+WITH attempt AS (
+    INSERT INTO throttle AS t (key, hits, max_hits, window_start)
+    SELECT %(rate_key)s, 1, 0, now() WHERE %(limit)s > 0
+    ON CONFLICT (key) DO UPDATE SET
+        hits = CASE WHEN t.window_start < now() - make_interval(secs => %(window)s) THEN 1 ELSE t.hits + 1 END,
+        window_start = CASE WHEN t.window_start < now() - make_interval(secs => %(window)s)
+                            THEN now() ELSE t.window_start END
+    RETURNING hits, extract(epoch FROM now() - window_start)::float8 AS age
+),
+account AS (
+    INSERT INTO users (username, google_sub, email)
+    SELECT %(username)s, %(sub)s, %(email)s WHERE %(limit)s = 0 OR (SELECT hits FROM attempt) <= %(limit)s
     ON CONFLICT (google_sub) DO UPDATE SET username = EXCLUDED.username, email = EXCLUDED.email
     RETURNING id, username, role
 ),
@@ -111,20 +132,8 @@ purged AS (
         SELECT id_hash FROM chatter_sessions WHERE expires_at < now() ORDER BY expires_at LIMIT 50
     )
 )
-SELECT id, username, role FROM account
-"""
-
-START_SESSION = """
-WITH session AS (
-    INSERT INTO chatter_sessions (id_hash, user_id, expires_at)
-    VALUES (%(id_hash)s, %(user_id)s, now() + make_interval(secs => %(lifetime)s))
-),
-purged AS (
-    DELETE FROM chatter_sessions WHERE id_hash IN (
-        SELECT id_hash FROM chatter_sessions WHERE expires_at < now() ORDER BY expires_at LIMIT 50
-    )
-)
-SELECT 1
+SELECT account.id, account.username, account.role, (SELECT age FROM attempt)
+FROM (SELECT 1) AS one LEFT JOIN account ON true
 """
 
 SELECT_SESSION_USER = """
@@ -135,14 +144,11 @@ WHERE sessions.id_hash = %s AND sessions.expires_at > now()
 
 # The session check and the insert in one statement: no row inserted means the chatterID is unknown or expired.
 INSERT_CHATT_FOR_SESSION = """
-WITH inserted AS (
-    INSERT INTO chatts (username, message, user_id)
-    SELECT users.username, %(message)s, users.id
-    FROM chatter_sessions AS sessions JOIN users ON users.id = sessions.user_id
-    WHERE sessions.id_hash = %(id_hash)s AND sessions.expires_at > now()
-    RETURNING 1
-)
-SELECT pg_notify('chatterd_events', 'chatts') FROM inserted
+INSERT INTO chatts (username, message, user_id)
+SELECT users.username, %(message)s, users.id
+FROM chatter_sessions AS sessions JOIN users ON users.id = sessions.user_id
+WHERE sessions.id_hash = %(id_hash)s AND sessions.expires_at > now()
+RETURNING 1
 """
 
 
@@ -165,8 +171,15 @@ async def sign_in_google_user(
     lifetime: int,
     refresh: NewRefreshToken,
     address: str,
+    rate_key: str,
+    rate_limit: int,
+    rate_window: int,
 ) -> User:
-    """Find or create the user for a Google subject; open a chatterID session and a refresh-token family for it."""
+    """Find or create the user for a Google subject; open a chatterID session and a refresh-token family for it.
+
+    RateLimited (with the seconds to wait) when `rate_key` is past `rate_limit` attempts in `rate_window` seconds;
+    a limit of 0 counts nothing.
+    """
     async with db.cursor() as cur:
         await cur.execute(
             SIGN_IN_GOOGLE_USER,
@@ -180,16 +193,37 @@ async def sign_in_google_user(
                 "family_id": refresh.family_id,
                 "refresh_lifetime": refresh.lifetime,
                 "address": address,
+                "rate_key": rate_key,
+                "limit": rate_limit,
+                "window": rate_window,
             },
         )
-        user_id, name, role = await cur.fetchone()
+        user_id, name, role, window_age = await cur.fetchone()
+    if user_id is None:
+        raise RateLimited(rate_window - window_age)
     return User(user_id, name, role)
 
 
-async def start_session(db: Database, *, user_id: int, session_hash: bytes, lifetime: int) -> None:
-    """Open a chatterID session for an existing user."""
+# Web sign-in (the redirect flow) wants the user only: it issues a JWT in a cookie, no chatterID.
+UPSERT_GOOGLE_USER = """
+WITH account AS (
+    INSERT INTO users (username, google_sub, email) VALUES (%(username)s, %(sub)s, %(email)s)
+    ON CONFLICT (google_sub) DO UPDATE SET username = EXCLUDED.username, email = EXCLUDED.email
+    RETURNING id, username, role
+),
+audit AS (
+    INSERT INTO auth_events (user_id, event, kind, address) SELECT id, 'sign_in', 'google_web', %(address)s FROM account
+)
+SELECT id, username, role FROM account
+"""
+
+
+async def upsert_google_user(db: Database, *, sub: str, username: str, email: str | None, address: str) -> User:
+    """Find or create the user for a Google subject (its name and email following Google's), without a session."""
     async with db.cursor() as cur:
-        await cur.execute(START_SESSION, {"user_id": user_id, "id_hash": session_hash, "lifetime": lifetime})
+        await cur.execute(UPSERT_GOOGLE_USER, {"username": username, "sub": sub, "email": email, "address": address})
+        user_id, name, role = await cur.fetchone()
+    return User(user_id, name, role)
 
 
 async def session_user(db: Database, session_hash: bytes) -> tuple[User, float] | None:

@@ -210,12 +210,70 @@ SCHEMAS: dict[str, Any] = {
         "required": ["uri"],
         "properties": {"uri": _string(10, 2048, pattern="^otpauth://")},
     },
+    "Jwk": {
+        "type": "object",
+        "description": "A public key (RFC 7517): EC P-256 for ES256, OKP Ed25519 for EdDSA.",
+        "required": ["kty", "crv", "x", "kid", "alg", "use"],
+        "properties": {
+            "kty": {"type": "string", "enum": ["EC", "OKP"]},
+            "crv": {"type": "string", "enum": ["P-256", "Ed25519"]},
+            "x": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+            "y": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "EC keys only."},
+            "kid": {"type": "string", "description": "The key's RFC 7638 thumbprint; JWTs name it in their header."},
+            "alg": {"type": "string", "enum": ["ES256", "EdDSA"]},
+            "use": {"type": "string", "enum": ["sig"]},
+        },
+    },
+    "Jwks": {
+        "type": "object",
+        "required": ["keys"],
+        "properties": {"keys": {"type": "array", "items": _ref("Jwk")}},
+        "example": {
+            "keys": [
+                {
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+                    "kid": "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k",
+                    "alg": "EdDSA",
+                    "use": "sig",
+                }
+            ]
+        },
+    },
     "PageConfig": {
         "type": "object",
         "required": ["googleClientIds"],
-        "properties": {"googleClientIds": {"type": "array", "items": {"type": "string"}}},
+        "properties": {
+            "googleClientIds": {"type": "array", "items": {"type": "string"}},
+            "googleLoginUrl": {
+                "type": "string",
+                "nullable": True,
+                "description": "Where Google web sign-in starts (`/auth/google/login`); null when it is off.",
+            },
+        },
     },
 }
+
+
+def _google_web_error(description: str) -> dict[str, Any]:
+    """An error of the web sign-in flow, whose meaning differs from the shared responses' (the flow has no body)."""
+    return {"description": description, "content": _json(_ref("Error")), "headers": {"X-Request-ID": REQUEST_ID}}
+
+
+GOOGLE_WEB_OFF = _google_web_error("Google web sign-in is off: no `GOOGLE_CLIENT_SECRET` is configured.")
+GOOGLE_WEB_REDIRECT = {
+    "description": "A redirect; no body.",
+    "headers": {
+        "Location": {"description": "Where the browser goes next.", "schema": {"type": "string"}},
+        "Set-Cookie": {"schema": {"type": "string"}},
+    },
+}
+
+
+def _query(name: str, description: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description, "schema": {"type": "string"}, **extra}
+
 
 CHATT_ID = {
     "name": "id",
@@ -413,6 +471,79 @@ PATHS: dict[str, Any] = {
             "security": SIGNED_IN,
             "parameters": [CHATT_ID],
             "responses": {**NO_CONTENT, **_errors(401, 403, 404, 503)},
+        }
+    },
+    "/.well-known/jwks.json": {
+        "get": {
+            "tags": ["accounts"],
+            "summary": "The public keys JWTs are verified with (JWK Set); empty under HS256, whose key is secret",
+            "description": (
+                "With JWT_ALGORITHM ES256 or EdDSA, every key that still verifies tokens, the signing one first. "
+                "Pick the key whose `kid` matches the JWT header's `kid` and check `alg` against the key's own "
+                "`alg`; on an unknown `kid`, fetch this again (keys rotate)."
+            ),
+            "operationId": "jwks",
+            "responses": {
+                "200": {
+                    "description": "The key set.",
+                    "headers": {
+                        "Cache-Control": {"description": "`public, max-age=300`.", "schema": {"type": "string"}}
+                    },
+                    "content": _json(_ref("Jwks")),
+                }
+            },
+        }
+    },
+    "/auth/google/login": {
+        "get": {
+            "tags": ["accounts"],
+            "summary": "Start Google web sign-in: redirect to Google with state, nonce and PKCE (S256)",
+            "description": (
+                "Sets the short-lived (10 min) signed flow cookie `chatterd_google_flow` (HttpOnly, SameSite=Lax, "
+                "Path=/auth/google) and redirects to Google's authorization endpoint, taken from its discovery "
+                "document. For browsers: open it, do not call it with fetch."
+            ),
+            "operationId": "googleWebLogin",
+            "parameters": [
+                _query(
+                    "next",
+                    "A path on this site to return to after sign-in (default `/`); anything else is ignored.",
+                    example="/",
+                )
+            ],
+            "responses": {
+                "302": GOOGLE_WEB_REDIRECT,
+                "404": GOOGLE_WEB_OFF,
+                **_errors(503),
+            },
+        }
+    },
+    "/auth/google/callback": {
+        "get": {
+            "tags": ["accounts"],
+            "summary": "Where Google returns: trade the code, verify the ID token and nonce, set the login cookie",
+            "description": (
+                "Checks `state` against the flow cookie, exchanges `code` (with the PKCE verifier and the client "
+                "secret) at Google's token endpoint, verifies the ID token as /adduser/ does plus its `nonce`, sets "
+                "the `chatterd_token` login cookie as /login does, and redirects to the `next` path given to "
+                "/auth/google/login. When Google answers with `error` (the user cancelled), it redirects to "
+                "`/#google-error=<code>` instead."
+            ),
+            "operationId": "googleWebCallback",
+            "parameters": [
+                _query("state", "The state the sign-in started with."),
+                _query("code", "The authorization code from Google."),
+                _query("error", "Google's error code, when it did not grant the sign-in."),
+            ],
+            "responses": {
+                "302": GOOGLE_WEB_REDIRECT,
+                "400": _google_web_error(
+                    "No flow cookie (expired, tampered with, or another browser), a `state` that is not the "
+                    "cookie's, or no `code`: start again."
+                ),
+                "404": GOOGLE_WEB_OFF,
+                **_errors(401, 429, 503),
+            },
         }
     },
     "/healthz": {

@@ -8,12 +8,15 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 logger = logging.getLogger(__name__)
 
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+DEFAULT_GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 -- a file name, not a secret
+JWT_ALGORITHMS = ("HS256", "ES256", "EdDSA")
 
 
 class ConfigError(ValueError):
@@ -61,6 +64,13 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
 
+def _http_url(name: str, value: str) -> None:
+    """Refuse anything but an absolute http(s) URL without query or fragment."""
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"{name} must be an absolute http(s) URL without query or fragment, not {value!r}")
+
+
 def load_or_create_secret(var_dir: Path) -> str:
     """Return the key kept under var/, making it once; every worker and restart shares it."""
     path = var_dir / SECRET_KEY_FILE
@@ -93,10 +103,18 @@ class Settings:
     google_client_ids: tuple[str, ...] = ()
     google_certs_url: str = DEFAULT_GOOGLE_CERTS_URL
     google_hosted_domain: str | None = None
+    # Google web sign-in (the redirect flow) is on only when the client secret is set.
+    google_client_secret: str | None = field(default=None, repr=False)
+    google_web_client_id: str | None = None
+    google_discovery_url: str = DEFAULT_GOOGLE_DISCOVERY_URL
+    public_url: str | None = None
     chatterid_lifetime: int = 300
     jwt_lifetime: int = 900
     jwt_issuer: str = "chatterd"
     jwt_audience: str = "chatterd"
+    # HS256 signs with SECRET_KEY; ES256/EdDSA sign with the first key file and verify with all of them.
+    jwt_algorithm: str = "HS256"
+    jwt_signing_key_files: tuple[Path, ...] = ()
     open_posting: bool = True
     max_body_size: int = 1024 * 1024
     db_pool_min: int = 1
@@ -127,6 +145,24 @@ class Settings:
             raise ConfigError("SECRET_KEY must be at least 32 bytes long")
         if self.db_pool_min > self.db_pool_max or self.db_pool_max < 1:
             raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX, which must be at least 1")
+        if self.jwt_algorithm not in JWT_ALGORITHMS:
+            raise ConfigError(f"JWT_ALGORITHM must be one of {', '.join(JWT_ALGORITHMS)}, not {self.jwt_algorithm!r}")
+        if self.jwt_algorithm == "HS256" and self.jwt_signing_key_files:
+            raise ConfigError("JWT_SIGNING_KEY_FILES needs JWT_ALGORITHM=ES256 or EdDSA (HS256 signs with SECRET_KEY)")
+        if self.jwt_algorithm != "HS256" and not self.jwt_signing_key_files:
+            raise ConfigError(f"JWT_ALGORITHM={self.jwt_algorithm} needs JWT_SIGNING_KEY_FILES")
+        _http_url("GOOGLE_DISCOVERY_URL", self.google_discovery_url)
+        if self.public_url is not None:
+            _http_url("PUBLIC_URL", self.public_url)
+        if self.google_client_secret and not self.google_client_ids:
+            raise ConfigError("GOOGLE_CLIENT_SECRET needs GOOGLE_CLIENT_IDS, the client ID it belongs to among them")
+        if self.google_web_client_id and self.google_web_client_id not in self.google_client_ids:
+            raise ConfigError("GOOGLE_WEB_CLIENT_ID must be one of GOOGLE_CLIENT_IDS")
+
+    @property
+    def web_client_id(self) -> str | None:
+        """The OAuth client of Google web sign-in: GOOGLE_WEB_CLIENT_ID, else the first of GOOGLE_CLIENT_IDS."""
+        return self.google_web_client_id or next(iter(self.google_client_ids), None)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -144,8 +180,14 @@ class Settings:
             google_client_ids=_list(env, "GOOGLE_CLIENT_IDS"),
             google_certs_url=env.get("GOOGLE_CERTS_URL") or DEFAULT_GOOGLE_CERTS_URL,
             google_hosted_domain=env.get("GOOGLE_HOSTED_DOMAIN") or None,
+            google_client_secret=env.get("GOOGLE_CLIENT_SECRET", "").strip() or None,
+            google_web_client_id=env.get("GOOGLE_WEB_CLIENT_ID", "").strip() or None,
+            google_discovery_url=env.get("GOOGLE_DISCOVERY_URL") or DEFAULT_GOOGLE_DISCOVERY_URL,
+            public_url=env.get("PUBLIC_URL") or None,
             chatterid_lifetime=_int(env, "CHATTERID_LIFETIME", 300, minimum=1),
             jwt_lifetime=_int(env, "JWT_LIFETIME", 900, minimum=1),
+            jwt_algorithm=env.get("JWT_ALGORITHM", "").strip() or "HS256",
+            jwt_signing_key_files=tuple(Path(path) for path in _list(env, "JWT_SIGNING_KEY_FILES")),
             open_posting=_bool(env, "CHATTER_OPEN_POSTING", True),
             max_body_size=_int(env, "MAX_BODY_SIZE", 1024 * 1024, minimum=1024),
             db_pool_min=_int(env, "DB_POOL_MIN", 1),
@@ -160,7 +202,7 @@ class Settings:
             login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, minimum=1),
             login_lockout_seconds=_int(env, "LOGIN_LOCKOUT_SECONDS", 300, minimum=1),
             login_max_failures_per_address=_int(env, "LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1),
-            adduser_max_per_address=_int(env, "ADDUSER_MAX_PER_ADDRESS", 120, minimum=1),
+            adduser_max_per_address=_int(env, "ADDUSER_MAX_PER_ADDRESS", 120),
             adduser_window_seconds=_int(env, "ADDUSER_WINDOW_SECONDS", 60, minimum=1),
             signup_max_per_address=_int(env, "SIGNUP_MAX_PER_ADDRESS", 20, minimum=1),
             password_threads=_int(env, "PASSWORD_THREADS", 1, minimum=1),

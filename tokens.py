@@ -1,4 +1,4 @@
-"""Our own credentials: HS256 access JWTs and opaque chatterIDs."""
+"""Our own credentials: access JWTs (HS256, or ES256/EdDSA with a kid) and opaque chatterIDs."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import math
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import jwt
+
+from settings import Settings
+from signing_keys import PrivateKey, PublicKey, SigningKey, load_signing_keys
 
 ROLES: Final = frozenset({"user", "moderator", "admin"})
 
@@ -53,9 +57,21 @@ def _is_number(value: object) -> bool:
 
 
 class TokenCodec:
-    """Mints and verifies access JWTs signed with the server's secret key."""
+    """Mints and verifies access JWTs signed with the server's secret key, or with asymmetric signing keys."""
 
-    __slots__ = ("_audience", "_issuer", "_jwt", "_key", "_leeway", "lifetime")
+    __slots__ = (
+        "_algorithms",
+        "_audience",
+        "_headers",
+        "_issuer",
+        "_jwks",
+        "_jwt",
+        "_key",
+        "_leeway",
+        "_signing_key",
+        "_verifying_keys",
+        "lifetime",
+    )
 
     def __init__(
         self,
@@ -65,6 +81,7 @@ class TokenCodec:
         audience: str = "chatterd",
         lifetime: int = 900,
         leeway: float = 5.0,
+        signing_keys: Sequence[SigningKey] = (),
     ) -> None:
         """Check the key and settings and prepare the decoder once, off the hot path."""
         if not isinstance(secret_key, str):
@@ -91,6 +108,46 @@ class TokenCodec:
                 "enforce_minimum_key_length": True,
             }
         )
+        # With signing keys (all for one algorithm) the first signs and every one verifies, picked by the token's kid;
+        # the secret key then signs no JWT.
+        self._algorithms: list[str] = list(_ALGORITHMS)
+        self._signing_key: bytes | PrivateKey = key
+        self._headers: dict[str, str] | None = None
+        # kid -> public key when signing asymmetrically; None under HS256, where the secret key is the only key.
+        self._verifying_keys: dict[str, PublicKey] | None = None
+        self._jwks: tuple[dict[str, str], ...] = ()
+        if signing_keys:
+            algorithms = {signing_key.algorithm for signing_key in signing_keys}
+            if len(algorithms) != 1:
+                raise ValueError("signing keys must all be for one algorithm")
+            verifying = {signing_key.kid: signing_key.public_key for signing_key in signing_keys}
+            if len(verifying) != len(signing_keys):
+                raise ValueError("a signing key is listed twice")
+            self._algorithms = [signing_keys[0].algorithm]
+            self._signing_key = signing_keys[0].private_key
+            self._headers = {"kid": signing_keys[0].kid}
+            self._verifying_keys = verifying
+            self._jwks = tuple(signing_key.jwk() for signing_key in signing_keys)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenCodec:
+        """The codec the settings describe; key files are read here, once, and ConfigError says what is wrong."""
+        signing_keys = (
+            load_signing_keys(settings.jwt_algorithm, settings.jwt_signing_key_files)
+            if settings.jwt_algorithm != _ALGORITHMS[0]
+            else ()
+        )
+        return cls(
+            settings.secret_key,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            lifetime=settings.jwt_lifetime,
+            signing_keys=signing_keys,
+        )
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The public keys tokens are verified with, as a JWK Set; empty under HS256, whose key is secret."""
+        return {"keys": [dict(jwk) for jwk in self._jwks]}
 
     def mint(
         self,
@@ -141,7 +198,7 @@ class TokenCodec:
         }
         if session_id is not None:
             payload["sid"] = session_id
-        token = self._jwt.encode(payload, self._key, algorithm=_ALGORITHMS[0])
+        token = self._jwt.encode(payload, self._signing_key, algorithm=self._algorithms[0], headers=self._headers)
         return token, claims
 
     def decode(self, token: str) -> AccessClaims:
@@ -149,10 +206,15 @@ class TokenCodec:
         if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS:
             raise InvalidToken("malformed token")
         try:
+            key: bytes | PublicKey = self._key
+            if self._verifying_keys is not None:
+                # The kid only picks among our own keys (an unknown or missing one is a KeyError); the algorithm stays
+                # pinned, so a token cannot choose HS256 and "verify" with a public key as the HMAC secret.
+                key = self._verifying_keys[jwt.get_unverified_header(token)["kid"]]
             payload = self._jwt.decode(
                 token,
-                self._key,
-                algorithms=_ALGORITHMS,
+                key,
+                algorithms=self._algorithms,
                 audience=self._audience,
                 issuer=self._issuer,
                 leeway=self._leeway,

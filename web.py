@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,6 +26,7 @@ from keys import (
     db_key,
     feed_key,
     google_certs_key,
+    google_discovery_key,
     http_session_key,
     password_hasher_key,
     settings_key,
@@ -33,6 +36,7 @@ from metrics import metrics_middleware
 from middlewares import auth_middleware, error_middleware
 from migrations import migrate
 from observability import install_access_redactor, request_id_middleware
+from oidc import OpenIdDiscovery
 from passwords import PasswordHasher
 from settings import Settings
 from tokens import TokenCodec
@@ -102,6 +106,7 @@ async def events_ctx(app: web.Application) -> AsyncIterator[None]:
     app[feed_key] = feed
     async with following(events):
         yield
+        await feed.close()
 
 
 async def google_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -116,10 +121,29 @@ async def google_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def password_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Hash passwords on a small thread pool of their own, so a login storm cannot take every core from the loop."""
+async def google_web_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The cache of Google's OpenID discovery document for web sign-in, on the app's one HTTP session."""
     settings = app[settings_key]
-    with ThreadPoolExecutor(max_workers=settings.password_threads, thread_name_prefix="argon2") as executor:
+    app[google_discovery_key] = OpenIdDiscovery(
+        app[http_session_key], settings.google_discovery_url, timeout=settings.http_client_timeout
+    )
+    if settings.google_client_secret:
+        logger.info("Google web sign-in is on for client %s", settings.web_client_id)
+    yield
+
+
+def _lower_thread_priority() -> None:
+    """Make the calling thread yield the CPU to the event loop's thread (Linux sets nice per thread)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+async def password_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Hash passwords on a small pool of low-priority threads, so a login storm cannot starve the other requests."""
+    settings = app[settings_key]
+    with ThreadPoolExecutor(
+        max_workers=settings.password_threads, thread_name_prefix="argon2", initializer=_lower_thread_priority
+    ) as executor:
         app[password_hasher_key] = PasswordHasher(
             time_cost=settings.password_time_cost, memory_cost=settings.password_memory_cost, executor=executor
         )
@@ -140,10 +164,9 @@ async def create_app(settings: Settings | None = None) -> web.Application:
         client_max_size=settings.max_body_size,
     )
     app[settings_key] = settings
-    app[token_codec_key] = TokenCodec(
-        settings.secret_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience, lifetime=settings.jwt_lifetime
-    )
+    app[token_codec_key] = TokenCodec.from_settings(settings)  # reads the signing key files, if any, once
     app.cleanup_ctx.extend([database_ctx, events_ctx, google_ctx, password_ctx])
+    app.cleanup_ctx.append(google_web_ctx)  # after google_ctx, whose HTTP session it uses
     app.on_startup.append(announce_ready)
     add_routes(app)
     setup_cors(app)  # after every route: it enables CORS per resource

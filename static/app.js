@@ -22,7 +22,9 @@ class ApiError extends Error {
   }
 }
 
-// One JSON request; the JWT (when signed in) goes in the Authorization header, never in a URL.
+// One JSON request; the JWT (when signed in) goes in the Authorization header, never in a URL. Signed in by the
+// login cookie alone (Google web sign-in), writes must show our origin (Origin or Referer), which the page's
+// no-referrer policy lets browsers withhold: so same-origin requests get their own same-origin referrer policy.
 async function api(method, path, body) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -32,6 +34,7 @@ async function api(method, path, body) {
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "same-origin",
+    referrerPolicy: "same-origin",
   });
   const isJson = (resp.headers.get("Content-Type") || "").includes("application/json");
   const data = isJson ? await resp.json() : null;
@@ -143,15 +146,14 @@ function setToken(token) {
   else sessionStorage.removeItem(TOKEN_KEY);
 }
 
+// Who we are: by the JWT this tab keeps, else by the login cookie (which Google web sign-in sets).
 async function loadUser() {
   state.user = null;
-  if (state.token) {
-    try {
-      state.user = (await api("GET", "/get-user")).user;
-    } catch (err) {
-      setToken(null); // expired or revoked: sign in again
-      if (err.status !== 401) say("Could not check who you are: " + err.message, true);
-    }
+  try {
+    state.user = (await api("GET", "/get-user")).user;
+  } catch (err) {
+    setToken(null); // expired or revoked: sign in again
+    if (err.status !== 401) say("Could not check who you are: " + err.message, true);
   }
   showSignedIn();
 }
@@ -256,6 +258,12 @@ async function setUpGoogle() {
   } catch {
     return;
   }
+  if (config.googleLoginUrl) {
+    // Google web sign-in (the redirect flow) is on: a plain link, no third-party script on the page.
+    $("google-web-link").href = config.googleLoginUrl;
+    $("google-web").hidden = false;
+    return;
+  }
   const clientId = (config.googleClientIds || [])[0];
   if (!clientId) return; // no GOOGLE_CLIENT_IDS configured: no Google button
   $("google").hidden = false;
@@ -282,6 +290,14 @@ async function setUpGoogle() {
   window.google.accounts.id.renderButton($("google-button"), { theme: "outline", size: "large" });
 }
 
+// Back from Google web sign-in without signing in (the user cancelled, say): the server said why in the fragment.
+function showGoogleError() {
+  const code = new URLSearchParams(location.hash.slice(1)).get("google-error");
+  if (!code) return;
+  say("Google sign-in did not complete: " + code, true);
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
 // ---- start -------------------------------------------------------------------------------------------------------
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -292,6 +308,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("totp-setup").addEventListener("click", onTotpSetup);
   $("totp-enable-form").addEventListener("submit", onTotpEnable);
   document.addEventListener("visibilitychange", () => document.hidden || poll());
+  showGoogleError();
   loadUser();
   setUpGoogle();
   poll();

@@ -441,3 +441,13 @@ async def test_adduser_is_limited_per_address(make_client, google):
         token = google.id_token(client_id=CLIENT_ID)
         statuses.append((await client.post("/adduser/", json={"clientID": CLIENT_ID, "idToken": token})).status)
     assert statuses == [200, 200, 429]
+
+
+async def test_adduser_limit_zero_counts_nothing(make_client, google):
+    client = await make_client(adduser_max_per_address=0)
+    for _ in range(4):
+        token = google.id_token(client_id=CLIENT_ID)
+        assert (await client.post("/adduser/", json={"clientID": CLIENT_ID, "idToken": token})).status == 200
+    async with client.app[db_key].cursor() as cur:
+        await cur.execute("SELECT count(*) FROM throttle")
+        assert await cur.fetchone() == (0,)

@@ -127,3 +127,42 @@ async def test_register_post_signed_in_turn_on_totp_and_log_out(make_client, bro
     await page.locator("#status", has_text="one-time code").wait_for(timeout=WAIT_MS)
     assert await page.is_hidden("#whoami")
     assert not errors, errors
+
+
+async def test_google_web_sign_in_from_the_page(make_client, browser_page, google, google_certs_url):
+    page, errors = browser_page
+    from tests.conftest import CLIENT_ID
+    from tools.fake_google import CERTS_PATH, DISCOVERY_PATH
+
+    secret = google.register_client(CLIENT_ID)
+    discovery_url = google_certs_url.replace(CERTS_PATH, DISCOVERY_PATH)
+    client = await make_client(google_client_secret=secret, google_discovery_url=discovery_url, cookie_secure=False)
+    await truncate_all(client.app)
+    await page.goto(str(client.make_url("/")))
+    link = page.locator("#google-web-link")
+    await link.wait_for(timeout=WAIT_MS)
+    assert await page.is_hidden("#google")  # the redirect flow needs no Google script on the page
+
+    # To the fake provider, which consents at once, back to the callback, and to the page signed in by cookie.
+    await link.click()
+    await page.locator("#whoami-name", has_text="Test User").wait_for(timeout=WAIT_MS)
+    assert page.url == str(client.make_url("/"))
+    assert await page.evaluate("sessionStorage.length") == 0  # no token for scripts: it is in an HttpOnly cookie
+
+    await page.fill("#post-message", "signed in with the Google redirect")
+    await page.click("#post-form button[type=submit]")
+    mine = page.locator("#chatts li", has_text="signed in with the Google redirect")
+    await mine.wait_for(timeout=WAIT_MS)
+    assert await mine.locator(".who").inner_text() == "Test User"  # /postauth/ by the cookie, same-origin
+
+    await page.click("#logout")
+    await page.locator("#login-form").wait_for(state="visible", timeout=WAIT_MS)
+    await page.reload()
+    await page.locator("#google-web-link").wait_for(timeout=WAIT_MS)
+    assert await page.is_hidden("#whoami")
+
+    google.consent_error = "access_denied"
+    await page.click("#google-web-link")
+    await page.locator("#status", has_text="access_denied").wait_for(timeout=WAIT_MS)
+    assert page.url == str(client.make_url("/"))  # the fragment is gone once shown
+    assert not errors, errors

@@ -53,7 +53,12 @@ async def test_a_delete_on_another_server_is_seen_within_a_second(client, make_c
     await post(client, "spam")
     (chatt,) = await (await client.get("/getchatts/")).json()
     other = await make_client(secret_key=client.app[settings_key].secret_key)
-    assert await models.delete_chatt(other.app[db_key], chatt[2])
+    assert (await other.post("/register", json={"username": "mod", "password": "correct horse battery"})).status == 201
+    await models.set_role(other.app[db_key], "mod", "moderator")
+    login = await other.post("/login", json={"username": "mod", "password": "correct horse battery"})
+    token = (await login.json())["token"]
+    resp = await other.delete(f"/chatts/{chatt[2]}", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status == 204
 
     async def gone():
         return await messages(client) == []

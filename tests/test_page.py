@@ -28,13 +28,16 @@ async def test_static_does_not_leave_its_folder(client):
 
 async def test_config_without_google(make_client):
     client = await make_client(google_client_ids=())
-    assert await (await client.get("/config.json")).json() == {"googleClientIds": []}
+    assert await (await client.get("/config.json")).json() == {"googleClientIds": [], "googleLoginUrl": None}
 
 
 async def test_config_with_google(make_client):
     client = await make_client(google_client_ids=("a.apps.googleusercontent.com", "b.apps.googleusercontent.com"))
     body = await (await client.get("/config.json")).json()
-    assert body == {"googleClientIds": ["a.apps.googleusercontent.com", "b.apps.googleusercontent.com"]}
+    assert body == {
+        "googleClientIds": ["a.apps.googleusercontent.com", "b.apps.googleusercontent.com"],
+        "googleLoginUrl": None,
+    }
 
 
 async def test_totp_qr_is_an_svg(client):

@@ -1,10 +1,12 @@
-"""A small real stand-in for Google Sign-In: serves signing certificates and mints RS256 ID tokens."""
+"""A small real stand-in for Google Sign-In: signing certificates, RS256 ID tokens, and an OpenID provider."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import datetime
+import hashlib
 import json
 import secrets
 import shlex
@@ -19,16 +21,39 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from yarl import URL
 
-__all__ = ["CERTS_PATH", "FakeGoogle", "main"]
+__all__ = ["AUTH_PATH", "CERTS_PATH", "DISCOVERY_PATH", "JWKS_PATH", "TOKEN_PATH", "FakeGoogle", "main"]
 
 CERTS_PATH = "/oauth2/v1/certs"
+# The OpenID provider of the web redirect flow (paths as Google's own, all on the fake's one origin).
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+AUTH_PATH = "/o/oauth2/v2/auth"
+TOKEN_PATH = "/token"  # noqa: S105 -- a path, not a secret
+JWKS_PATH = "/oauth2/v3/certs"
+CODE_LIFETIME = 60
 
 
 @dataclass(frozen=True, slots=True)
 class _Key:
     private_key: rsa.RSAPrivateKey
     certificate_pem: str
+
+
+@dataclass(frozen=True, slots=True)
+class _AuthCode:
+    """An authorization code the fake issued, and what the token request must match."""
+
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    nonce: str | None
+    expires_at: float
+
+
+def _s256(verifier: str) -> str:
+    """The PKCE S256 challenge of a verifier."""
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
 def _new_key(kid: str) -> _Key:
@@ -59,6 +84,20 @@ class FakeGoogle:
         self._keys: dict[str, _Key] = {}
         self._published: list[str] = []
         self.kid = self.rotate()
+        # The OpenID provider: registered web clients, the codes it issued (each used once), and knobs for tests.
+        self.clients: dict[str, str] = {}
+        self.codes: dict[str, _AuthCode] = {}
+        self.web_claims: dict[str, Any] = {}  # added to (or overriding) the claims of ID tokens from /token
+        self.consent_error: str | None = None  # e.g. "access_denied": the user said no
+        self.discovery_failing = False
+        self.token_failing = False
+        self.discovery_fetches = 0
+        self.token_requests = 0
+
+    def register_client(self, client_id: str, secret: str | None = None) -> str:
+        """Register an OAuth web client with the provider and return its secret."""
+        self.clients[client_id] = secret or secrets.token_urlsafe(24)
+        return self.clients[client_id]
 
     def certs(self) -> dict[str, str]:
         """Return the published certificates in Google's v1 format, `{kid: PEM x509 certificate}`."""
@@ -135,10 +174,110 @@ class FakeGoogle:
             return web.json_response({"error": "unavailable"}, status=503)
         return web.json_response(self.certs(), headers={"Cache-Control": f"public, max-age={self.max_age}"})
 
+    async def _serve_jwks(self, request: web.Request) -> web.Response:
+        """Serve the published keys as a JWK set, Google's v3 format."""
+        keys = []
+        for kid in self._published:
+            jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self._keys[kid].private_key.public_key(), as_dict=True)
+            keys.append({**jwk, "kid": kid, "alg": "RS256", "use": "sig"})
+        return web.json_response({"keys": keys}, headers={"Cache-Control": f"public, max-age={self.max_age}"})
+
+    async def _serve_discovery(self, request: web.Request) -> web.Response:
+        """Serve the OpenID discovery document, every endpoint on this server, or a 503 while `discovery_failing`."""
+        self.discovery_fetches += 1
+        if self.discovery_failing:
+            return web.json_response({"error": "unavailable"}, status=503)
+        origin = str(request.url.origin())
+        document = {
+            "issuer": "https://accounts.google.com",
+            "authorization_endpoint": origin + AUTH_PATH,
+            "token_endpoint": origin + TOKEN_PATH,
+            "jwks_uri": origin + JWKS_PATH,
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid", "email", "profile"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "code_challenge_methods_supported": ["plain", "S256"],
+        }
+        return web.json_response(document, headers={"Cache-Control": "public, max-age=3600"})
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        """The consent page, consenting at once: 302 back to redirect_uri with a code and the state."""
+        query = request.query
+        redirect_uri = query.get("redirect_uri", "")
+        if query.get("client_id") not in self.clients or not redirect_uri.startswith(("http://", "https://")):
+            # Like Google: an unknown client or no redirect URI gets an error page, never a redirect.
+            return web.json_response({"error": "invalid_client"}, status=400)
+        back = URL(redirect_uri)
+        answer: dict[str, str] = {}
+        if query.get("response_type") != "code":
+            answer["error"] = "unsupported_response_type"
+        elif "openid" not in query.get("scope", "").split():
+            answer["error"] = "invalid_scope"
+        elif query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
+            answer["error"] = "invalid_request"
+        elif self.consent_error:
+            answer["error"] = self.consent_error
+        else:
+            code = secrets.token_urlsafe(24)
+            self.codes[code] = _AuthCode(
+                client_id=query["client_id"],
+                redirect_uri=redirect_uri,
+                code_challenge=query["code_challenge"],
+                nonce=query.get("nonce"),
+                expires_at=time.time() + CODE_LIFETIME,
+            )
+            answer["code"] = code
+        if "state" in query:
+            answer["state"] = query["state"]
+        raise web.HTTPFound(back.update_query(answer))
+
+    async def _token(self, request: web.Request) -> web.Response:
+        """The token endpoint: a code it issued (once), the client secret, the same redirect URI, the PKCE verifier."""
+        self.token_requests += 1
+        if self.token_failing:
+            return web.json_response({"error": "unavailable"}, status=503)
+        form = await request.post()
+
+        def field(name: str) -> str:
+            value = form.get(name)
+            return value if isinstance(value, str) else ""
+
+        if field("grant_type") != "authorization_code":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        client_id = field("client_id")
+        secret = self.clients.get(client_id)
+        if secret is None or not secrets.compare_digest(field("client_secret"), secret):
+            return web.json_response({"error": "invalid_client"}, status=401)
+        code = self.codes.pop(field("code"), None)  # popped whatever follows: a code is good for one try
+        if (
+            code is None
+            or code.expires_at < time.time()
+            or code.client_id != client_id
+            or code.redirect_uri != field("redirect_uri")
+            or not secrets.compare_digest(_s256(field("code_verifier")), code.code_challenge)
+        ):
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        claims: dict[str, Any] = {} if code.nonce is None else {"nonce": code.nonce}
+        claims.update(self.web_claims)
+        body = {
+            "id_token": self.id_token(client_id=client_id, **claims),
+            "access_token": secrets.token_urlsafe(32),
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "scope": "openid email profile",
+        }
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+
     def app(self) -> web.Application:
-        """Return an aiohttp application serving GET /oauth2/v1/certs."""
+        """Return an aiohttp application serving the certificates and the OpenID provider's endpoints."""
         app = web.Application()
         app.router.add_get(CERTS_PATH, self._serve_certs)
+        app.router.add_get(JWKS_PATH, self._serve_jwks)
+        app.router.add_get(DISCOVERY_PATH, self._serve_discovery)
+        app.router.add_get(AUTH_PATH, self._authorize)
+        app.router.add_post(TOKEN_PATH, self._token)
         return app
 
 
@@ -166,7 +305,12 @@ async def _serve(fake: FakeGoogle, args: argparse.Namespace) -> None:
             out.write(f"export GOOGLE_HOSTED_DOMAIN={shlex.quote(args.hd)}\n")
         out.write(f"\nID token (valid {args.lifetime} s):\n{token}\n\n")
         out.write(f"http POST :8000/adduser/ clientID={client_id} idToken={token}\n\n")
-        out.write("Serving certificates; Ctrl-C to stop.\n")
+        secret = fake.register_client(args.client_id)
+        fake.web_claims = {"sub": args.sub, "name": args.name, "email": args.email, "hd": args.hd}
+        out.write("For web sign-in (the redirect flow) also export these (and COOKIE_SECURE=0 over plain HTTP):\n")
+        out.write(f"export GOOGLE_DISCOVERY_URL=http://127.0.0.1:{port}{DISCOVERY_PATH}\n")
+        out.write(f"export GOOGLE_CLIENT_SECRET={shlex.quote(secret)}\n\n")
+        out.write("Serving certificates and the OpenID provider; Ctrl-C to stop.\n")
         out.flush()
         await asyncio.Event().wait()
     finally:

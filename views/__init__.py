@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from views import accounts, audit, chatter, docs, google, health, page, refresh
+from views import accounts, audit, chatter, docs, google, google_web, health, jwks, page, refresh
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -27,6 +27,9 @@ ROUTES: list[tuple[str, str, View]] = [
     ("POST", "/totp/recovery-codes", accounts.totp_recovery_codes),
     ("POST", "/totp/disable", accounts.totp_disable),
     ("GET", "/audit", audit.list_events),
+    ("GET", "/.well-known/jwks.json", jwks.jwks),
+    ("GET", "/auth/google/login", google_web.google_login),
+    ("GET", "/auth/google/callback", google_web.google_callback),
     # operations, docs and the web page
     ("GET", "/healthz", health.healthz),
     ("GET", "/readyz", health.readyz),

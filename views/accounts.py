@@ -22,7 +22,7 @@ from keys import (
     user_key,
 )
 from metrics import SIGN_INS
-from middlewares import COOKIE_NAME, login_required, requires
+from middlewares import COOKIE_NAME, login_required, requires, set_login_cookie
 from throttling import LoginThrottle, client_address, limit_rate
 from views.refresh import new_refresh_family, token_response
 
@@ -90,15 +90,7 @@ async def login(request: web.Request) -> web.Response:
 
     response, token = token_response(request, user, refresh.family_id, refresh_token)
     codec = app[token_codec_key]
-    response.set_cookie(
-        COOKIE_NAME,
-        token,
-        max_age=codec.lifetime,
-        path="/",
-        httponly=True,
-        secure=settings.cookie_secure,
-        samesite="Lax",
-    )
+    set_login_cookie(response, token, max_age=codec.lifetime, secure=settings.cookie_secure)
     return response
 
 
@@ -210,7 +202,7 @@ async def delete_chatt(request: web.Request) -> web.Response:
     chatt_id = request.match_info["id"]
     if not _is_uuid(chatt_id) or not await models.delete_chatt(request.app[db_key], chatt_id):
         raise NotFound("No chatt has that id.")
-    request.app[feed_key].invalidate()
+    request.app[feed_key].changed_here()
     return web.Response(status=204)
 
 

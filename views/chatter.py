@@ -35,7 +35,7 @@ async def post_chatt(request: web.Request) -> web.Response:
     username = text_field(data, "username", aliases=("name",), max_length=MAX_USERNAME)
     message = text_field(data, "message", max_length=MAX_MESSAGE)
     await models.add_chatt(request.app[db_key], username, message)
-    request.app[feed_key].invalidate()  # this worker reads its own write at once; the others on the notice
+    request.app[feed_key].changed_here()  # this worker reads its own write at once; the others on the notice
     return json_response({})
 
 
@@ -54,5 +54,5 @@ async def post_auth(request: web.Request) -> web.Response:
             raise Unauthorized("The chatterID is unknown or expired.")
     else:
         await models.add_chatt(db, user.username, message, user.id)
-    request.app[feed_key].invalidate()
+    request.app[feed_key].changed_here()
     return json_response({})

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from aiohttp import web
 
 import models
 from bodies import json_response, read_json, text_field
-from errors import Unauthorized
+from errors import TooManyRequests, Unauthorized
 from google_idtoken import InvalidIdToken, verify_id_token
 from keys import db_key, google_certs_key, settings_key, token_codec_key
-from metrics import SIGN_INS
-from throttling import client_address, limit_rate
+from metrics import SIGN_INS, THROTTLES
+from throttling import client_address
 from tokens import new_chatter_id
 from views.refresh import new_refresh_family
 
@@ -34,7 +35,6 @@ async def add_user(request: web.Request) -> web.Response:
         audiences: tuple[str, ...] = settings.google_client_ids
     else:
         audiences = (client_id,)  # the original lab's behaviour; a warning at start says so
-    await limit_rate(request, "adduser", limit=settings.adduser_max_per_address, window=settings.adduser_window_seconds)
     try:
         identity = await verify_id_token(
             id_token,
@@ -52,16 +52,26 @@ async def add_user(request: web.Request) -> web.Response:
         raise Unauthorized("The ID token has expired.")
     chatter_id, session_hash = new_chatter_id()
     refresh_token, refresh = new_refresh_family(settings)
-    user = await models.sign_in_google_user(
-        request.app[db_key],
-        sub=identity.sub,
-        username=(identity.name or NO_NAME)[:255],
-        email=identity.email,
-        session_hash=session_hash,
-        lifetime=lifetime,
-        refresh=refresh,
-        address=client_address(request, settings.trusted_proxies),
-    )
+    address = client_address(request, settings.trusted_proxies)
+    try:
+        user = await models.sign_in_google_user(
+            request.app[db_key],
+            sub=identity.sub,
+            username=(identity.name or NO_NAME)[:255],
+            email=identity.email,
+            session_hash=session_hash,
+            lifetime=lifetime,
+            refresh=refresh,
+            address=address,
+            rate_key=f"adduser:addr:{address}",
+            rate_limit=settings.adduser_max_per_address,
+            rate_window=settings.adduser_window_seconds,
+        )
+    except models.RateLimited as exc:
+        THROTTLES.labels("adduser").inc()
+        raise TooManyRequests(
+            "Too many adduser attempts from your address; try again later.", retry_after=math.ceil(exc.retry_after)
+        ) from None
     SIGN_INS.labels("google", "success").inc()
     token, _ = request.app[token_codec_key].mint(user.id, user.username, user.role, session_id=refresh.family_id)
     return json_response(

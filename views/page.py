@@ -41,8 +41,14 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def page_config(request: web.Request) -> web.Response:
-    """GET /config.json: the Google client IDs the page may offer sign-in with (none: no Google button)."""
-    return json_response({"googleClientIds": list(request.app[settings_key].google_client_ids)})
+    """GET /config.json: the Google client IDs the page may offer sign-in with, and the web sign-in link if it is on."""
+    settings = request.app[settings_key]
+    return json_response(
+        {
+            "googleClientIds": list(settings.google_client_ids),
+            "googleLoginUrl": "/auth/google/login" if settings.google_client_secret else None,
+        }
+    )
 
 
 def qr_svg(data: str) -> bytes:
