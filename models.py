@@ -110,11 +110,27 @@ WITH attempt AS (
                             THEN now() ELSE t.window_start END
     RETURNING hits, extract(epoch FROM now() - window_start)::float8 AS age
 ),
-account AS (
+allowed AS (SELECT 1 WHERE %(limit)s = 0 OR (SELECT hits FROM attempt) <= %(limit)s),
+existing AS (SELECT id, username, role, email FROM users WHERE google_sub = %(sub)s),
+inserted AS (
     INSERT INTO users (username, google_sub, email)
-    SELECT %(username)s, %(sub)s, %(email)s WHERE %(limit)s = 0 OR (SELECT hits FROM attempt) <= %(limit)s
-    ON CONFLICT (google_sub) DO UPDATE SET username = EXCLUDED.username, email = EXCLUDED.email
+    SELECT %(username)s, %(sub)s, %(email)s FROM allowed WHERE NOT EXISTS (SELECT 1 FROM existing)
+    ON CONFLICT (google_sub) DO NOTHING
     RETURNING id, username, role
+),
+-- Only a changed name or email is written: a returning user's sign-in takes no lock on its row.
+renamed AS (
+    UPDATE users SET username = %(username)s, email = %(email)s
+    FROM existing, allowed
+    WHERE users.id = existing.id
+      AND (existing.username IS DISTINCT FROM %(username)s OR existing.email IS DISTINCT FROM %(email)s)
+    RETURNING users.id, users.username, users.role
+),
+account AS (
+    SELECT id, username, role FROM inserted
+    UNION ALL SELECT id, username, role FROM renamed
+    UNION ALL SELECT existing.id, existing.username, existing.role FROM existing, allowed
+              WHERE NOT EXISTS (SELECT 1 FROM renamed)
 ),
 session AS (
     INSERT INTO chatter_sessions (id_hash, user_id, expires_at)
@@ -132,7 +148,7 @@ purged AS (
         SELECT id_hash FROM chatter_sessions WHERE expires_at < now() ORDER BY expires_at LIMIT 50
     )
 )
-SELECT account.id, account.username, account.role, (SELECT age FROM attempt)
+SELECT account.id, account.username, account.role, (SELECT age FROM attempt), EXISTS (SELECT 1 FROM allowed)
 FROM (SELECT 1) AS one LEFT JOIN account ON true
 """
 
@@ -180,28 +196,32 @@ async def sign_in_google_user(
     RateLimited (with the seconds to wait) when `rate_key` is past `rate_limit` attempts in `rate_window` seconds;
     a limit of 0 counts nothing.
     """
-    async with db.cursor() as cur:
-        await cur.execute(
-            SIGN_IN_GOOGLE_USER,
-            {
-                "username": username,
-                "sub": sub,
-                "email": email,
-                "id_hash": session_hash,
-                "lifetime": lifetime,
-                "refresh_hash": refresh.token_hash,
-                "family_id": refresh.family_id,
-                "refresh_lifetime": refresh.lifetime,
-                "address": address,
-                "rate_key": rate_key,
-                "limit": rate_limit,
-                "window": rate_window,
-            },
-        )
-        user_id, name, role, window_age = await cur.fetchone()
-    if user_id is None:
-        raise RateLimited(rate_window - window_age)
-    return User(user_id, name, role)
+    # A first sign-in racing another for the same subject finds the row only on a second try.
+    for _ in range(2):
+        async with db.cursor() as cur:
+            await cur.execute(
+                SIGN_IN_GOOGLE_USER,
+                {
+                    "username": username,
+                    "sub": sub,
+                    "email": email,
+                    "id_hash": session_hash,
+                    "lifetime": lifetime,
+                    "refresh_hash": refresh.token_hash,
+                    "family_id": refresh.family_id,
+                    "refresh_lifetime": refresh.lifetime,
+                    "address": address,
+                    "rate_key": rate_key,
+                    "limit": rate_limit,
+                    "window": rate_window,
+                },
+            )
+            user_id, name, role, window_age, allowed = await cur.fetchone()
+        if not allowed:
+            raise RateLimited(rate_window - (window_age or 0.0))
+        if user_id is not None:
+            return User(user_id, name, role)
+    raise RuntimeError(f"could not find or create the user for Google subject {sub!r}")
 
 
 # Web sign-in (the redirect flow) wants the user only: it issues a JWT in a cookie, no chatterID.
