@@ -16,6 +16,7 @@ from oidc import OpenIdDiscovery
 from passwords import PasswordHasher
 from settings import Settings
 from tokens import TokenCodec
+from writer import ChattWriter
 
 settings_key = web.AppKey("settings", Settings)
 db_key = web.AppKey("db", Database)
@@ -25,6 +26,7 @@ http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
 google_certs_key = web.AppKey("google_certs", GoogleCertificates)
 password_hasher_key = web.AppKey("password_hasher", PasswordHasher)
 feed_key = web.AppKey("feed", ChattFeed)
+writer_key = web.AppKey("writer", ChattWriter)
 google_discovery_key = web.AppKey("google_discovery", OpenIdDiscovery)
 
 # The caller, filled by the auth middleware before any view runs; None when anonymous.

@@ -52,8 +52,6 @@ LEFT JOIN LATERAL (
 ORDER BY newer.seq
 """
 
-INSERT_CHATT = "INSERT INTO chatts (username, message, user_id) VALUES (%s, %s, %s)"
-
 DELETE_CHATT = "DELETE FROM chatts WHERE id = %s"
 
 # Changes to chatts are announced on the events channel so every worker drops its in-memory feed. Not inside the
@@ -75,10 +73,44 @@ async def list_chatts(db: Database, *, limit: int, after: str | None = None) -> 
     return [row for row in rows if row[2] is not None]
 
 
-async def add_chatt(db: Database, username: str, message: str, user_id: int | None = None) -> None:
-    """Store one chatt."""
+# Many chatts in one statement, in the order given (seq follows the array order).
+INSERT_CHATTS = """
+INSERT INTO chatts (username, message, user_id)
+SELECT username, message, user_id
+FROM unnest(%s::text[], %s::text[], %s::bigint[]) WITH ORDINALITY AS posts (username, message, user_id, position)
+ORDER BY position
+"""
+
+# Many chatterID posts in one statement, each checked against its session in the same statement (a chatterID
+# ended elsewhere a moment ago is refused); returns the 0-based positions of the posts that were stored.
+INSERT_CHATTS_FOR_SESSIONS = """
+WITH posts AS (
+    SELECT posts.position, users.username, posts.message, users.id AS user_id
+    FROM unnest(%s::bytea[], %s::text[]) WITH ORDINALITY AS posts (id_hash, message, position)
+    JOIN chatter_sessions AS sessions ON sessions.id_hash = posts.id_hash AND sessions.expires_at > now()
+    JOIN users ON users.id = sessions.user_id
+),
+inserted AS (
+    INSERT INTO chatts (username, message, user_id) SELECT username, message, user_id FROM posts ORDER BY position
+)
+SELECT position - 1 FROM posts
+"""
+
+
+async def add_chatts(db: Database, chatts: list[tuple[str, str, int | None]]) -> None:
+    """Store several chatts (username, message, user id) with one statement."""
+    usernames, messages, user_ids = (list(column) for column in zip(*chatts, strict=True))
     async with db.cursor() as cur:
-        await cur.execute(INSERT_CHATT, (username, message, user_id))
+        await cur.execute(INSERT_CHATTS, (usernames, messages, user_ids))
+
+
+async def add_chatts_for_sessions(db: Database, posts: list[tuple[bytes, str]]) -> set[int]:
+    """Store several chatts under their chatterIDs' users; the positions of those stored (live chatterIDs)."""
+    hashes = [post[0] for post in posts]
+    messages = [post[1] for post in posts]
+    async with db.cursor() as cur:
+        await cur.execute(INSERT_CHATTS_FOR_SESSIONS, (hashes, messages))
+        return {row[0] for row in await cur.fetchall()}
 
 
 async def delete_chatt(db: Database, chatt_id: str) -> bool:
@@ -156,15 +188,6 @@ SELECT_SESSION_USER = """
 SELECT users.id, users.username, users.role, extract(epoch FROM sessions.expires_at)::float8
 FROM chatter_sessions AS sessions JOIN users ON users.id = sessions.user_id
 WHERE sessions.id_hash = %s AND sessions.expires_at > now()
-"""
-
-# The session check and the insert in one statement: no row inserted means the chatterID is unknown or expired.
-INSERT_CHATT_FOR_SESSION = """
-INSERT INTO chatts (username, message, user_id)
-SELECT users.username, %(message)s, users.id
-FROM chatter_sessions AS sessions JOIN users ON users.id = sessions.user_id
-WHERE sessions.id_hash = %(id_hash)s AND sessions.expires_at > now()
-RETURNING 1
 """
 
 
@@ -254,13 +277,6 @@ async def session_user(db: Database, session_hash: bytes) -> tuple[User, float] 
     if row is None:
         return None
     return User(row[0], row[1], row[2]), row[3]
-
-
-async def add_chatt_for_session(db: Database, session_hash: bytes, message: str) -> bool:
-    """Store a chatt under the chatterID's user; False when the chatterID is unknown or expired."""
-    async with db.cursor() as cur:
-        await cur.execute(INSERT_CHATT_FOR_SESSION, {"message": message, "id_hash": session_hash})
-        return await cur.fetchone() is not None
 
 
 # ---- revocation -------------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from keys import (
     password_hasher_key,
     settings_key,
     token_codec_key,
+    writer_key,
 )
 from metrics import metrics_middleware
 from middlewares import auth_middleware, error_middleware
@@ -41,6 +42,7 @@ from passwords import PasswordHasher
 from settings import Settings
 from tokens import TokenCodec
 from views import add_routes
+from writer import ChattWriter
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +106,7 @@ async def events_ctx(app: web.Application) -> AsyncIterator[None]:
     events.followers.extend([store, feed])
     app[authenticator_key] = Authenticator(app[token_codec_key], store, db)
     app[feed_key] = feed
+    app[writer_key] = ChattWriter(db)
     async with following(events):
         yield
         await feed.close()

@@ -7,7 +7,7 @@ from aiohttp import web
 import models
 from bodies import int_query, json_response, read_json, text_field, uuid_query
 from errors import Forbidden, Unauthorized, Unprocessable
-from keys import credential_key, db_key, feed_key, settings_key, user_key
+from keys import credential_key, feed_key, settings_key, user_key, writer_key
 from middlewares import login_required
 
 MAX_USERNAME = 255
@@ -34,7 +34,7 @@ async def post_chatt(request: web.Request) -> web.Response:
     data = await read_json(request)
     username = text_field(data, "username", aliases=("name",), max_length=MAX_USERNAME)
     message = text_field(data, "message", max_length=MAX_MESSAGE)
-    await models.add_chatt(request.app[db_key], username, message)
+    await request.app[writer_key].add(username, message)
     request.app[feed_key].changed_here()  # this worker reads its own write at once; the others on the notice
     return json_response({})
 
@@ -47,12 +47,12 @@ async def post_auth(request: web.Request) -> web.Response:
     credential = request[credential_key]
     user = request[user_key]
     assert credential is not None and user is not None
-    db = request.app[db_key]
+    writer = request.app[writer_key]
     if credential.session_hash is not None:
         # Checked again in the same statement as the insert: a chatterID ended elsewhere a moment ago is refused.
-        if not await models.add_chatt_for_session(db, credential.session_hash, message):
+        if not await writer.add_for_session(credential.session_hash, message):
             raise Unauthorized("The chatterID is unknown or expired.")
     else:
-        await models.add_chatt(db, user.username, message, user.id)
+        await writer.add(user.username, message, user.id)
     request.app[feed_key].changed_here()
     return json_response({})
