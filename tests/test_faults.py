@@ -396,8 +396,11 @@ class ChattsLock:
 
         async def condition() -> bool:
             async with self._conns[1].cursor() as cur:
+                # Posts arriving together share one INSERT (group commit): count the held messages in the
+                # waiting statements' text, not the statements.
                 await cur.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    "SELECT coalesce(sum((length(query) - length(replace(query, 'held-', ''))) / 5), 0)"
+                    " FROM pg_stat_activity WHERE datname = current_database()"
                     " AND wait_event_type = 'Lock' AND query LIKE '%%INSERT INTO chatts%%'"
                 )
                 (count,) = await cur.fetchone()
