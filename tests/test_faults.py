@@ -20,6 +20,7 @@ import psycopg2.extensions
 import pytest
 from aiohttp.test_utils import TestClient
 
+import writer
 from keys import authenticator_key, db_key
 from tests.conftest import CLIENT_ID, wait_for
 from tests.load import (
@@ -48,7 +49,9 @@ from tests.test_gunicorn import Gunicorn, base_env
 _DB_TIMEOUTS = {"connect_timeout": 1.0, "acquire_timeout": 1.0, "statement_timeout": 1.0}
 OUTAGE_TIMEOUTS: dict[str, Any] = {f"db_{name}": value for name, value in _DB_TIMEOUTS.items()}
 REQUEST_BOUND = 4.5
-HELD_POSTS = 6
+# No more than one worker's statements in flight (writer.MAX_IN_FLIGHT): were they all to reach one worker, a fifth
+# post would wait in that worker's queue rather than inside Postgres, where the lock holds it.
+HELD_POSTS = writer.MAX_IN_FLIGHT
 # A graceful timeout shorter than the default 30 s keeps the test short when aiohttp holds a connection to the end.
 GRACEFUL_TIMEOUT = 6
 SIGNAL_ARGS = (*ACCESS_LOG_ARGS, "--graceful-timeout", str(GRACEFUL_TIMEOUT))
