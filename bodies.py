@@ -70,13 +70,6 @@ def text_field(
     return value
 
 
-def optional_text_field(data: Mapping[str, Any], name: str, *, max_length: int) -> str | None:
-    """Like text_field, but absent or null means None."""
-    if data.get(name) is None:
-        return None
-    return text_field(data, name, max_length=max_length)
-
-
 def int_query(request: web.Request, name: str, *, default: int, minimum: int, maximum: int) -> int:
     """An integer query parameter within bounds; 422 otherwise."""
     raw = request.query.get(name)

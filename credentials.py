@@ -21,9 +21,8 @@ VERIFIED_CACHE_LIMIT = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Credential:
-    """What the caller presented and where: a verified JWT's claims, or a chatterID's hash."""
+    """What the caller presented: a verified JWT's claims, or a chatterID's hash."""
 
-    source: str  # "header", "cookie" or "body"
     claims: AccessClaims | None = None
     session_hash: bytes | None = None
 
@@ -163,7 +162,7 @@ class Authenticator:
         # Signature checks of tokens seen before, by their exact text: a client sends one token many times.
         self._verified: dict[str, AccessClaims] = {}
 
-    async def resolve(self, token: str, source: str) -> tuple[User, Credential] | None:
+    async def resolve(self, token: str) -> tuple[User, Credential] | None:
         """The user and credential behind `token`, or None when it is invalid, expired or revoked."""
         if looks_like_jwt(token):
             claims = self._verified.get(token)
@@ -187,7 +186,7 @@ class Authenticator:
                 family_id=claims.session_id,
             ):
                 return None
-            return User(claims.user_id, claims.username, claims.role), Credential(source, claims=claims)
+            return User(claims.user_id, claims.username, claims.role), Credential(claims=claims)
         session_hash = hash_chatter_id(token)
         if session_hash is None:
             return None
@@ -198,7 +197,7 @@ class Authenticator:
                 return None
             user, expires_at = found
             self.store.cache_session(session_hash, user, expires_at)
-        return user, Credential(source, session_hash=session_hash)
+        return user, Credential(session_hash=session_hash)
 
     async def revoke(self, credential: Credential, user_id: int, address: str) -> None:
         """Make this credential stop working at once, here and on every worker sharing the database."""
@@ -227,6 +226,10 @@ class Authenticator:
                 address=address,
                 notice=notice_session(credential.session_hash),
             )
+
+    def family_reused(self, family_id: str) -> None:
+        """Refuse a refresh family's access tokens here at once (the database announces it to the other workers)."""
+        self.store.revoke_family(family_id, time.time())
 
     async def revoke_all(self, user_id: int, *, address: str, reason: str) -> None:
         """Log a user out everywhere: every JWT issued until now, every chatterID and refresh token."""

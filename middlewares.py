@@ -107,7 +107,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         ):
             request[auth_problem_key] = "csrf"
         else:
-            found = await request.app[authenticator_key].resolve(token, source)
+            found = await request.app[authenticator_key].resolve(token)
             if found is None:
                 request[auth_problem_key] = "invalid"
             else:

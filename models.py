@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -449,7 +450,6 @@ FROM (SELECT 1) AS one
 LEFT JOIN users ON lower(users.username) = lower(%(username)s) AND users.google_sub IS NULL
 """
 
-UPDATE_PASSWORD_HASH = "UPDATE users SET password_hash = %s WHERE id = %s"
 
 SET_TOTP_SECRET = "UPDATE users SET totp_secret = %s WHERE id = %s AND NOT totp_enabled AND password_hash IS NOT NULL"
 
@@ -483,12 +483,6 @@ async def account_for_login(db: Database, username: str, throttle_keys: list[str
         row = await cur.fetchone()
     user = User(row[0], row[1], row[2]) if row[0] is not None else None
     return Account(user, row[3], row[4], bool(row[5]), row[6], float(row[7]))
-
-
-async def update_password_hash(db: Database, user_id: int, password_hash: str) -> None:
-    """Store a password hash made with newer parameters."""
-    async with db.cursor() as cur:
-        await cur.execute(UPDATE_PASSWORD_HASH, (password_hash, user_id))
 
 
 async def set_totp_secret(db: Database, user_id: int, secret: str) -> bool:
@@ -565,7 +559,6 @@ audit AS (
 SELECT count(*) FROM counted
 """
 
-CLEAR_THROTTLE = "DELETE FROM throttle WHERE key = %s"
 
 # Count one attempt (successful or not) against a rate key; the count in the current window and its age.
 COUNT_ATTEMPT = """
@@ -602,12 +595,6 @@ async def record_failures(
                 "detail": orjson.dumps({"reason": reason}).decode(),
             },
         )
-
-
-async def clear_throttle(db: Database, key: str) -> None:
-    """Forget the failures counted against a key (after a successful sign-in)."""
-    async with db.cursor() as cur:
-        await cur.execute(CLEAR_THROTTLE, (key,))
 
 
 async def count_attempt(db: Database, key: str, *, window: int) -> tuple[int, float]:
@@ -709,7 +696,7 @@ async def rotate_refresh_token(
     lifetime: int,
     grace: float,
     address: str,
-    notice_for: Any,
+    notice_for: Callable[[str], str],
 ) -> Refreshed:
     """Rotate a refresh token to its successor; a token already rotated revokes its family, but within `grace`
     seconds of the rotation and from the same address it yields the same successor again (racing refreshes)."""

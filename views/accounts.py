@@ -73,7 +73,7 @@ async def login(request: web.Request) -> web.Response:
     if account.totp_enabled and account.totp_secret:
         if otp in (None, ""):
             raise Unauthorized("A one-time code is needed: send it as 'otp'.")
-        if not await _second_factor_ok(db, user.id, account, otp):
+        if not await _second_factor_ok(db, user.id, account.totp_secret, account.totp_last_step, otp):
             SIGN_INS.labels("password", "failure").inc()
             await throttle.failed(user.id, "one-time code")
             raise Unauthorized("A valid one-time code is needed: that 'otp' is wrong or was already used.")
@@ -94,14 +94,13 @@ async def login(request: web.Request) -> web.Response:
     return response
 
 
-async def _second_factor_ok(db: Database, user_id: int, account: models.Account, otp: object) -> bool:
+async def _second_factor_ok(db: Database, user_id: int, secret: str, last_step: int | None, otp: object) -> bool:
     """A TOTP code (each time step once) or an unused recovery code."""
     recovery_hash = totp.hash_recovery_code(otp)
     if recovery_hash is not None:
         return await models.use_recovery_code(db, user_id, recovery_hash)
-    assert account.totp_secret is not None
-    step = totp.verify_code(account.totp_secret, otp, account.totp_last_step)
-    return step is not None and await models.use_totp_step(db, user_id, account.totp_secret, step)
+    step = totp.verify_code(secret, otp, last_step)
+    return step is not None and await models.use_totp_step(db, user_id, secret, step)
 
 
 @login_required
@@ -185,8 +184,7 @@ async def totp_disable(request: web.Request) -> web.Response:
     secret, enabled, last_step = await models.totp_state(db, user.id)
     if not enabled or secret is None:
         raise Unprocessable("TOTP is not enabled.")
-    account = models.Account(user, None, secret, True, last_step, 0.0)
-    if not await _second_factor_ok(db, user.id, account, otp):
+    if not await _second_factor_ok(db, user.id, secret, last_step, otp):
         raise Unprocessable("That one-time code is not valid.")
     await models.disable_totp(db, user.id, _address(request))
     return web.Response(status=204)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from aiohttp import web
@@ -59,8 +58,7 @@ async def refresh(request: web.Request) -> web.Response:
         notice_for=notice_family,
     )
     if outcome.reuse_detected and outcome.family_id is not None:
-        # This worker refuses the family's access tokens at once; the others on the notice.
-        request.app[authenticator_key].store.revoke_family(outcome.family_id, time.time())
+        request.app[authenticator_key].family_reused(outcome.family_id)
         SIGN_INS.labels("refresh", "reuse").inc()
         raise Unauthorized("This refresh token was already used; every session it belongs to has been ended.")
     if outcome.user is None or outcome.family_id is None:
