@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from embedded_db import EmbeddedPostgres
-from observability import ACCESS_LOG_FORMAT, configure_logconfig, prepare_multiproc_dir
+from core.observability import ACCESS_LOG_FORMAT, configure_logconfig, prepare_multiproc_dir
+from db.embedded import EmbeddedPostgres
 from settings import PROJECT_DIR
 
 wsgi_app = "web:create_app"

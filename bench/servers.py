@@ -18,7 +18,7 @@ import psycopg2
 import psycopg2.extensions
 from aiohttp import web
 
-from embedded_db import EmbeddedPostgres
+from db.embedded import EmbeddedPostgres
 
 logger = logging.getLogger(__name__)
 

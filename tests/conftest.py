@@ -21,8 +21,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from psycopg2 import sql
 
-from embedded_db import EmbeddedPostgres
-from keys import db_key, settings_key
+from core.keys import db_key, settings_key
+from db.embedded import EmbeddedPostgres
 from settings import Settings
 from tools.fake_google import CERTS_PATH, FakeGoogle
 from web import create_app

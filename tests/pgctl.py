@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from embedded_db import DATABASE_NAME
+from db.embedded import DATABASE_NAME
 
 
 def _pg_ctl(pgdata: Path, *args: str) -> None:

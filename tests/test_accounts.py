@@ -13,7 +13,7 @@ import pyotp
 import pytest
 
 import models
-from keys import db_key, settings_key
+from core.keys import db_key, settings_key
 from tests.conftest import CLIENT_ID, PROJECT_DIR, wait_for
 
 PASSWORD = "correct horse battery"

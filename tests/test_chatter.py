@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from keys import db_key
+from core.keys import db_key
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cors import check_origin
+from core.cors import check_origin
 from settings import ConfigError, Settings
 
 ALLOWED = "https://app.example.com"

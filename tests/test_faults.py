@@ -20,8 +20,8 @@ import psycopg2.extensions
 import pytest
 from aiohttp.test_utils import TestClient
 
-import writer
-from keys import authenticator_key, db_key
+from chatter import writer
+from core.keys import authenticator_key, db_key
 from tests.conftest import CLIENT_ID, wait_for
 from tests.load import (
     ACCESS_LOG_ARGS,

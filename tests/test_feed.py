@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keys import db_key, settings_key
+from core.keys import db_key, settings_key
 from tests.conftest import wait_for
 
 

@@ -10,7 +10,7 @@ import time
 import jwt
 import pytest
 
-from keys import db_key, token_codec_key
+from core.keys import db_key, token_codec_key
 from tests.conftest import CLIENT_ID, wait_for
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")

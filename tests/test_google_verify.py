@@ -19,8 +19,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from google_certs import CertificatesUnavailable, GoogleCertificates
-from google_idtoken import GoogleIdentity, InvalidIdToken, verify_id_token
+from google_signin.certs import CertificatesUnavailable, GoogleCertificates
+from google_signin.idtoken import GoogleIdentity, InvalidIdToken, verify_id_token
 from tools.fake_google import CERTS_PATH, FakeGoogle
 
 CLIENT_ID = "chatter-client.apps.googleusercontent.com"
@@ -523,7 +523,7 @@ async def test_down_with_warm_cache_still_verifies(
     google.failing = True
     clock.advance(3601)
 
-    with caplog.at_level(logging.WARNING, logger="google_certs"):
+    with caplog.at_level(logging.WARNING, logger="google_signin.certs"):
         assert (await verify(token, certificates)).sub
     assert google.fetches == 2
     assert any("503" in r.getMessage() and "cached" in r.getMessage() for r in caplog.records)

@@ -15,9 +15,9 @@ import pytest
 from prometheus_client import REGISTRY
 from yarl import URL
 
-from google_certs import GoogleCertificates
-from google_idtoken import verify_id_token
-from keys import db_key, settings_key, token_codec_key
+from core.keys import db_key, settings_key, token_codec_key
+from google_signin.certs import GoogleCertificates
+from google_signin.idtoken import verify_id_token
 from settings import ConfigError, Settings
 from tests.conftest import CLIENT_ID
 from tools.fake_google import CERTS_PATH, DISCOVERY_PATH, FakeGoogle

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from migrations import Migration, load_migrations
+from db.migrations import Migration, load_migrations
 from tests.test_errors import proxied  # noqa: F401 -- the fixture, shared
 from views import health
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from db import Database, create_pool
-from migrations import load_migrations, migrate
+from db.migrations import load_migrations, migrate
+from db.pool import Database, create_pool
 
 
 async def open_db(url: str) -> Database:

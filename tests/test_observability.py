@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from observability import (
+from core.observability import (
     ACCESS_LOG_FORMAT,
     REQUEST_ID_HEADER,
     AccessLogRedactor,

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from oidc import (
+from google_signin.oidc import (
     DiscoveryUnavailable,
     OpenIdDiscovery,
     ProviderUnavailable,

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from openapi_schema_validator import OAS30Validator
 
-from openapi import DOCUMENT
+from core.openapi import DOCUMENT
 
 # Every endpoint of shared/API.md, the additions, and the page's own.
 CONTRACT = {

@@ -13,7 +13,7 @@ import pytest
 from argon2.exceptions import VerifyMismatchError
 from argon2.low_level import Type, verify_secret
 
-from passwords import PasswordHasher
+from auth.passwords import PasswordHasher
 
 FAST = {"time_cost": 1, "memory_cost": 8 * 1024, "parallelism": 1}
 

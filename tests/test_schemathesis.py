@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from openapi import DOCUMENT
+from core.openapi import DOCUMENT
 from settings import Settings
 from tests.conftest import free_port
 from web import create_app

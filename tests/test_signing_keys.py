@@ -16,8 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from settings import ConfigError
-from signing_keys import (
+from auth.signing_keys import (
     SigningKey,
     generate_private_key,
     jwk_thumbprint,
@@ -26,6 +25,8 @@ from signing_keys import (
     public_jwk,
     write_new_key_file,
 )
+from auth.tokens import AccessClaims, InvalidToken, TokenCodec
+from settings import ConfigError
 from tests.conftest import PROJECT_DIR
 from tests.signing import (
     b64url_json,
@@ -41,7 +42,6 @@ from tests.signing import (
     unsigned_token,
     write_key,
 )
-from tokens import AccessClaims, InvalidToken, TokenCodec
 
 SECRET = "test-secret-0123456789abcdef0123456789abcdef0123456789abcdef0123"
 ALGORITHMS = ["ES256", "EdDSA"]
@@ -360,7 +360,7 @@ def test_the_same_key_twice_is_a_config_error(tmp_path: Path) -> None:
 def test_a_key_others_can_read_is_loaded_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path, _ = write_key(tmp_path, "ES256")
     path.chmod(0o644)
-    with caplog.at_level(logging.WARNING, logger="signing_keys"):
+    with caplog.at_level(logging.WARNING, logger="auth.signing_keys"):
         load_signing_key(path, "ES256")
     assert "chmod 600" in caplog.text
     assert b"PRIVATE KEY" not in caplog.text.encode()

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tokens import (
+from auth.tokens import (
     AccessClaims,
     InvalidToken,
     TokenCodec,

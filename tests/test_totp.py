@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pyotp
 import pytest
 
-from totp import new_secret, provisioning_uri, verify_code
+from auth.totp import new_secret, provisioning_uri, verify_code
 
 NOW = 1_700_000_013.5
 STEP = int(NOW // 30)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from keys import db_key
+from core.keys import db_key
 from tests.conftest import CLIENT_ID
 
 

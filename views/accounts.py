@@ -7,11 +7,11 @@ import uuid
 from aiohttp import web
 
 import models
-import totp
-from bodies import json_response, read_json_or_form, text_field
-from db import Database
-from errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable
-from keys import (
+from auth import totp
+from auth.throttling import LoginThrottle, client_address, limit_rate
+from core.bodies import json_response, read_json_or_form, text_field
+from core.errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable
+from core.keys import (
     authenticator_key,
     credential_key,
     db_key,
@@ -21,9 +21,9 @@ from keys import (
     token_codec_key,
     user_key,
 )
-from metrics import SIGN_INS
+from core.metrics import SIGN_INS
+from db.pool import Database
 from middlewares import COOKIE_NAME, login_required, requires, set_login_cookie
-from throttling import LoginThrottle, client_address, limit_rate
 from views.refresh import new_refresh_family, token_response
 
 MAX_USERNAME = 64

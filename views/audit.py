@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 import models
-from bodies import int_query, json_response
-from keys import db_key
+from core.bodies import int_query, json_response
+from core.keys import db_key
 from middlewares import requires
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 import models
-from bodies import int_query, json_response, read_json, text_field, uuid_query
-from errors import Forbidden, Unauthorized, Unprocessable
-from keys import credential_key, feed_key, settings_key, user_key, writer_key
+from core.bodies import int_query, json_response, read_json, text_field, uuid_query
+from core.errors import Forbidden, Unauthorized, Unprocessable
+from core.keys import credential_key, feed_key, settings_key, user_key, writer_key
 from middlewares import login_required
 
 MAX_USERNAME = 255

@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 from swagger_ui_bundle import swagger_ui_path
 
-import openapi
+from core import openapi
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SWAGGER_UI_PREFIX = "/docs/static"

@@ -8,13 +8,13 @@ import time
 from aiohttp import web
 
 import models
-from bodies import json_response, read_json, text_field
-from errors import TooManyRequests, Unauthorized
-from google_idtoken import InvalidIdToken, verify_id_token
-from keys import db_key, google_certs_key, settings_key, token_codec_key
-from metrics import SIGN_INS, THROTTLES
-from throttling import client_address
-from tokens import new_chatter_id
+from auth.throttling import client_address
+from auth.tokens import new_chatter_id
+from core.bodies import json_response, read_json, text_field
+from core.errors import TooManyRequests, Unauthorized
+from core.keys import db_key, google_certs_key, settings_key, token_codec_key
+from core.metrics import SIGN_INS, THROTTLES
+from google_signin.idtoken import InvalidIdToken, verify_id_token
 from views.refresh import new_refresh_family
 
 CLOCK_SKEW = 50

@@ -16,12 +16,12 @@ from aiohttp import web
 from yarl import URL
 
 import models
-from errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
-from google_idtoken import InvalidIdToken, verify_id_token
-from keys import db_key, google_certs_key, google_discovery_key, http_session_key, settings_key, token_codec_key
-from metrics import SIGN_INS
-from middlewares import set_login_cookie
-from oidc import (
+from auth.throttling import client_address, limit_rate
+from core.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
+from core.keys import db_key, google_certs_key, google_discovery_key, http_session_key, settings_key, token_codec_key
+from core.metrics import SIGN_INS
+from google_signin.idtoken import InvalidIdToken, verify_id_token
+from google_signin.oidc import (
     DiscoveryUnavailable,
     ProviderMetadata,
     ProviderUnavailable,
@@ -30,8 +30,8 @@ from oidc import (
     exchange_code,
     new_code_verifier,
 )
+from middlewares import set_login_cookie
 from settings import Settings
-from throttling import client_address, limit_rate
 from views.google import CLOCK_SKEW, NO_NAME
 
 logger = logging.getLogger(__name__)

@@ -7,12 +7,12 @@ import logging
 
 from aiohttp import web
 
-import metrics
-import migrations
-from bodies import json_response
-from db import DatabaseUnavailable
-from errors import ServiceUnavailable
-from keys import db_key, settings_key
+from core import metrics
+from core.bodies import json_response
+from core.errors import ServiceUnavailable
+from core.keys import db_key, settings_key
+from db import migrations
+from db.pool import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bodies import json_response
-from keys import token_codec_key
+from core.bodies import json_response
+from core.keys import token_codec_key
 
 # Short enough that a client sees a newly listed key well before it signs (see "Signing keys" in the README).
 CACHE_CONTROL = "public, max-age=300"

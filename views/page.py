@@ -8,9 +8,9 @@ import qrcode
 import qrcode.image.svg
 from aiohttp import web
 
-from bodies import json_response, read_json, text_field
-from errors import Unprocessable
-from keys import settings_key
+from core.bodies import json_response, read_json, text_field
+from core.errors import Unprocessable
+from core.keys import settings_key
 from views.docs import STATIC_DIR
 
 MAX_OTPAUTH_URI = 2048

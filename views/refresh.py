@@ -7,14 +7,14 @@ import uuid
 from aiohttp import web
 
 import models
-from bodies import json_response, read_json_or_form, text_field
-from credentials import notice_family
-from errors import Unauthorized
-from keys import authenticator_key, db_key, settings_key, token_codec_key
-from metrics import SIGN_INS
+from auth.credentials import notice_family
+from auth.throttling import client_address
+from auth.tokens import hash_refresh_token, new_refresh_token, refresh_successor
+from core.bodies import json_response, read_json_or_form, text_field
+from core.errors import Unauthorized
+from core.keys import authenticator_key, db_key, settings_key, token_codec_key
+from core.metrics import SIGN_INS
 from settings import Settings
-from throttling import client_address
-from tokens import hash_refresh_token, new_refresh_token, refresh_successor
 
 REFRESH_REFUSED = "The refresh token is unknown, expired or revoked."
 

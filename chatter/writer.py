@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 import models
-from db import Database
+from db.pool import Database
 
 MAX_BATCH = 200
 MAX_IN_FLIGHT = 4  # statements at once per worker; later posts gather into the next batch meanwhile

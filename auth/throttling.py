@@ -7,10 +7,10 @@ import math
 from aiohttp import web
 
 import models
-from db import Database
-from errors import TooManyRequests
-from keys import db_key, settings_key
-from metrics import THROTTLES
+from core.errors import TooManyRequests
+from core.keys import db_key, settings_key
+from core.metrics import THROTTLES
+from db.pool import Database
 from settings import Settings
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from errors import BadRequest, Unprocessable
-from keys import json_body_key
+from core.errors import BadRequest, Unprocessable
+from core.keys import json_body_key
 
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from db import Database, DatabaseUnavailable
+from db.pool import Database, DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 

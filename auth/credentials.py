@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass
 
 import models
-from db import Database
-from events import Events
-from metrics import REVOCATIONS
+from auth.tokens import AccessClaims, InvalidToken, TokenCodec, hash_chatter_id, looks_like_jwt
+from core.metrics import REVOCATIONS
+from db.events import Events
+from db.pool import Database
 from models import User
-from tokens import AccessClaims, InvalidToken, TokenCodec, hash_chatter_id, looks_like_jwt
 
 logger = logging.getLogger(__name__)
 

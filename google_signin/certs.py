@@ -14,7 +14,7 @@ import aiohttp
 
 __all__ = ["CertificatesUnavailable", "GoogleCertificates"]
 
-from metrics import CERTIFICATE_FETCHES
+from core.metrics import CERTIFICATE_FETCHES
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any, Final
 
 import jwt
 
+from auth.signing_keys import PrivateKey, PublicKey, SigningKey, load_signing_keys
 from settings import Settings
-from signing_keys import PrivateKey, PublicKey, SigningKey, load_signing_keys
 
 ROLES: Final = frozenset({"user", "moderator", "admin"})
 

@@ -7,16 +7,16 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from credentials import Authenticator, Credential
-from db import Database
-from feed import ChattFeed
-from google_certs import GoogleCertificates
+from auth.credentials import Authenticator, Credential
+from auth.passwords import PasswordHasher
+from auth.tokens import TokenCodec
+from chatter.feed import ChattFeed
+from chatter.writer import ChattWriter
+from db.pool import Database
+from google_signin.certs import GoogleCertificates
+from google_signin.oidc import OpenIdDiscovery
 from models import User
-from oidc import OpenIdDiscovery
-from passwords import PasswordHasher
 from settings import Settings
-from tokens import TokenCodec
-from writer import ChattWriter
 
 settings_key = web.AppKey("settings", Settings)
 db_key = web.AppKey("db", Database)

@@ -14,7 +14,7 @@ from typing import Any
 import google.auth.exceptions
 import google.auth.jwt
 
-from google_certs import CertificatesUnavailable, GoogleCertificates
+from google_signin.certs import CertificatesUnavailable, GoogleCertificates
 
 __all__ = ["CertificatesUnavailable", "GoogleIdentity", "InvalidIdToken", "verify_id_token"]
 

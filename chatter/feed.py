@@ -9,8 +9,8 @@ import time
 import orjson
 
 import models
-from db import Database, DatabaseUnavailable
-from events import Events
+from db.events import Events
+from db.pool import Database, DatabaseUnavailable
 
 FEED_SIZE = 1000  # the largest `limit` the contract allows
 NOTICE = models.CHATTS_CHANGED

@@ -23,7 +23,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from db import DatabaseUnavailable
+from db.pool import DatabaseUnavailable
 
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection before the answer"
 UNMATCHED_ROUTE = "unmatched"  # every path no route matches (404s, scanners) shares this one label value

@@ -8,11 +8,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from db import Database
+from db.pool import Database
 
 logger = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parent / "sql"
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # Any constant will do as long as nothing else in the database uses it; this one spells "chatterd".
 ADVISORY_LOCK_KEY = 0x63686174746572

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 import aiohttp_cors
 from aiohttp import web
 
-from keys import settings_key
-from observability import REQUEST_ID_HEADER
+from core.keys import settings_key
+from core.observability import REQUEST_ID_HEADER
 from settings import ConfigError
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""The chatts: the in-memory feed and the group-commit writer."""

@@ -1,0 +1,1 @@
+"""The HTTP plumbing every view shares: errors, bodies and shapes, CORS, observability, metrics, OpenAPI."""

@@ -1,0 +1,1 @@
+"""Postgres: the pool, the embedded server, migrations and the events channel."""
