@@ -10,16 +10,17 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from auth.cookies import COOKIE_NAME
 from core.bodies import read_json
 from core.errors import ApiError, Forbidden, ServiceUnavailable, Unauthorized, from_http_exception
 from core.keys import auth_problem_key, authenticator_key, credential_key, settings_key, user_key
 from db.pool import DatabaseUnavailable
 from google_signin.idtoken import CertificatesUnavailable, InvalidIdToken
+from models.records import User
 
 logger = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-COOKIE_NAME = "chatterd_token"
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -49,11 +50,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         logger.exception("unhandled error on %s %s", request.method, request.path)
         raise ApiError() from None
-
-
-def set_login_cookie(response: web.StreamResponse, token: str, *, max_age: int, secure: bool) -> None:
-    """Put the JWT in the login cookie, as every sign-in does: HttpOnly, SameSite=Lax, Path=/, Secure unless off."""
-    response.set_cookie(COOKIE_NAME, token, max_age=max_age, path="/", httponly=True, secure=secure, samesite="Lax")
 
 
 def _bearer(header: str) -> str:
@@ -115,6 +111,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
+def current_user(request: web.Request) -> User:
+    """The signed-in caller of a view behind `login_required` (a 401 if it is called without one)."""
+    user = request[user_key]
+    if user is None:
+        raise Unauthorized("Sign-in required.")
+    return user
+
+
 def login_required(view: View) -> View:
     """Let the view run only for a signed-in caller: 401 with WWW-Authenticate otherwise."""
 
@@ -138,9 +142,7 @@ def requires(*roles: str) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @functools.wraps(view)
         async def guarded(request: web.Request) -> web.StreamResponse:
-            user = request[user_key]
-            assert user is not None  # login_required below saw to it
-            if user.role not in roles:
+            if current_user(request).role not in roles:
                 raise Forbidden(f"This needs the role {' or '.join(roles)}.")
             return await view(request)
 

@@ -11,11 +11,11 @@ from auth.tokens import AccessClaims, InvalidToken, TokenCodec, hash_chatter_id,
 from core.metrics import REVOCATIONS
 from db.events import Events
 from db.pool import Database
-from models import User
+from models.records import User
 
 logger = logging.getLogger(__name__)
 
-SESSION_CACHE_LIMIT = 100_000
+CHATTER_ID_CACHE_LIMIT = 100_000
 VERIFIED_CACHE_LIMIT = 10_000
 
 
@@ -24,7 +24,7 @@ class Credential:
     """What the caller presented: a verified JWT's claims, or a chatterID's hash."""
 
     claims: AccessClaims | None = None
-    session_hash: bytes | None = None
+    chatter_id_hash: bytes | None = None
 
 
 class RevocationStore:
@@ -41,7 +41,7 @@ class RevocationStore:
         self._jtis: dict[str, float] = {}
         self._cutoffs: dict[int, float] = {}
         self._families: dict[str, float] = {}
-        self._sessions: dict[bytes, tuple[User, float]] = {}
+        self._chatter_ids: dict[bytes, tuple[User, float]] = {}
 
     @property
     def live(self) -> bool:
@@ -64,35 +64,35 @@ class RevocationStore:
         """Refuse this JWT id until it expires."""
         self._jtis[jti] = expires_at
 
-    def end_session(self, session_hash: bytes) -> None:
+    def end_chatter_id(self, chatter_id_hash: bytes) -> None:
         """Forget a chatterID."""
-        self._sessions.pop(session_hash, None)
+        self._chatter_ids.pop(chatter_id_hash, None)
 
     def end_all(self, user_id: int, cutoff: float) -> None:
         """Refuse the user's JWTs issued up to `cutoff` and forget their chatterIDs."""
         self._cutoffs[user_id] = max(cutoff, self._cutoffs.get(user_id, -1.0))
-        for key in [key for key, (user, _) in self._sessions.items() if user.id == user_id]:
-            del self._sessions[key]
+        for key in [key for key, (user, _) in self._chatter_ids.items() if user.id == user_id]:
+            del self._chatter_ids[key]
 
-    def cached_session(self, session_hash: bytes, now: float) -> User | None:
+    def cached_chatter_id(self, chatter_id_hash: bytes, now: float) -> User | None:
         """The cached user of a live chatterID, if the cache may be trusted right now."""
-        entry = self._sessions.get(session_hash) if self.live else None
+        entry = self._chatter_ids.get(chatter_id_hash) if self.live else None
         if entry is None:
             return None
         if entry[1] <= now:
-            del self._sessions[session_hash]
+            del self._chatter_ids[chatter_id_hash]
             return None
         return entry[0]
 
-    def cache_session(self, session_hash: bytes, user: User, expires_at: float) -> None:
+    def cache_chatter_id(self, chatter_id_hash: bytes, user: User, expires_at: float) -> None:
         """Remember a chatterID's user until it expires (only while notifications are flowing)."""
         if not self.live:
             return
-        if len(self._sessions) >= SESSION_CACHE_LIMIT:
-            self._prune_sessions(time.time())
-            if len(self._sessions) >= SESSION_CACHE_LIMIT:
-                self._sessions.clear()
-        self._sessions[session_hash] = (user, expires_at)
+        if len(self._chatter_ids) >= CHATTER_ID_CACHE_LIMIT:
+            self._prune_chatter_ids(time.time())
+            if len(self._chatter_ids) >= CHATTER_ID_CACHE_LIMIT:
+                self._chatter_ids.clear()
+        self._chatter_ids[chatter_id_hash] = (user, expires_at)
 
     def apply(self, notice: str) -> None:
         """Apply a notice from another worker (see `notice_*`; several may come space-separated); others are ignored."""
@@ -102,8 +102,8 @@ class RevocationStore:
                 if kind == "jti":
                     expires_at, _, jti = rest.partition(":")
                     self.revoke_token(jti, float(expires_at))
-                elif kind == "sid":
-                    self.end_session(bytes.fromhex(rest))
+                elif kind == "cid":
+                    self.end_chatter_id(bytes.fromhex(rest))
                 elif kind == "user":
                     user_id, _, cutoff = rest.partition(":")
                     self.end_all(int(user_id), float(cutoff))
@@ -117,18 +117,18 @@ class RevocationStore:
         since = time.time() - self._token_lifetime - 60
         revocations = await models.load_revocations(self._events.db, since=since)
         self._jtis, self._cutoffs, self._families = revocations.jtis, revocations.cutoffs, revocations.families
-        self._sessions.clear()
+        self._chatter_ids.clear()
         logger.info("loaded %d revoked tokens", len(self._jtis))
 
     def tick(self, now: float) -> None:
-        """Drop what can no longer matter: expired JWT ids, cut-offs older than any live token, expired sessions."""
+        """Drop what can no longer matter: expired JWT ids, cut-offs older than any live token, expired chatterIDs."""
         self._jtis = {jti: exp for jti, exp in self._jtis.items() if exp > now - 60}
         self._cutoffs = {uid: cut for uid, cut in self._cutoffs.items() if cut > now - self._token_lifetime - 60}
         self._families = {fam: at for fam, at in self._families.items() if at > now - self._token_lifetime - 60}
-        self._prune_sessions(now)
+        self._prune_chatter_ids(now)
 
-    def _prune_sessions(self, now: float) -> None:
-        self._sessions = {key: entry for key, entry in self._sessions.items() if entry[1] > now}
+    def _prune_chatter_ids(self, now: float) -> None:
+        self._chatter_ids = {key: entry for key, entry in self._chatter_ids.items() if entry[1] > now}
 
 
 def notice_token(claims: AccessClaims) -> str:
@@ -142,9 +142,9 @@ def notice_family(family_id: str) -> str:
     return f"fam:{family_id}"
 
 
-def notice_session(session_hash: bytes) -> str:
+def notice_chatter_id(chatter_id_hash: bytes) -> str:
     """The notice that ends one chatterID."""
-    return f"sid:{session_hash.hex()}"
+    return f"cid:{chatter_id_hash.hex()}"
 
 
 def notice_user(user_id: int, cutoff: float) -> str:
@@ -187,17 +187,17 @@ class Authenticator:
             ):
                 return None
             return User(claims.user_id, claims.username, claims.role), Credential(claims=claims)
-        session_hash = hash_chatter_id(token)
-        if session_hash is None:
+        chatter_id_hash = hash_chatter_id(token)
+        if chatter_id_hash is None:
             return None
-        user = self.store.cached_session(session_hash, time.time())
+        user = self.store.cached_chatter_id(chatter_id_hash, time.time())
         if user is None:
-            found = await models.session_user(self.db, session_hash)
+            found = await models.chatter_id_user(self.db, chatter_id_hash)
             if found is None:
                 return None
             user, expires_at = found
-            self.store.cache_session(session_hash, user, expires_at)
-        return user, Credential(session_hash=session_hash)
+            self.store.cache_chatter_id(chatter_id_hash, user, expires_at)
+        return user, Credential(chatter_id_hash=chatter_id_hash)
 
     async def revoke(self, credential: Credential, user_id: int, address: str) -> None:
         """Make this credential stop working at once, here and on every worker sharing the database."""
@@ -216,15 +216,15 @@ class Authenticator:
                 address=address,
                 notice=notice_token(claims),
             )
-        elif credential.session_hash is not None:
+        elif credential.chatter_id_hash is not None:
             REVOCATIONS.labels("chatterid").inc()
-            self.store.end_session(credential.session_hash)
-            await models.end_session(
+            self.store.end_chatter_id(credential.chatter_id_hash)
+            await models.end_chatter_id(
                 self.db,
-                session_hash=credential.session_hash,
+                chatter_id_hash=credential.chatter_id_hash,
                 user_id=user_id,
                 address=address,
-                notice=notice_session(credential.session_hash),
+                notice=notice_chatter_id(credential.chatter_id_hash),
             )
 
     def family_reused(self, family_id: str) -> None:

@@ -8,7 +8,7 @@ from aiohttp import web
 
 import models
 from core.errors import TooManyRequests
-from core.keys import db_key, settings_key
+from core.keys import settings_key
 from core.metrics import THROTTLES
 from db.pool import Database
 from settings import Settings
@@ -24,13 +24,18 @@ def client_address(request: web.Request, trusted_proxies: int) -> str:
     return request.remote or "unknown"
 
 
+def request_address(request: web.Request) -> str:
+    """The caller's address, as this server's TRUSTED_PROXIES setting reads it."""
+    return client_address(request, request.app[settings_key].trusted_proxies)
+
+
 class LoginThrottle:
     """Failed logins counted per account and per address; past the limit both right and wrong passwords wait."""
 
-    def __init__(self, db: Database, settings: Settings, request: web.Request, username: str) -> None:
+    def __init__(self, db: Database, settings: Settings, address: str, username: str) -> None:
         self.db = db
         self.settings = settings
-        self.address = client_address(request, settings.trusted_proxies)
+        self.address = address
         self.account_key = f"login:user:{username.lower()}"
         self.address_key = f"login:addr:{self.address}"
 
@@ -57,11 +62,9 @@ class LoginThrottle:
         )
 
 
-async def limit_rate(request: web.Request, kind: str, *, limit: int, window: int) -> None:
-    """Count one `kind` attempt from the caller's address; 429 with Retry-After past `limit` in `window` seconds."""
-    settings = request.app[settings_key]
-    key = f"{kind}:addr:{client_address(request, settings.trusted_proxies)}"
-    hits, age = await models.count_attempt(request.app[db_key], key, window=window)
+async def limit_rate(db: Database, address: str, kind: str, *, limit: int, window: int) -> None:
+    """Count one `kind` attempt from `address`; 429 with Retry-After past `limit` in `window` seconds."""
+    hits, age = await models.count_attempt(db, f"{kind}:addr:{address}", window=window)
     if hits > limit:
         THROTTLES.labels(kind).inc()
         raise TooManyRequests(

@@ -11,9 +11,10 @@ import orjson
 import models
 from db.events import Events
 from db.pool import Database, DatabaseUnavailable
+from models.chatts import CHATTS_CHANGED
 
 FEED_SIZE = 1000  # the largest `limit` the contract allows
-NOTICE = models.CHATTS_CHANGED
+NOTICE = CHATTS_CHANGED
 # A burst of posts on one worker becomes one notice; other workers see a new chatt this much later at most.
 ANNOUNCE_DELAY = 0.05
 # A safety net: even if a notice were lost, no copy is served for longer than this.

@@ -14,10 +14,10 @@ MAX_IN_FLIGHT = 4  # statements at once per worker; later posts gather into the 
 
 @dataclass(slots=True)
 class _Post:
-    username: str | None  # None: take it from the chatterID's session
+    username: str | None  # None: take it from the chatterID's user
     message: str
     user_id: int | None
-    session_hash: bytes | None
+    chatter_id_hash: bytes | None
     done: asyncio.Future[bool]
 
 
@@ -33,9 +33,9 @@ class ChattWriter:
         """Store a chatt under `username`."""
         await self._submit(_Post(username, message, user_id, None, asyncio.get_running_loop().create_future()))
 
-    async def add_for_session(self, session_hash: bytes, message: str) -> bool:
+    async def add_for_chatter_id(self, chatter_id_hash: bytes, message: str) -> bool:
         """Store a chatt under the chatterID's user; False when the chatterID is unknown or expired."""
-        post = _Post(None, message, None, session_hash, asyncio.get_running_loop().create_future())
+        post = _Post(None, message, None, chatter_id_hash, asyncio.get_running_loop().create_future())
         return await self._submit(post)
 
     async def _submit(self, post: _Post) -> bool:
@@ -59,15 +59,15 @@ class ChattWriter:
             self._start_flush()
 
     async def _flush(self, batch: list[_Post]) -> None:
-        named = [post for post in batch if post.session_hash is None]
-        by_session = [post for post in batch if post.session_hash is not None]
+        named = [post for post in batch if post.chatter_id_hash is None]
+        by_chatter_id = [post for post in batch if post.chatter_id_hash is not None]
         try:
             if named:
                 await models.add_chatts(self._db, [(post.username or "", post.message, post.user_id) for post in named])
             stored: set[int] = set()
-            if by_session:
-                stored = await models.add_chatts_for_sessions(
-                    self._db, [(post.session_hash or b"", post.message) for post in by_session]
+            if by_chatter_id:
+                stored = await models.add_chatts_for_chatter_ids(
+                    self._db, [(post.chatter_id_hash or b"", post.message) for post in by_chatter_id]
                 )
         except Exception as exc:
             for post in batch:
@@ -77,6 +77,6 @@ class ChattWriter:
         for post in named:
             if not post.done.done():
                 post.done.set_result(True)
-        for index, post in enumerate(by_session):
+        for index, post in enumerate(by_chatter_id):
             if not post.done.done():
                 post.done.set_result(index in stored)

@@ -15,7 +15,7 @@ from chatter.writer import ChattWriter
 from db.pool import Database
 from google_signin.certs import GoogleCertificates
 from google_signin.oidc import OpenIdDiscovery
-from models import User
+from models.records import User
 from settings import Settings
 
 settings_key = web.AppKey("settings", Settings)

@@ -15,6 +15,9 @@ import psycopg2.sql
 
 logger = logging.getLogger(__name__)
 
+# Bound parameters: positional (%s) or named (%(name)s).
+Params = Sequence[Any] | dict[str, Any] | None
+
 # Errors that mean "Postgres is not there right now", as opposed to a bug in a query.
 _UNAVAILABLE = (
     psycopg2.OperationalError,
@@ -43,7 +46,7 @@ class Cursor:
         self._cur = cur
         self._db = db
 
-    async def execute(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> None:
+    async def execute(self, query: str, params: Params = None) -> None:
         """Run one statement with bound parameters."""
         self._db.queries += 1
         await self._cur.execute(query, params)
@@ -148,6 +151,24 @@ class Database:
             raise
         finally:
             self.pool.release(conn)
+
+    async def execute(self, query: str, params: Params = None) -> int:
+        """Run one statement on a pooled connection; the number of rows it touched."""
+        async with self.cursor() as cur:
+            await cur.execute(query, params)
+            return cur.rowcount
+
+    async def fetch_one(self, query: str, params: Params = None) -> Any:
+        """Run one statement; its first row, or None."""
+        async with self.cursor() as cur:
+            await cur.execute(query, params)
+            return await cur.fetchone()
+
+    async def fetch_all(self, query: str, params: Params = None) -> list[Any]:
+        """Run one statement; all its rows."""
+        async with self.cursor() as cur:
+            await cur.execute(query, params)
+            return await cur.fetchall()
 
     async def ping(self) -> bool:
         """True when Postgres answers a trivial query."""

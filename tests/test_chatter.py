@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from core.keys import db_key
+from models.chatts import LIST_CHATTS_AFTER, LIST_NEWEST_CHATTS
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -166,9 +167,8 @@ async def test_limit_uses_the_index_not_a_scan(client, query):
         await cur.execute("ANALYZE chatts")
         await cur.execute("SELECT id::text FROM chatts ORDER BY seq LIMIT 1 OFFSET 100")
         (anchor,) = await cur.fetchone()
-        import models
 
-        statement = models.LIST_CHATTS_AFTER if "after" in query else models.LIST_NEWEST_CHATTS
+        statement = LIST_CHATTS_AFTER if "after" in query else LIST_NEWEST_CHATTS
         await cur.execute("EXPLAIN " + statement, {"limit": 100, "after": anchor})
         plan = "\n".join(row[0] for row in await cur.fetchall())
     assert "Seq Scan" not in plan, plan

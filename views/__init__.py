@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from views import accounts, audit, chatter, docs, google, google_web, health, jwks, page, refresh
+from views import accounts, audit, chatter, docs, google, google_web, health, jwks, page, refresh, totp
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -20,12 +20,12 @@ ROUTES: list[tuple[str, str, View]] = [
     ("POST", "/login", accounts.login),
     ("GET", "/get-user", accounts.get_user),
     ("POST", "/logout", accounts.logout),
-    ("POST", "/totp/setup", accounts.totp_setup),
-    ("POST", "/totp/enable", accounts.totp_enable),
-    ("DELETE", "/chatts/{id}", accounts.delete_chatt),
+    ("POST", "/totp/setup", totp.totp_setup),
+    ("POST", "/totp/enable", totp.totp_enable),
+    ("DELETE", "/chatts/{id}", chatter.delete_chatt),
     ("POST", "/token/refresh", refresh.refresh),
-    ("POST", "/totp/recovery-codes", accounts.totp_recovery_codes),
-    ("POST", "/totp/disable", accounts.totp_disable),
+    ("POST", "/totp/recovery-codes", totp.totp_recovery_codes),
+    ("POST", "/totp/disable", totp.totp_disable),
     ("GET", "/audit", audit.list_events),
     ("GET", "/.well-known/jwks.json", jwks.jwks),
     ("GET", "/auth/google/login", google_web.google_login),

@@ -1,14 +1,16 @@
-"""The course's chatter API: read chatts, post them anonymously."""
+"""The course's chatter API: read chatts, post them (anonymously or signed in), and moderation."""
 
 from __future__ import annotations
+
+import uuid
 
 from aiohttp import web
 
 import models
 from core.bodies import int_query, json_response, read_json, text_field, uuid_query
-from core.errors import Forbidden, Unauthorized, Unprocessable
-from core.keys import credential_key, feed_key, settings_key, user_key, writer_key
-from middlewares import login_required
+from core.errors import Forbidden, NotFound, Unauthorized, Unprocessable
+from core.keys import credential_key, db_key, feed_key, settings_key, writer_key
+from middlewares import current_user, login_required, requires
 
 MAX_USERNAME = 255
 MAX_MESSAGE = 1000
@@ -44,15 +46,32 @@ async def post_auth(request: web.Request) -> web.Response:
     """POST /postauth/: store a chatt under the signed-in caller's username."""
     data = await read_json(request)
     message = text_field(data, "message", max_length=MAX_MESSAGE)
-    credential = request[credential_key]
-    user = request[user_key]
-    assert credential is not None and user is not None
+    user, credential = current_user(request), request[credential_key]
+    assert credential is not None  # set with the user by the auth middleware
     writer = request.app[writer_key]
-    if credential.session_hash is not None:
+    if credential.chatter_id_hash is not None:
         # Checked again in the same statement as the insert: a chatterID ended elsewhere a moment ago is refused.
-        if not await writer.add_for_session(credential.session_hash, message):
+        if not await writer.add_for_chatter_id(credential.chatter_id_hash, message):
             raise Unauthorized("The chatterID is unknown or expired.")
     else:
         await writer.add(user.username, message, user.id)
     request.app[feed_key].changed_here()
     return json_response({})
+
+
+@requires("admin", "moderator")
+async def delete_chatt(request: web.Request) -> web.Response:
+    """DELETE /chatts/{id}: remove a chatt (moderators and admins)."""
+    chatt_id = request.match_info["id"]
+    if not _is_uuid(chatt_id) or not await models.delete_chatt(request.app[db_key], chatt_id):
+        raise NotFound("No chatt has that id.")
+    request.app[feed_key].changed_here()
+    return web.Response(status=204)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

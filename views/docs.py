@@ -10,8 +10,8 @@ from aiohttp import web
 from swagger_ui_bundle import swagger_ui_path
 
 from core import openapi
+from settings import STATIC_DIR
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SWAGGER_UI_PREFIX = "/docs/static"
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from core.bodies import json_response, read_json, text_field
 from core.errors import Unprocessable
 from core.keys import settings_key
-from views.docs import STATIC_DIR
+from settings import STATIC_DIR
 
 MAX_OTPAUTH_URI = 2048
 # Google's sign-in script is the only third party the page may load, and only from where Google serves it.

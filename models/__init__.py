@@ -1,0 +1,82 @@
+"""Every SQL statement chatterd runs, as named constants beside small typed functions, one module per table group.
+
+Callers use `models.<function>`; the records and domain errors live in `models.records`.
+"""
+
+from models.accounts import (
+    account_for_login,
+    create_password_user,
+    disable_totp,
+    replace_recovery_codes,
+    set_role,
+    set_totp_secret,
+    sign_in_google_user,
+    totp_state,
+    upsert_google_user,
+    use_recovery_code,
+    use_totp_step,
+    user_by_name,
+)
+from models.audit import list_events, record_event
+from models.chatts import add_chatts, add_chatts_for_chatter_ids, announce_chatts_changed, delete_chatt, list_chatts
+from models.records import (
+    Account,
+    NewRefreshToken,
+    RateLimited,
+    Refreshed,
+    Revocations,
+    UnknownChatt,
+    User,
+    UsernameTaken,
+)
+from models.sessions import (
+    chatter_id_user,
+    complete_login,
+    end_all_sessions,
+    end_chatter_id,
+    load_revocations,
+    revoke_token,
+    rotate_refresh_token,
+    token_revoked,
+)
+from models.throttle import count_attempt, record_failures
+
+__all__ = [
+    "Account",
+    "NewRefreshToken",
+    "RateLimited",
+    "Refreshed",
+    "Revocations",
+    "UnknownChatt",
+    "User",
+    "UsernameTaken",
+    "account_for_login",
+    "add_chatts",
+    "add_chatts_for_chatter_ids",
+    "announce_chatts_changed",
+    "chatter_id_user",
+    "complete_login",
+    "count_attempt",
+    "create_password_user",
+    "delete_chatt",
+    "disable_totp",
+    "end_all_sessions",
+    "end_chatter_id",
+    "list_chatts",
+    "list_events",
+    "load_revocations",
+    "record_event",
+    "record_failures",
+    "replace_recovery_codes",
+    "revoke_token",
+    "rotate_refresh_token",
+    "set_role",
+    "set_totp_secret",
+    "sign_in_google_user",
+    "token_revoked",
+    "totp_state",
+    "upsert_google_user",
+    "use_recovery_code",
+    "use_totp_step",
+    "user_by_name",
+]

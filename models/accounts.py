@@ -1,0 +1,221 @@
+"""Users: Google subjects and password accounts, their roles, TOTP secrets and recovery codes."""
+
+from __future__ import annotations
+
+from db.pool import Database
+from models.fragments import AUDIT_INSERT, COUNT_IN_WINDOW
+from models.records import Account, NewRefreshToken, RateLimited, User, UsernameTaken
+
+# One round trip: the same Google subject is always the same user (whose name follows Google's), plus a chatterID
+# and a refresh-token family. The per-address rate count is part of the same statement: nothing is written past the
+# limit. Each sign-in also removes a few expired chatterIDs (the "purged" part), so no full-table DELETE is needed.
+SIGN_IN_GOOGLE_USER = f"""
+WITH attempt AS (
+    INSERT INTO throttle AS t (key, hits, max_hits, window_start)
+    SELECT %(rate_key)s, 1, 0, now() WHERE %(limit)s > 0
+    ON CONFLICT (key) DO UPDATE SET {COUNT_IN_WINDOW}
+    RETURNING hits, extract(epoch FROM now() - window_start)::float8 AS age
+),
+allowed AS (SELECT 1 WHERE %(limit)s = 0 OR (SELECT hits FROM attempt) <= %(limit)s),
+existing AS (SELECT id, username, role, email FROM users WHERE google_sub = %(sub)s),
+inserted AS (
+    INSERT INTO users (username, google_sub, email)
+    SELECT %(username)s, %(sub)s, %(email)s FROM allowed WHERE NOT EXISTS (SELECT 1 FROM existing)
+    ON CONFLICT (google_sub) DO NOTHING
+    RETURNING id, username, role
+),
+-- Only a changed name or email is written: a returning user's sign-in takes no lock on its row.
+renamed AS (
+    UPDATE users SET username = %(username)s, email = %(email)s
+    FROM existing, allowed
+    WHERE users.id = existing.id
+      AND (existing.username IS DISTINCT FROM %(username)s OR existing.email IS DISTINCT FROM %(email)s)
+    RETURNING users.id, users.username, users.role
+),
+account AS (
+    SELECT id, username, role FROM inserted
+    UNION ALL SELECT id, username, role FROM renamed
+    UNION ALL SELECT existing.id, existing.username, existing.role FROM existing, allowed
+              WHERE NOT EXISTS (SELECT 1 FROM renamed)
+),
+chatter_id AS (
+    INSERT INTO chatter_sessions (id_hash, user_id, expires_at)
+    SELECT %(id_hash)s, id, now() + make_interval(secs => %(lifetime)s) FROM account
+),
+refresh AS (
+    INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)
+    SELECT %(refresh_hash)s, %(family_id)s, id, now() + make_interval(secs => %(refresh_lifetime)s) FROM account
+),
+audit AS ({AUDIT_INSERT} SELECT id, 'sign_in', 'google', %(address)s, '{{}}' FROM account),
+purged AS (
+    DELETE FROM chatter_sessions WHERE id_hash IN (
+        SELECT id_hash FROM chatter_sessions WHERE expires_at < now() ORDER BY expires_at LIMIT 50
+    )
+)
+SELECT account.id, account.username, account.role, (SELECT age FROM attempt), EXISTS (SELECT 1 FROM allowed)
+FROM (SELECT 1) AS one LEFT JOIN account ON true
+"""
+
+# Web sign-in (the redirect flow) wants the user only: it issues a JWT in a cookie, no chatterID.
+UPSERT_GOOGLE_USER = f"""
+WITH account AS (
+    INSERT INTO users (username, google_sub, email) VALUES (%(username)s, %(sub)s, %(email)s)
+    ON CONFLICT (google_sub) DO UPDATE SET username = EXCLUDED.username, email = EXCLUDED.email
+    RETURNING id, username, role
+),
+audit AS ({AUDIT_INSERT} SELECT id, 'sign_in', 'google_web', %(address)s, '{{}}' FROM account)
+SELECT id, username, role FROM account
+"""
+
+INSERT_PASSWORD_USER = """
+INSERT INTO users (username, password_hash) VALUES (%s, %s)
+ON CONFLICT (lower(username)) WHERE google_sub IS NULL DO NOTHING
+RETURNING id
+"""
+
+# The account and the lock on its sign-ins in one round trip; one row even for an unknown username.
+SELECT_ACCOUNT_FOR_LOGIN = """
+SELECT users.id, users.username, users.role, users.password_hash,
+       users.totp_secret, users.totp_enabled, users.totp_last_step,
+       coalesce((SELECT extract(epoch FROM max(locked_until) - now())::float8 FROM throttle
+                 WHERE key = ANY(%(keys)s) AND locked_until > now()), 0)
+FROM (SELECT 1) AS one
+LEFT JOIN users ON lower(users.username) = lower(%(username)s) AND users.google_sub IS NULL
+"""
+
+SET_ROLE = "UPDATE users SET role = %s WHERE lower(username) = lower(%s) AND google_sub IS NULL RETURNING id"
+
+SELECT_USER_BY_NAME = "SELECT id, username, role FROM users WHERE lower(username) = lower(%s) AND google_sub IS NULL"
+
+SET_TOTP_SECRET = "UPDATE users SET totp_secret = %s WHERE id = %s AND NOT totp_enabled AND password_hash IS NOT NULL"
+
+SELECT_TOTP = "SELECT totp_secret, totp_enabled, totp_last_step FROM users WHERE id = %s"
+
+# Only moves forward: of two racing uses of one code, one wins.
+USE_TOTP_STEP = """
+UPDATE users SET totp_enabled = true, totp_last_step = %(step)s
+WHERE id = %(user_id)s AND totp_secret = %(secret)s AND (totp_last_step IS NULL OR totp_last_step < %(step)s)
+"""
+
+REPLACE_RECOVERY_CODES = """
+WITH gone AS (DELETE FROM recovery_codes WHERE user_id = %(user_id)s)
+INSERT INTO recovery_codes (user_id, code_hash) SELECT %(user_id)s, unnest(%(hashes)s::bytea[])
+"""
+
+USE_RECOVERY_CODE = """
+UPDATE recovery_codes SET used_at = now() WHERE user_id = %s AND code_hash = %s AND used_at IS NULL RETURNING 1
+"""
+
+DISABLE_TOTP = f"""
+WITH codes AS (DELETE FROM recovery_codes WHERE user_id = %(user_id)s),
+audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'totp_off', NULL, %(address)s, '{{}}'))
+UPDATE users SET totp_enabled = false, totp_secret = NULL, totp_last_step = NULL WHERE id = %(user_id)s
+"""
+
+
+async def sign_in_google_user(
+    db: Database,
+    *,
+    sub: str,
+    username: str,
+    email: str | None,
+    chatter_id_hash: bytes,
+    lifetime: int,
+    refresh: NewRefreshToken,
+    address: str,
+    rate_key: str,
+    rate_limit: int,
+    rate_window: int,
+) -> User:
+    """Find or create the user for a Google subject; open a chatterID and a refresh-token family for it.
+
+    RateLimited (with the seconds to wait) when `rate_key` is past `rate_limit` attempts in `rate_window` seconds;
+    a limit of 0 counts nothing.
+    """
+    params = {
+        "username": username,
+        "sub": sub,
+        "email": email,
+        "id_hash": chatter_id_hash,
+        "lifetime": lifetime,
+        "refresh_hash": refresh.token_hash,
+        "family_id": refresh.family_id,
+        "refresh_lifetime": refresh.lifetime,
+        "address": address,
+        "rate_key": rate_key,
+        "limit": rate_limit,
+        "window": rate_window,
+    }
+    # A first sign-in racing another for the same subject finds the row only on a second try.
+    for _ in range(2):
+        user_id, name, role, window_age, allowed = await db.fetch_one(SIGN_IN_GOOGLE_USER, params)
+        if not allowed:
+            raise RateLimited(rate_window - (window_age or 0.0))
+        if user_id is not None:
+            return User(user_id, name, role)
+    raise RuntimeError(f"could not find or create the user for Google subject {sub!r}")
+
+
+async def upsert_google_user(db: Database, *, sub: str, username: str, email: str | None, address: str) -> User:
+    """Find or create the user for a Google subject (its name and email following Google's), without a chatterID."""
+    params = {"username": username, "sub": sub, "email": email, "address": address}
+    user_id, name, role = await db.fetch_one(UPSERT_GOOGLE_USER, params)
+    return User(user_id, name, role)
+
+
+async def create_password_user(db: Database, username: str, password_hash: str) -> User:
+    """Create a password account; UsernameTaken when the name is in use (whatever its case)."""
+    row = await db.fetch_one(INSERT_PASSWORD_USER, (username, password_hash))
+    if row is None:
+        raise UsernameTaken(username)
+    return User(row[0], username, "user")
+
+
+async def account_for_login(db: Database, username: str, throttle_keys: list[str]) -> Account:
+    """The password account called `username` (user None if there is none) and the lock on these keys."""
+    row = await db.fetch_one(SELECT_ACCOUNT_FOR_LOGIN, {"username": username, "keys": throttle_keys})
+    user = User(row[0], row[1], row[2]) if row[0] is not None else None
+    return Account(user, row[3], row[4], bool(row[5]), row[6], float(row[7]))
+
+
+async def set_role(db: Database, username: str, role: str) -> int | None:
+    """Give a password account a role; its id, or None when there is no such account."""
+    row = await db.fetch_one(SET_ROLE, (role, username))
+    return row[0] if row else None
+
+
+async def user_by_name(db: Database, username: str) -> User | None:
+    """The password account called `username`, if any."""
+    row = await db.fetch_one(SELECT_USER_BY_NAME, (username,))
+    return User(row[0], row[1], row[2]) if row else None
+
+
+async def set_totp_secret(db: Database, user_id: int, secret: str) -> bool:
+    """Store a new TOTP secret, not yet enabled; False if TOTP is already on or the account has no password."""
+    return await db.execute(SET_TOTP_SECRET, (secret, user_id)) > 0
+
+
+async def totp_state(db: Database, user_id: int) -> tuple[str | None, bool, int | None]:
+    """The user's TOTP secret, whether it is enabled, and the last time step used."""
+    row = await db.fetch_one(SELECT_TOTP, (user_id,))
+    return (row[0], bool(row[1]), row[2]) if row else (None, False, None)
+
+
+async def use_totp_step(db: Database, user_id: int, secret: str, step: int) -> bool:
+    """Record a code's time step as used (and TOTP as enabled); False if that step or a later one was used."""
+    return await db.execute(USE_TOTP_STEP, {"user_id": user_id, "secret": secret, "step": step}) > 0
+
+
+async def replace_recovery_codes(db: Database, user_id: int, code_hashes: list[bytes]) -> None:
+    """Store a new set of recovery codes (hashed), dropping the old ones."""
+    await db.execute(REPLACE_RECOVERY_CODES, {"user_id": user_id, "hashes": code_hashes})
+
+
+async def use_recovery_code(db: Database, user_id: int, code_hash: bytes) -> bool:
+    """Spend a recovery code; False when it is unknown or already used."""
+    return await db.fetch_one(USE_RECOVERY_CODE, (user_id, code_hash)) is not None
+
+
+async def disable_totp(db: Database, user_id: int, address: str) -> None:
+    """Turn TOTP off and drop the recovery codes."""
+    await db.execute(DISABLE_TOTP, {"user_id": user_id, "address": address})

@@ -1,0 +1,90 @@
+"""The chatts table: read the newest, store many at once, delete one, announce changes."""
+
+from __future__ import annotations
+
+from db.pool import Database
+from models.fragments import ISO_UTC, NOTIFY
+from models.records import UnknownChatt
+
+ChattRow = tuple[str, str, str, str]
+
+# Text conversions happen in Postgres: cheaper than building UUID and datetime objects in Python.
+LIST_NEWEST_CHATTS = f"""
+SELECT username, message, id::text, to_char(created_at AT TIME ZONE 'UTC', {ISO_UTC})
+FROM (SELECT seq, username, message, id, created_at FROM chatts ORDER BY seq DESC LIMIT %(limit)s) AS newest
+ORDER BY seq
+"""
+
+# One round trip that also tells "unknown anchor" (no row) from "nothing newer" (one row of NULLs).
+LIST_CHATTS_AFTER = f"""
+SELECT newer.username, newer.message, newer.id::text, to_char(newer.created_at AT TIME ZONE 'UTC', {ISO_UTC})
+FROM (SELECT seq FROM chatts WHERE id = %(after)s) AS anchor
+LEFT JOIN LATERAL (
+    SELECT seq, username, message, id, created_at FROM chatts
+    WHERE seq > anchor.seq ORDER BY seq DESC LIMIT %(limit)s
+) AS newer ON true
+ORDER BY newer.seq
+"""
+
+DELETE_CHATT = "DELETE FROM chatts WHERE id = %s"
+
+# Changes to chatts are announced on the events channel so every worker drops its in-memory feed. Not inside the
+# INSERT: Postgres serialises the commits of notifying transactions, which would cap posting at one fsync at a time.
+CHATTS_CHANGED = "chatts"
+ANNOUNCE_CHATTS_CHANGED = f"SELECT {NOTIFY}"
+
+# Many chatts in one statement, in the order given (seq follows the array order).
+INSERT_CHATTS = """
+INSERT INTO chatts (username, message, user_id)
+SELECT username, message, user_id
+FROM unnest(%s::text[], %s::text[], %s::bigint[]) WITH ORDINALITY AS posts (username, message, user_id, position)
+ORDER BY position
+"""
+
+# Many chatterID posts in one statement, each checked against its chatterID in the same statement (a chatterID
+# ended elsewhere a moment ago is refused); returns the 0-based positions of the posts that were stored.
+INSERT_CHATTS_FOR_CHATTER_IDS = """
+WITH posts AS (
+    SELECT posts.position, users.username, posts.message, users.id AS user_id
+    FROM unnest(%s::bytea[], %s::text[]) WITH ORDINALITY AS posts (id_hash, message, position)
+    JOIN chatter_sessions AS chatter_ids ON chatter_ids.id_hash = posts.id_hash AND chatter_ids.expires_at > now()
+    JOIN users ON users.id = chatter_ids.user_id
+),
+inserted AS (
+    INSERT INTO chatts (username, message, user_id) SELECT username, message, user_id FROM posts ORDER BY position
+)
+SELECT position - 1 FROM posts
+"""
+
+
+async def list_chatts(db: Database, *, limit: int, after: str | None = None) -> list[ChattRow]:
+    """The newest `limit` chatts (after the given one, if any), oldest first, as contract rows."""
+    if after is None:
+        return await db.fetch_all(LIST_NEWEST_CHATTS, {"limit": limit})
+    rows = await db.fetch_all(LIST_CHATTS_AFTER, {"after": after, "limit": limit})
+    if not rows:
+        raise UnknownChatt(after)
+    return [row for row in rows if row[2] is not None]
+
+
+async def add_chatts(db: Database, chatts: list[tuple[str, str, int | None]]) -> None:
+    """Store several chatts (username, message, user id) with one statement."""
+    usernames, messages, user_ids = (list(column) for column in zip(*chatts, strict=True))
+    await db.execute(INSERT_CHATTS, (usernames, messages, user_ids))
+
+
+async def add_chatts_for_chatter_ids(db: Database, posts: list[tuple[bytes, str]]) -> set[int]:
+    """Store several chatts under their chatterIDs' users; the positions of those stored (live chatterIDs)."""
+    hashes = [post[0] for post in posts]
+    messages = [post[1] for post in posts]
+    return {row[0] for row in await db.fetch_all(INSERT_CHATTS_FOR_CHATTER_IDS, (hashes, messages))}
+
+
+async def delete_chatt(db: Database, chatt_id: str) -> bool:
+    """Delete a chatt; False when there was none with that id."""
+    return await db.execute(DELETE_CHATT, (chatt_id,)) > 0
+
+
+async def announce_chatts_changed(db: Database) -> None:
+    """Tell every worker and server that chatts changed."""
+    await db.execute(ANNOUNCE_CHATTS_CHANGED, {"notice": CHATTS_CHANGED})

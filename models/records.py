@@ -1,0 +1,69 @@
+"""The typed records the model functions return and the domain errors they raise; no SQL here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A signed-in caller."""
+
+    id: int
+    username: str
+    role: str
+
+
+class UnknownChatt(Exception):
+    """No chatt has the given id."""
+
+
+class RateLimited(Exception):
+    """Too many attempts from one address; `retry_after` seconds until the window ends."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"retry after {retry_after:.0f} s")
+        self.retry_after = retry_after
+
+
+class UsernameTaken(Exception):
+    """Another password account already has this username."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A password account as login needs it, plus how long its sign-ins are locked (seconds, 0 if not)."""
+
+    user: User | None
+    password_hash: str | None
+    totp_secret: str | None
+    totp_enabled: bool
+    totp_last_step: int | None
+    locked_for: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewRefreshToken:
+    """Where a new refresh token goes: its hash, its family and how long it lives (seconds)."""
+
+    token_hash: bytes
+    family_id: str
+    lifetime: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    """The outcome of presenting a refresh token: the user and family when it may be rotated, else why not."""
+
+    user: User | None
+    family_id: str | None
+    reuse_detected: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Revocations:
+    """What a worker must refuse: JWT ids, per-user cut-offs, refresh-token families (each with a time)."""
+
+    jtis: dict[str, float]
+    cutoffs: dict[int, float]
+    families: dict[str, float]

@@ -1,0 +1,73 @@
+"""Two-factor sign-in with TOTP: set up, turn on, recovery codes, turn off."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+import models
+from auth import totp
+from auth.signin import second_factor_ok
+from auth.throttling import request_address
+from core.bodies import json_response, read_json_or_form, text_field
+from core.errors import Unprocessable
+from core.keys import db_key
+from middlewares import current_user, login_required
+
+
+@login_required
+async def totp_setup(request: web.Request) -> web.Response:
+    """POST /totp/setup: a new secret and its otpauth:// URI; TOTP turns on once /totp/enable sees a code."""
+    user = current_user(request)
+    secret = totp.new_secret()
+    if not await models.set_totp_secret(request.app[db_key], user.id, secret):
+        raise Unprocessable("TOTP is already enabled, or this account signs in with Google.")
+    return json_response({"secret": secret, "uri": totp.provisioning_uri(secret, user.username)})
+
+
+@login_required
+async def totp_enable(request: web.Request) -> web.Response:
+    """POST /totp/enable: turn TOTP on with a code from the secret /totp/setup gave."""
+    user = current_user(request)
+    data = await read_json_or_form(request)
+    otp = text_field(data, "otp", max_length=16)
+    db = request.app[db_key]
+    secret, enabled, last_step = await models.totp_state(db, user.id)
+    if enabled:
+        raise Unprocessable("TOTP is already enabled.")
+    if secret is None:
+        raise Unprocessable("Call /totp/setup first.")
+    step = totp.verify_code(secret, otp, last_step)
+    if step is None or not await models.use_totp_step(db, user.id, secret, step):
+        raise Unprocessable("That one-time code is not valid for the secret from /totp/setup.")
+    await models.record_event(db, user_id=user.id, event="totp_on", address=request_address(request))
+    return web.Response(status=204)
+
+
+@login_required
+async def totp_recovery_codes(request: web.Request) -> web.Response:
+    """POST /totp/recovery-codes: ten new single-use codes for when the authenticator is lost, shown this once."""
+    user = current_user(request)
+    db = request.app[db_key]
+    _, enabled, _ = await models.totp_state(db, user.id)
+    if not enabled:
+        raise Unprocessable("Turn TOTP on first.")
+    codes = totp.new_recovery_codes()
+    hashes = [totp.hash_recovery_code(code) for code in codes]
+    await models.replace_recovery_codes(db, user.id, [h for h in hashes if h is not None])
+    return json_response({"codes": codes})
+
+
+@login_required
+async def totp_disable(request: web.Request) -> web.Response:
+    """POST /totp/disable: turn TOTP off, given a current code (or a recovery code)."""
+    user = current_user(request)
+    data = await read_json_or_form(request)
+    otp = text_field(data, "otp", max_length=64)
+    db = request.app[db_key]
+    secret, enabled, last_step = await models.totp_state(db, user.id)
+    if not enabled or secret is None:
+        raise Unprocessable("TOTP is not enabled.")
+    if not await second_factor_ok(db, user.id, secret, last_step, otp):
+        raise Unprocessable("That one-time code is not valid.")
+    await models.disable_totp(db, user.id, request_address(request))
+    return web.Response(status=204)
