@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import ipaddress
 import json
-import logging
-import math
 import secrets
 import time
 from collections.abc import Callable
@@ -17,6 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+
+from core.cached_document import CachedDocument, DocumentUnavailable, FetchFailed, freshness_lifetime, read_capped
 
 __all__ = [
     "DiscoveryUnavailable",
@@ -29,24 +28,16 @@ __all__ = [
     "new_code_verifier",
 ]
 
-logger = logging.getLogger(__name__)
-
 # Google's discovery document and token answers are a few KiB; anything much larger is not them.
 _MAX_BODY = 64 * 1024
 # Freshness bounds: `no-cache` must not turn every sign-in into a fetch, nor a huge max-age pin old endpoints.
 _MIN_LIFETIME = 60.0
 _MAX_LIFETIME = 86400.0
-_BACKOFF_FIRST = 2.0
-_BACKOFF_MAX = 30.0
 _LOOPBACK_NAMES = frozenset({"localhost"})
 
 
-class DiscoveryUnavailable(Exception):
+class DiscoveryUnavailable(DocumentUnavailable):
     """The discovery document cannot be fetched and no usable copy is cached."""
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class ProviderUnavailable(Exception):
@@ -59,10 +50,6 @@ class TokenRefused(Exception):
     def __init__(self, error: str) -> None:
         super().__init__(error)
         self.error = error
-
-
-class _FetchFailed(ValueError):
-    """One fetch failed, or its answer is unusable; the message says why (never a secret)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,25 +76,25 @@ def _endpoint(data: dict[str, Any], name: str) -> str:
     """An endpoint URL of the document: https, or http to a loopback host; the client secret goes there."""
     value = data.get(name)
     if not isinstance(value, str):
-        raise _FetchFailed(f"'{name}' is missing")
+        raise FetchFailed(f"'{name}' is missing")
     parts = urlsplit(value)
     host = parts.hostname or ""
     if not host or not (parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))):
-        raise _FetchFailed(f"'{name}' is not an https URL")
+        raise FetchFailed(f"'{name}' is not an https URL")
     return value
 
 
 def parse_metadata(body: bytes) -> ProviderMetadata:
-    """Parse a discovery document, or raise _FetchFailed."""
+    """Parse a discovery document, or raise FetchFailed."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:
-        raise _FetchFailed("response is not JSON") from exc
+        raise FetchFailed("response is not JSON") from exc
     if not isinstance(data, dict):
-        raise _FetchFailed("response is not a JSON object")
+        raise FetchFailed("response is not a JSON object")
     issuer = data.get("issuer")
     if not isinstance(issuer, str) or not issuer:
-        raise _FetchFailed("'issuer' is missing")
+        raise FetchFailed("'issuer' is missing")
     jwks_uri = data.get("jwks_uri")
     return ProviderMetadata(
         issuer=issuer,
@@ -117,31 +104,9 @@ def parse_metadata(body: bytes) -> ProviderMetadata:
     )
 
 
-def max_age(cache_control: str | None, default: float) -> float:
-    """Seconds a response may be used per its Cache-Control, within the module's bounds."""
-    lifetime = default
-    for directive in (cache_control or "").split(","):
-        name, _, value = directive.strip().partition("=")
-        name = name.strip().lower()
-        if name in {"no-store", "no-cache"}:
-            lifetime = 0.0
-            break
-        if name == "max-age":
-            try:
-                lifetime = float(int(value.strip().strip('"')))
-            except ValueError:
-                lifetime = 0.0
-    return min(max(lifetime, _MIN_LIFETIME), _MAX_LIFETIME)
-
-
-async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
-    """The response body, refusing more than _MAX_BODY bytes."""
-    body = bytearray()
-    async for chunk in resp.content.iter_chunked(16384):
-        body += chunk
-        if len(body) > _MAX_BODY:
-            raise _FetchFailed("response is too large")
-    return bytes(body)
+def max_age(cache_control: str | None, default: float, age: str | None = None) -> float:
+    """Seconds a discovery response may be used per its Cache-Control and Age, within the module's bounds."""
+    return freshness_lifetime(cache_control, age, default=default, floor=_MIN_LIFETIME, ceiling=_MAX_LIFETIME)
 
 
 class OpenIdDiscovery:
@@ -157,73 +122,29 @@ class OpenIdDiscovery:
         timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._session = session
-        self._url = url
-        self._default_max_age = default_max_age
-        self._max_stale = max_stale
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._clock = clock
-        self._metadata: ProviderMetadata | None = None
-        self._fresh_until = -math.inf
-        self._next_attempt = -math.inf
-        self._failures = 0
-        self._inflight: asyncio.Task[None] | None = None
-        self.fetch_count = 0
+        self._document = CachedDocument(
+            session,
+            url,
+            parse_metadata,
+            name="the OpenID discovery document",
+            default_max_age=default_max_age,
+            min_lifetime=_MIN_LIFETIME,
+            max_lifetime=_MAX_LIFETIME,
+            max_stale=max_stale,
+            max_body=_MAX_BODY,
+            timeout=timeout,
+            unavailable=DiscoveryUnavailable,
+            clock=clock,
+        )
+
+    @property
+    def fetch_count(self) -> int:
+        """How many fetches of the document have started, successful or not."""
+        return self._document.fetch_count
 
     async def get(self) -> ProviderMetadata:
         """The provider's metadata: cached while fresh, refetched after, a stale copy while the provider is down."""
-        if self._inflight is not None:
-            await asyncio.shield(self._inflight)
-        if self._metadata is None or self._clock() >= self._fresh_until:
-            if self._clock() >= self._next_attempt:
-                await self._refresh()
-        now = self._clock()
-        if self._metadata is not None and now < self._fresh_until + self._max_stale:
-            return self._metadata
-        wait = self._next_attempt - now
-        raise DiscoveryUnavailable(
-            "the OpenID discovery document is unavailable", retry_after=math.ceil(wait) if wait > 1 else 1
-        )
-
-    async def _refresh(self) -> None:
-        """Start a fetch unless one is in flight, and wait for it; a cancelled waiter does not cancel it."""
-        if self._inflight is None:
-            self._inflight = asyncio.create_task(self._fetch())
-        await asyncio.shield(self._inflight)
-
-    async def _fetch(self) -> None:
-        """Fetch once; a failure keeps any old copy and backs off exponentially."""
-        try:
-            self.fetch_count += 1
-            try:
-                metadata, lifetime = await self._download()
-            except _FetchFailed as exc:
-                self._failures += 1
-                delay = min(_BACKOFF_FIRST * 2 ** (self._failures - 1), _BACKOFF_MAX)
-                self._next_attempt = self._clock() + delay
-                logger.warning("fetching %s failed (%s); retry in %.0f s", self._url, exc, delay)
-            else:
-                self._metadata = metadata
-                self._fresh_until = self._clock() + lifetime
-                self._failures = 0
-                self._next_attempt = -math.inf
-                logger.debug("fetched the OpenID discovery document from %s", self._url)
-        finally:
-            self._inflight = None
-
-    async def _download(self) -> tuple[ProviderMetadata, float]:
-        """GET the document; return it and its lifetime in seconds, or raise _FetchFailed."""
-        try:
-            async with self._session.get(self._url, timeout=self._timeout, allow_redirects=False) as resp:
-                if resp.status != 200:
-                    raise _FetchFailed(f"HTTP status {resp.status}")
-                body = await _read_capped(resp)
-                lifetime = max_age(resp.headers.get("Cache-Control"), self._default_max_age)
-        except TimeoutError as exc:
-            raise _FetchFailed("timed out") from exc
-        except aiohttp.ClientError as exc:
-            raise _FetchFailed(type(exc).__name__) from exc
-        return parse_metadata(body), lifetime
+        return await self._document.get()
 
 
 def new_code_verifier() -> str:
@@ -266,12 +187,12 @@ async def exchange_code(
             allow_redirects=False,
         ) as resp:
             status = resp.status
-            body = await _read_capped(resp)
+            body = await read_capped(resp, _MAX_BODY)
     except TimeoutError as exc:
         raise ProviderUnavailable("the token endpoint timed out") from exc
     except aiohttp.ClientError as exc:
         raise ProviderUnavailable(f"the token endpoint failed: {type(exc).__name__}") from exc
-    except _FetchFailed as exc:
+    except FetchFailed as exc:
         raise ProviderUnavailable(f"the token endpoint's answer: {exc}") from exc
     try:
         data = json.loads(body)

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import ec
+from prometheus_client import REGISTRY
 
 from google_signin.certs import CertificatesUnavailable, GoogleCertificates
 from google_signin.idtoken import GoogleIdentity, InvalidIdToken, verify_id_token
@@ -523,7 +524,7 @@ async def test_down_with_warm_cache_still_verifies(
     google.failing = True
     clock.advance(3601)
 
-    with caplog.at_level(logging.WARNING, logger="google_signin.certs"):
+    with caplog.at_level(logging.WARNING, logger="core.cached_document"):
         assert (await verify(token, certificates)).sub
     assert google.fetches == 2
     assert any("503" in r.getMessage() and "cached" in r.getMessage() for r in caplog.records)
@@ -662,6 +663,10 @@ async def test_connection_refused_is_a_failure(aiohttp_server: ServerFactory, se
         ({"Cache-Control": "public, max-age=120, must-revalidate"}, 120),
         ({"Cache-Control": 'max-age="90"'}, 90),
         ({"Cache-Control": "public, max-age=120", "Age": "100"}, 20),
+        ({"Cache-Control": "max-age=300", "Age": "290"}, 10),
+        ({"Cache-Control": "max-age=300", "Age": "400"}, 5),
+        ({"Cache-Control": "max-age=300", "Age": "banana"}, 300),
+        ({"Age": "100"}, 200),
         ({}, 300),
         ({"Cache-Control": "public"}, 300),
         ({"Cache-Control": "max-age=banana"}, 5),
@@ -688,6 +693,21 @@ async def test_freshness_follows_cache_control(
     clock.advance(1)
     await certificates.get()
     assert endpoint.hits == 2
+
+
+def fetches_counted(outcome: str) -> float:
+    return REGISTRY.get_sample_value("chatterd_google_certificate_fetches_total", {"outcome": outcome}) or 0.0
+
+
+async def test_fetches_are_counted_by_outcome(
+    google: FakeGoogle, certificates: GoogleCertificates, clock: FakeClock
+) -> None:
+    successes, failures = fetches_counted("success"), fetches_counted("failure")
+    await certificates.get()
+    google.failing = True
+    clock.advance(3601)
+    await certificates.get()
+    assert (fetches_counted("success"), fetches_counted("failure")) == (successes + 1, failures + 1)
 
 
 async def test_returned_certificates_are_read_only(certificates: GoogleCertificates) -> None:

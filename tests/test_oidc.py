@@ -104,6 +104,14 @@ def test_max_age_is_bounded(header, seconds):
 
 
 @pytest.mark.parametrize(
+    ("header", "age", "seconds"),
+    [("max-age=600", "500", 100), ("max-age=600", "590", 60), ("max-age=600", "9999", 60), (None, "600", 3000)],
+)
+def test_max_age_is_used_up_by_age(header, age, seconds):
+    assert max_age(header, 3600, age) == seconds
+
+
+@pytest.mark.parametrize(
     "change",
     [
         {"token_endpoint": "http://oauth2.googleapis.com/token"},  # the client secret must not go out in clear
@@ -139,6 +147,20 @@ async def test_discovery_is_cached_for_its_max_age(endpoint, session, clock):
     ep.body = {**DOCUMENT, "token_endpoint": "https://new.example/token"}
     assert (await discovery.get()).token_endpoint == "https://new.example/token"
     assert ep.hits == 2
+
+
+async def test_discovery_freshness_counts_the_age_header(endpoint, session, clock):
+    ep, url = endpoint
+    ep.headers = {"Cache-Control": "public, max-age=600", "Age": "500"}
+    discovery = OpenIdDiscovery(session, url, clock=clock)
+    await discovery.get()
+    clock.now += 99
+    await discovery.get()
+    assert ep.hits == 1
+    clock.now += 2
+    await discovery.get()
+    assert ep.hits == 2
+    assert discovery.fetch_count == 2
 
 
 async def test_stale_copy_is_served_while_the_provider_is_down_then_backs_off(endpoint, session, clock):
