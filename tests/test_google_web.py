@@ -19,7 +19,7 @@ from core.keys import db_key, settings_key, token_codec_key
 from google_signin.certs import GoogleCertificates
 from google_signin.idtoken import verify_id_token
 from settings import ConfigError, Settings
-from tests.conftest import CLIENT_ID
+from tests.support.common import CLIENT_ID
 from tools.fake_google import CERTS_PATH, DISCOVERY_PATH, FakeGoogle
 from views.google_web import FLOW_COOKIE, FLOW_LIFETIME, Flow, decode_flow, encode_flow, safe_next
 
