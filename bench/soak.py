@@ -25,7 +25,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.servers import FakeGoogleServer, Gunicorn, Postgres, ServerError, rss_kib
-from tests.load import ANON, CHATTERID, JWT, READ, Credentials, MixedLoad, google_sign_in
+from tests.support.load import ANON, CHATTERID, JWT, READ, Credentials, MixedLoad, google_sign_in
 
 RSS_LIMIT = 1.10  # a worker's RSS at the end over its RSS after the warm-up
 

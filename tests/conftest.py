@@ -1,18 +1,15 @@
-"""Shared fixtures: one real Postgres per run, a fresh database, the real app behind a real HTTP server."""
+"""Shared fixtures: one real Postgres per run, a fresh database, the real app on a real port, a relay to cut."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import shutil
-import socket
 import tempfile
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
@@ -21,14 +18,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from psycopg2 import sql
 
-from core.keys import db_key, settings_key
+from core.keys import settings_key
 from db.embedded import EmbeddedPostgres
 from settings import Settings
+from tests.support.common import CLIENT_ID, truncate_all
+from tests.support.pgproxy import PgProxy
 from tools.fake_google import CERTS_PATH, FakeGoogle
 from web import create_app
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-T = TypeVar("T")
 
 
 def _admin_execute(url: str, statement: sql.Composable) -> None:
@@ -89,9 +85,6 @@ def database_url(make_database: Callable[[], str]) -> str:
     return make_database()
 
 
-CLIENT_ID = "test-client.apps.googleusercontent.com"
-
-
 @pytest.fixture
 def google() -> FakeGoogle:
     """A stand-in for Google: its own RSA key, certificates in Google's format, real RS256 ID tokens."""
@@ -126,18 +119,6 @@ def settings(database_url: str, tmp_path: Path, google_certs_url: str) -> Settin
     )
 
 
-async def truncate_all(app: web.Application) -> None:
-    """Empty every table but the migration record."""
-    async with app[db_key].cursor() as cur:
-        await cur.execute(
-            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables"
-            " WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
-        )
-        (tables,) = await cur.fetchone()
-        if tables:
-            await cur.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-
-
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
@@ -164,20 +145,17 @@ async def client(make_client: ClientFactory) -> AsyncIterator[TestClient[web.Req
     yield await make_client()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_for(condition: Callable[[], Awaitable[T | None]], *, timeout: float, what: str) -> T:
-    """Poll an async condition until it returns something truthy, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
+@pytest.fixture
+async def proxied(
+    make_client: ClientFactory, database_url: str
+) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], PgProxy]]:
+    """The app reaching Postgres through a relay the test can cut."""
+    params = psycopg2.extensions.parse_dsn(database_url)
+    proxy = PgProxy.for_dsn_params(params)
+    await proxy.start()
+    url = psycopg2.extensions.make_dsn(**{**params, "host": "127.0.0.1", "port": str(proxy.port)})
+    client = await make_client(
+        database_url=url, db_connect_timeout=1.0, db_acquire_timeout=1.0, db_statement_timeout=1.0
+    )
+    yield client, proxy
+    await proxy.close()

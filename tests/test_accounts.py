@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 
 import jwt
@@ -14,7 +11,8 @@ import pytest
 
 import models
 from core.keys import db_key, settings_key
-from tests.conftest import CLIENT_ID, PROJECT_DIR, wait_for
+from tests.support.cli import run_manage
+from tests.support.common import CLIENT_ID, bearer, wait_for
 
 PASSWORD = "correct horse battery"
 
@@ -34,10 +32,6 @@ async def token_for(client, username="ann", password=PASSWORD, role=None):
     resp = await login(client, username, password)
     assert resp.status == 200, await resp.text()
     return (await resp.json())["token"]
-
-
-def bearer(token):
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def me(client, token):
@@ -301,31 +295,16 @@ async def test_a_pasted_role_claim_grants_nothing(client):
     assert (await client.delete(f"/chatts/{chatt[2]}", headers=bearer(forged))).status == 401
 
 
-def run_manage(settings, *args, stdin=""):
-    env = {**os.environ, "DATABASE_URL": settings.database_url, "SECRET_KEY": settings.secret_key}
-    return subprocess.run(
-        [sys.executable, "-m", "manage", *args],
-        cwd=PROJECT_DIR,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 async def test_manage_creates_users_and_sets_roles(client, settings):
-    result = await asyncio.to_thread(
-        run_manage, settings, "create-user", "boss", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n"
-    )
+    create = ("create-user", "boss", "--role", "admin", "--password-stdin")
+    result = await asyncio.to_thread(run_manage, *create, settings=settings, stdin=PASSWORD + "\n")
     assert result.returncode == 0, result.stderr
     assert "created user 'boss'" in result.stdout
     resp = await login(client, "boss")
     token = (await resp.json())["token"]
     assert (await (await me(client, token)).json())["user"]["role"] == "admin"
 
-    result = await asyncio.to_thread(run_manage, settings, "set-role", "boss", "user")
+    result = await asyncio.to_thread(run_manage, "set-role", "boss", "user", settings=settings)
     assert result.returncode == 0, result.stderr
     assert "set the role of 'boss' to user" in result.stdout
     async with client.app[db_key].cursor() as cur:
@@ -340,7 +319,7 @@ async def test_manage_creates_users_and_sets_roles(client, settings):
     await wait_for(demoted, timeout=2, what="the old admin token to be refused")
     token = (await (await login(client, "boss")).json())["token"]
     assert (await (await me(client, token)).json())["user"]["role"] == "user"
-    missing = await asyncio.to_thread(run_manage, settings, "set-role", "nobody", "admin")
+    missing = await asyncio.to_thread(run_manage, "set-role", "nobody", "admin", settings=settings)
     assert missing.returncode == 1
 
 

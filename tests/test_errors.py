@@ -5,10 +5,7 @@ from __future__ import annotations
 import io
 import time
 
-import psycopg2.extensions
 import pytest
-
-from tests.pgproxy import PgProxy
 
 HOSTILE_BODIES = [
     b"",
@@ -100,20 +97,6 @@ async def test_odd_query_strings_never_500(client):
         resp = await client.get("/getchatts/?" + query)
         assert resp.status in {200, 422}, query
         assert resp.content_type == "application/json"
-
-
-@pytest.fixture
-async def proxied(make_client, database_url):
-    """The app reaching Postgres through a relay the test can cut."""
-    params = psycopg2.extensions.parse_dsn(database_url)
-    proxy = PgProxy.for_dsn_params(params)
-    await proxy.start()
-    url = psycopg2.extensions.make_dsn(**{**params, "host": "127.0.0.1", "port": str(proxy.port)})
-    client = await make_client(
-        database_url=url, db_connect_timeout=1.0, db_acquire_timeout=1.0, db_statement_timeout=1.0
-    )
-    yield client, proxy
-    await proxy.close()
 
 
 async def test_postgres_down_gives_503_then_recovers(proxied):

@@ -22,8 +22,9 @@ from aiohttp.test_utils import TestClient
 
 from chatter import writer
 from core.keys import authenticator_key, db_key
-from tests.conftest import CLIENT_ID, wait_for
-from tests.load import (
+from tests.support.common import CLIENT_ID, wait_for
+from tests.support.launcher import Gunicorn, base_env
+from tests.support.load import (
     ACCESS_LOG_ARGS,
     ANON,
     CHATTERID,
@@ -40,9 +41,8 @@ from tests.load import (
     served,
     worker_pids,
 )
-from tests.pgctl import EmbeddedControl, private_var_dir
-from tests.pgproxy import PgProxy
-from tests.test_gunicorn import Gunicorn, base_env
+from tests.support.pgctl import EmbeddedControl, private_var_dir
+from tests.support.pgproxy import PgProxy
 
 # With connect, acquire and statement timeouts of 1 s, a request makes at most two round trips (credential, write):
 # nothing may take longer than this, outage or not.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.keys import db_key, settings_key
-from tests.conftest import wait_for
+from tests.support.common import wait_for
 
 
 async def post(client, message, username="ann"):

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from tests.conftest import CLIENT_ID
+from tests.support.common import CLIENT_ID
 
 # Each endpoint with the fields it reads, so that generated objects often reach past the first check.
 JSON_ENDPOINTS: dict[str, tuple[str, ...]] = {

@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from core.keys import db_key, token_codec_key
-from tests.conftest import CLIENT_ID, wait_for
+from tests.support.common import CLIENT_ID, wait_for
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 

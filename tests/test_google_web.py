@@ -20,7 +20,7 @@ from google_signin.certs import GoogleCertificates
 from google_signin.idtoken import verify_id_token
 from google_signin.web_flow import FLOW_COOKIE, FLOW_LIFETIME, Flow, decode_flow, encode_flow, safe_next
 from settings import ConfigError, Settings
-from tests.conftest import CLIENT_ID
+from tests.support.common import CLIENT_ID
 from tools.fake_google import CERTS_PATH, DISCOVERY_PATH, FakeGoogle
 
 SECRET = "fake-client-secret-for-tests"

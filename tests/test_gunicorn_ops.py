@@ -6,8 +6,8 @@ import aiohttp
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import wait_for
-from tests.test_gunicorn import Gunicorn, base_env
+from tests.support.common import wait_for
+from tests.support.launcher import Gunicorn, base_env
 
 REQUESTS = 20
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from db.migrations import Migration, load_migrations
-from tests.test_errors import proxied  # noqa: F401 -- the fixture, shared
 from views import health
 
 
@@ -21,7 +20,7 @@ async def test_readyz_is_ok_when_postgres_answers_and_is_migrated(client):
     assert await resp.json() == {"status": "ok"}
 
 
-async def test_readyz_503_when_postgres_is_cut_then_200_again(proxied):  # noqa: F811
+async def test_readyz_503_when_postgres_is_cut_then_200_again(proxied):
     client, proxy = proxied
     assert (await client.get("/readyz")).status == 200
 

@@ -12,8 +12,8 @@ import jwt
 import pytest
 
 from settings import ConfigError, Settings
-from tests.conftest import CLIENT_ID
-from tests.signing import (
+from tests.support.common import CLIENT_ID
+from tests.support.signing import (
     expected_kid,
     header_of,
     hmac_token,

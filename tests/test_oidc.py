@@ -21,7 +21,7 @@ from google_signin.oidc import (
     new_code_verifier,
     parse_metadata,
 )
-from tests.conftest import free_port
+from tests.support.common import free_port
 
 DOCUMENT = {
     "issuer": "https://accounts.google.com",
@@ -51,9 +51,11 @@ class Endpoint:
         self.hits = 0
         self.forms: list[dict[str, str]] = []
         self.gate: asyncio.Event | None = None
+        self.arrived = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
         self.hits += 1
+        self.arrived.set()
         if request.method == "POST":
             self.forms.append({k: str(v) for k, v in (await request.post()).items()})
         if self.gate is not None:
@@ -199,7 +201,8 @@ async def test_concurrent_callers_share_one_fetch_even_when_one_is_cancelled(end
     ep.gate = asyncio.Event()
     discovery = OpenIdDiscovery(session, url, clock=clock)
     waiters = [asyncio.create_task(discovery.get()) for _ in range(10)]
-    await asyncio.sleep(0.1)
+    # Every caller has started and the one fetch is held at the provider: cancel a caller mid-flight.
+    await asyncio.wait_for(ep.arrived.wait(), timeout=10)
     waiters[0].cancel()
     ep.gate.set()
     results = await asyncio.gather(*waiters[1:])

@@ -141,7 +141,8 @@ def gated() -> Iterator[GatedExecutor]:
 
 
 async def run_while_gated(executor: GatedExecutor, job: asyncio.Task[Any]) -> Any:
-    # One turn of the loop lets the job start and hand its work to the executor.
+    # A yield, not a wait: the job's first step calls run_in_executor before it awaits anything, so one turn of the
+    # loop hands its work to the executor; the assertion below holds that.
     await asyncio.sleep(0)
     assert executor.submitted == 1
     # The loop is free: this coroutine runs while argon2 waits in the worker.

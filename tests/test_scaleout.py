@@ -11,9 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import CLIENT_ID, wait_for
-from tests.load import ACCESS_LOG_ARGS, CHATTERID, JWT, Credentials, google_sign_in, send, served, worker_pids
-from tests.test_gunicorn import Gunicorn, base_env
+from tests.support.common import CLIENT_ID, wait_for
+from tests.support.launcher import Gunicorn, base_env
+from tests.support.load import ACCESS_LOG_ARGS, CHATTERID, JWT, Credentials, google_sign_in, send, served, worker_pids
 
 PASSWORD = "correct horse battery"
 MAX_FAILURES = 3

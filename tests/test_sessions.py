@@ -10,7 +10,7 @@ import pytest
 
 import models
 from core.keys import db_key, settings_key
-from tests.conftest import CLIENT_ID, wait_for
+from tests.support.common import CLIENT_ID, bearer, wait_for
 
 PASSWORD = "correct horse battery"
 
@@ -30,10 +30,6 @@ async def log_in(client, username="ann", **extra):
 
 async def refresh(client, token, **kwargs):
     return await client.post("/token/refresh", json={"refresh_token": token}, **kwargs)
-
-
-def bearer(token):
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def me(client, token):

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import stat
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,8 +24,8 @@ from auth.signing_keys import (
 )
 from auth.tokens import AccessClaims, InvalidToken, TokenCodec
 from settings import ConfigError
-from tests.conftest import PROJECT_DIR
-from tests.signing import (
+from tests.support.cli import run_manage
+from tests.support.signing import (
     b64url_json,
     expected_kid,
     header_of,
@@ -378,19 +375,6 @@ def test_write_new_key_file(tmp_path: Path, algorithm: str) -> None:
     with pytest.raises(FileExistsError):
         write_new_key_file(path, generate_private_key(algorithm))
     assert path.read_bytes() == before
-
-
-def run_manage(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "SECRET_KEY"}}
-    return subprocess.run(
-        [sys.executable, "-m", "manage", *args],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)

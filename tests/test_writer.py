@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from core.keys import db_key
-from tests.conftest import CLIENT_ID
+from tests.support.common import CLIENT_ID
 
 
 async def test_concurrent_posts_share_statements_and_all_are_stored(client):

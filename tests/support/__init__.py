@@ -1,0 +1,1 @@
+"""Helpers the test modules share; the fixtures stay in tests/conftest.py."""

@@ -1,0 +1,92 @@
+"""The gunicorn launcher: `gunicorn web:create_app -c gunicorn.conf.py` in a subprocess, as in production."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.support.common import PROJECT_DIR, free_port, wait_for
+
+
+class Gunicorn:
+    """`gunicorn web:create_app -c gunicorn.conf.py` in a subprocess, with its log kept in a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 2, extra_args: tuple[str, ...] = ()) -> None:
+        self.extra_args = extra_args
+        self.port = free_port()
+        self.env = env
+        self.log_path = log_path
+        self.workers = workers
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "web:create_app",
+            "-c",
+            "gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.workers),
+            *self.extra_args,
+            cwd=PROJECT_DIR,
+            env=self.env,
+            stdout=log,
+            stderr=log,
+        )
+        log.close()
+
+        async def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.returncode is not None:
+                raise AssertionError(f"gunicorn exited early:\n{self.log()}")
+            return await self._answers()
+
+        await wait_for(ready, timeout=60, what="gunicorn to answer")
+        await wait_for(self._all_workers_up, timeout=60, what="every worker to start")
+
+    async def _answers(self) -> bool:
+        try:
+            async with aiohttp.ClientSession() as session, session.get(f"{self.url}/getchatts/") as resp:
+                return resp.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    async def _all_workers_up(self) -> bool:
+        return (
+            self.log().count("Booting worker") >= self.workers and self.log().count("chatterd worker") >= self.workers
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout=60)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        return self.proc.returncode or 0
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    """This process's environment minus its database and secret, plus a fixed secret, no access log, and `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY"}}
+    env.update({"SECRET_KEY": "s" * 48, "ACCESS_LOG": "", **extra})
+    return env
