@@ -47,7 +47,6 @@ def test_no_test_module_imports_a_test_module_or_conftest():
     assert {path: found for path, found in offenders.items() if found} == {}, "shared helpers go in tests/support"
 
 
-@pytest.mark.xfail(strict=True, reason="views import views until the re-layout")
 def test_no_view_imports_another_view():
     views = PROJECT_DIR / "views"
     offenders = {
