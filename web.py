@@ -15,6 +15,7 @@ import aiopg
 from aiohttp import web
 
 from auth.credentials import Authenticator, RevocationStore
+from auth.directory import Directory
 from auth.passwords import PasswordHasher
 from auth.tokens import TokenCodec
 from chatter.feed import ChattFeed
@@ -100,19 +101,18 @@ async def _connect_with_retry(url: str, settings: Settings) -> aiopg.Pool:
 
 
 async def events_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Follow the events channel for the life of the app: revocations, and the in-memory chatt feed."""
+    """Follow the events channel for the life of the app: revocations and users' standing."""
     settings = app[settings_key]
     db = app[db_key]
     events = Events(db)
     store = RevocationStore(events, settings.jwt_lifetime)
-    feed = ChattFeed(db, events)
-    events.followers.extend([store, feed])
-    app[authenticator_key] = Authenticator(app[token_codec_key], store, db)
-    app[feed_key] = feed
+    directory = Directory(events)
+    events.followers.extend([store, directory])
+    app[authenticator_key] = Authenticator(app[token_codec_key], store, directory, db)
+    app[feed_key] = ChattFeed(db)
     app[writer_key] = ChattWriter(db)
     async with following(events):
         yield
-        await feed.close()
 
 
 async def google_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 import models
+from auth.directory import Directory
 from auth.tokens import AccessClaims, InvalidToken, TokenCodec, hash_chatter_id, looks_like_jwt
 from core.metrics import REVOCATIONS
 from db.events import Events
@@ -28,7 +29,7 @@ class Credential:
 
 
 class RevocationStore:
-    """This worker's view of what was revoked: JWT ids, per-user cut-offs, and a cache of live chatterIDs.
+    """This worker's view of what was revoked: JWT ids, refresh families, and a cache of live chatterIDs.
 
     Filled from Postgres at start and kept current by the events channel, so checking a JWT costs no query.
     While the listener is down the chatterID cache is bypassed and JWTs are checked in Postgres, so a missed logout
@@ -39,9 +40,8 @@ class RevocationStore:
         self._events = events
         self._token_lifetime = token_lifetime
         self._jtis: dict[str, float] = {}
-        self._cutoffs: dict[int, float] = {}
         self._families: dict[str, float] = {}
-        self._chatter_ids: dict[bytes, tuple[User, float]] = {}
+        self._chatter_ids: dict[bytes, tuple[int, float]] = {}  # chatterID hash: user id, expiry
 
     @property
     def live(self) -> bool:
@@ -49,12 +49,8 @@ class RevocationStore:
         return self._events.live
 
     def is_revoked(self, claims: AccessClaims) -> bool:
-        """True when this JWT was logged out, its refresh family revoked, or its user logged out everywhere."""
-        return (
-            claims.jti in self._jtis
-            or claims.issued_at <= self._cutoffs.get(claims.user_id, -1.0)
-            or (claims.session_id is not None and claims.session_id in self._families)
-        )
+        """True when this JWT was logged out or its refresh family revoked (the user's standing is the Directory's)."""
+        return claims.jti in self._jtis or (claims.session_id is not None and claims.session_id in self._families)
 
     def revoke_family(self, family_id: str, at: float) -> None:
         """Refuse every access token minted for this refresh-token family."""
@@ -68,14 +64,13 @@ class RevocationStore:
         """Forget a chatterID."""
         self._chatter_ids.pop(chatter_id_hash, None)
 
-    def end_all(self, user_id: int, cutoff: float) -> None:
-        """Refuse the user's JWTs issued up to `cutoff` and forget their chatterIDs."""
-        self._cutoffs[user_id] = max(cutoff, self._cutoffs.get(user_id, -1.0))
-        for key in [key for key, (user, _) in self._chatter_ids.items() if user.id == user_id]:
+    def forget_user(self, user_id: int) -> None:
+        """Forget the user's cached chatterIDs (they were ended, or the user's standing changed)."""
+        for key in [key for key, (owner, _) in self._chatter_ids.items() if owner == user_id]:
             del self._chatter_ids[key]
 
-    def cached_chatter_id(self, chatter_id_hash: bytes, now: float) -> User | None:
-        """The cached user of a live chatterID, if the cache may be trusted right now."""
+    def cached_chatter_id(self, chatter_id_hash: bytes, now: float) -> int | None:
+        """The cached user id of a live chatterID, if the cache may be trusted right now."""
         entry = self._chatter_ids.get(chatter_id_hash) if self.live else None
         if entry is None:
             return None
@@ -84,7 +79,7 @@ class RevocationStore:
             return None
         return entry[0]
 
-    def cache_chatter_id(self, chatter_id_hash: bytes, user: User, expires_at: float) -> None:
+    def cache_chatter_id(self, chatter_id_hash: bytes, user_id: int, expires_at: float) -> None:
         """Remember a chatterID's user until it expires (only while notifications are flowing)."""
         if not self.live:
             return
@@ -92,7 +87,7 @@ class RevocationStore:
             self._prune_chatter_ids(time.time())
             if len(self._chatter_ids) >= CHATTER_ID_CACHE_LIMIT:
                 self._chatter_ids.clear()
-        self._chatter_ids[chatter_id_hash] = (user, expires_at)
+        self._chatter_ids[chatter_id_hash] = (user_id, expires_at)
 
     def apply(self, notice: str) -> None:
         """Apply a notice from another worker (see `notice_*`; several may come space-separated); others are ignored."""
@@ -105,8 +100,7 @@ class RevocationStore:
                 elif kind == "cid":
                     self.end_chatter_id(bytes.fromhex(rest))
                 elif kind == "user":
-                    user_id, _, cutoff = rest.partition(":")
-                    self.end_all(int(user_id), float(cutoff))
+                    self.forget_user(int(rest))
                 elif kind == "fam":
                     self.revoke_family(rest, time.time())
             except ValueError:
@@ -116,14 +110,13 @@ class RevocationStore:
         """Take a fresh copy of the revocations from the database; cached chatterIDs are dropped."""
         since = time.time() - self._token_lifetime - 60
         revocations = await models.load_revocations(self._events.db, since=since)
-        self._jtis, self._cutoffs, self._families = revocations.jtis, revocations.cutoffs, revocations.families
+        self._jtis, self._families = revocations.jtis, revocations.families
         self._chatter_ids.clear()
         logger.info("loaded %d revoked tokens", len(self._jtis))
 
     def tick(self, now: float) -> None:
-        """Drop what can no longer matter: expired JWT ids, cut-offs older than any live token, expired chatterIDs."""
+        """Drop what can no longer matter: expired JWT ids, families older than any live token, expired chatterIDs."""
         self._jtis = {jti: exp for jti, exp in self._jtis.items() if exp > now - 60}
-        self._cutoffs = {uid: cut for uid, cut in self._cutoffs.items() if cut > now - self._token_lifetime - 60}
         self._families = {fam: at for fam, at in self._families.items() if at > now - self._token_lifetime - 60}
         self._prune_chatter_ids(now)
 
@@ -147,26 +140,27 @@ def notice_chatter_id(chatter_id_hash: bytes) -> str:
     return f"cid:{chatter_id_hash.hex()}"
 
 
-def notice_user(user_id: int, cutoff: float) -> str:
-    """The notice that logs a user out everywhere."""
-    return f"user:{user_id}:{cutoff}"
-
-
 class Authenticator:
     """Resolves a credential string to a user: JWTs in memory, chatterIDs through a cache in front of Postgres."""
 
-    def __init__(self, codec: TokenCodec, store: RevocationStore, db: Database) -> None:
+    def __init__(self, codec: TokenCodec, store: RevocationStore, directory: Directory, db: Database) -> None:
         self.codec = codec
         self.store = store
+        self.directory = directory
         self.db = db
         # Signature checks of tokens seen before, by their exact text: a client sends one token many times.
         self._verified: dict[str, AccessClaims] = {}
 
     async def resolve(self, token: str) -> tuple[User, Credential] | None:
-        """The user and credential behind `token`, or None when it is invalid, expired or revoked."""
+        """The user and credential behind `token`, or None when it is invalid, expired or revoked.
+
+        The user's name and role come from their current standing, never from the token: a demotion, a rename,
+        a ban or a deletion applies to credentials already issued.
+        """
+        now = time.time()
         if looks_like_jwt(token):
             claims = self._verified.get(token)
-            if claims is None or claims.expires_at <= time.time():
+            if claims is None or claims.expires_at <= now:
                 try:
                     claims = self.codec.decode(token)  # checks exp itself, with its leeway
                 except InvalidToken:
@@ -178,26 +172,26 @@ class Authenticator:
             if self.store.is_revoked(claims):
                 return None
             # Without the listener a logout on another worker could be missed: ask Postgres, as for chatterIDs.
-            if not self.store.live and await models.token_revoked(
-                self.db,
-                jti=claims.jti,
-                user_id=claims.user_id,
-                issued_at=claims.issued_at,
-                family_id=claims.session_id,
-            ):
+            if not self.store.live and await models.token_revoked(self.db, jti=claims.jti, family_id=claims.session_id):
                 return None
-            return User(claims.user_id, claims.username, claims.role), Credential(claims=claims)
+            standing = await self.directory.standing(claims.user_id)
+            if standing is None or not standing.admits(claims.issued_at, now):
+                return None
+            return standing.user, Credential(claims=claims)
         chatter_id_hash = hash_chatter_id(token)
         if chatter_id_hash is None:
             return None
-        user = self.store.cached_chatter_id(chatter_id_hash, time.time())
-        if user is None:
+        user_id = self.store.cached_chatter_id(chatter_id_hash, now)
+        if user_id is None:
             found = await models.chatter_id_user(self.db, chatter_id_hash)
             if found is None:
                 return None
-            user, expires_at = found
-            self.store.cache_chatter_id(chatter_id_hash, user, expires_at)
-        return user, Credential(chatter_id_hash=chatter_id_hash)
+            user_id, expires_at = found[0].id, found[1]
+            self.store.cache_chatter_id(chatter_id_hash, user_id, expires_at)
+        standing = await self.directory.standing(user_id)
+        if standing is None or not standing.admits(None, now):
+            return None
+        return standing.user, Credential(chatter_id_hash=chatter_id_hash)
 
     async def revoke(self, credential: Credential, user_id: int, address: str) -> None:
         """Make this credential stop working at once, here and on every worker sharing the database."""
@@ -233,9 +227,8 @@ class Authenticator:
 
     async def revoke_all(self, user_id: int, *, address: str, reason: str) -> None:
         """Log a user out everywhere: every JWT issued until now, every chatterID and refresh token."""
-        cutoff = time.time()
         REVOCATIONS.labels("all").inc()
-        self.store.end_all(user_id, cutoff)
-        await models.end_all_sessions(
-            self.db, user_id=user_id, cutoff=cutoff, address=address, reason=reason, notice=notice_user(user_id, cutoff)
-        )
+        # The users row's trigger tells every worker; this one forgets at once, after the change is committed.
+        await models.end_all_sessions(self.db, user_id=user_id, cutoff=time.time(), address=address, reason=reason)
+        self.store.forget_user(user_id)
+        self.directory.forget(user_id)

@@ -18,13 +18,21 @@ from models.accounts import (
     user_by_name,
 )
 from models.audit import list_events, record_event
-from models.chatts import add_chatts, add_chatts_for_chatter_ids, announce_chatts_changed, delete_chatt, list_chatts
+from models.chatts import (
+    add_chatts,
+    add_chatts_for_chatter_ids,
+    chatts_version,
+    delete_chatt,
+    list_chatts,
+    list_newest_versioned,
+)
 from models.records import (
     Account,
     NewRefreshToken,
     RateLimited,
     Refreshed,
     Revocations,
+    Standing,
     UnknownChatt,
     User,
     UsernameTaken,
@@ -39,6 +47,7 @@ from models.sessions import (
     rotate_refresh_token,
     token_revoked,
 )
+from models.standing import recent_standings, user_standing
 from models.throttle import count_attempt, record_failures
 
 __all__ = [
@@ -47,14 +56,15 @@ __all__ = [
     "RateLimited",
     "Refreshed",
     "Revocations",
+    "Standing",
     "UnknownChatt",
     "User",
     "UsernameTaken",
     "account_for_login",
     "add_chatts",
     "add_chatts_for_chatter_ids",
-    "announce_chatts_changed",
     "chatter_id_user",
+    "chatts_version",
     "complete_login",
     "count_attempt",
     "create_password_user",
@@ -64,7 +74,9 @@ __all__ = [
     "end_chatter_id",
     "list_chatts",
     "list_events",
+    "list_newest_versioned",
     "load_revocations",
+    "recent_standings",
     "record_event",
     "record_failures",
     "replace_recovery_codes",
@@ -79,4 +91,5 @@ __all__ = [
     "use_recovery_code",
     "use_totp_step",
     "user_by_name",
+    "user_standing",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from db.pool import Database
-from models.fragments import ISO_UTC, NOTIFY
+from models.fragments import ISO_UTC
 from models.records import UnknownChatt
 
 ChattRow = tuple[str, str, str, str]
@@ -28,10 +28,19 @@ ORDER BY newer.seq
 
 DELETE_CHATT = "DELETE FROM chatts WHERE id = %s"
 
-# Changes to chatts are announced on the events channel so every worker drops its in-memory feed. Not inside the
-# INSERT: Postgres serialises the commits of notifying transactions, which would cap posting at one fsync at a time.
-CHATTS_CHANGED = "chatts"
-ANNOUNCE_CHATTS_CHANGED = f"SELECT {NOTIFY}"
+# The version of the chatts table (sql/0004): it changes in the transaction of every change to chatts.
+SELECT_CHATTS_VERSION = "SELECT v FROM chatts_version"
+
+# The newest chatts and the version they are, read in one statement (one snapshot); one row even with no chatts.
+LIST_NEWEST_CHATTS_VERSIONED = f"""
+SELECT version.v, newest.username, newest.message, newest.id::text,
+       to_char(newest.created_at AT TIME ZONE 'UTC', {ISO_UTC})
+FROM (SELECT (SELECT v FROM chatts_version) AS v) AS version
+LEFT JOIN LATERAL (
+    SELECT seq, username, message, id, created_at FROM chatts ORDER BY seq DESC LIMIT %(limit)s
+) AS newest ON true
+ORDER BY newest.seq
+"""
 
 # Many chatts in one statement, in the order given (seq follows the array order).
 INSERT_CHATTS = """
@@ -85,6 +94,14 @@ async def delete_chatt(db: Database, chatt_id: str) -> bool:
     return await db.execute(DELETE_CHATT, (chatt_id,)) > 0
 
 
-async def announce_chatts_changed(db: Database) -> None:
-    """Tell every worker and server that chatts changed."""
-    await db.execute(ANNOUNCE_CHATTS_CHANGED, {"notice": CHATTS_CHANGED})
+async def chatts_version(db: Database) -> int | None:
+    """The chatts table's current version (None only if its row was removed)."""
+    row = await db.fetch_one(SELECT_CHATTS_VERSION)
+    return None if row is None else int(row[0])
+
+
+async def list_newest_versioned(db: Database, *, limit: int) -> tuple[int | None, list[ChattRow]]:
+    """The newest `limit` chatts, oldest first, and the version of the table they were read at."""
+    rows = await db.fetch_all(LIST_NEWEST_CHATTS_VERSIONED, {"limit": limit})
+    version = rows[0][0] if rows else None
+    return version, [row[1:] for row in rows if row[3] is not None]

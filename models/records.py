@@ -62,8 +62,23 @@ class Refreshed:
 
 @dataclass(frozen=True, slots=True)
 class Revocations:
-    """What a worker must refuse: JWT ids, per-user cut-offs, refresh-token families (each with a time)."""
+    """What a worker must refuse: JWT ids and refresh-token families (each with a time)."""
 
     jtis: dict[str, float]
-    cutoffs: dict[int, float]
     families: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What decides whether a user's credentials work, and as whom: read fresh, never from a token."""
+
+    user: User
+    tokens_valid_after: float  # epoch seconds: JWTs issued up to then are refused (log out everywhere)
+    banned_until: float | None  # epoch seconds
+    deleted: bool
+
+    def admits(self, issued_at: float | None, now: float) -> bool:
+        """Whether a credential issued at `issued_at` (None: not a JWT) may act for this user at `now`."""
+        if self.deleted or (self.banned_until is not None and self.banned_until > now):
+            return False
+        return issued_at is None or issued_at > self.tokens_valid_after

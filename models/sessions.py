@@ -30,6 +30,15 @@ audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'sign_in', 'password', %(address)s
 SELECT 1
 """
 
+# Refreshes and revocations of one user meet at the users row, always taken first: a refresh holds it FOR SHARE
+# (refreshes do not wait for each other), a revocation FOR NO KEY UPDATE. So a revocation waits for the refreshes in
+# flight and then sees what they wrote, and a refresh that comes later waits for the revocation and then finds its
+# token revoked. Whatever the timing, once a revocation has answered no refresh of what it revoked succeeds.
+LOCK_USER_OF_REFRESH = """
+SELECT id FROM users WHERE id = (SELECT user_id FROM refresh_tokens WHERE token_hash = %s) FOR SHARE
+"""
+LOCK_USER_FOR_REVOCATION = "SELECT id FROM users WHERE id = %(user_id)s FOR NO KEY UPDATE"
+
 SELECT_REFRESH_FOR_UPDATE = """
 SELECT tokens.family_id::text, tokens.user_id, users.username, users.role,
        tokens.expires_at > now() AND tokens.revoked_at IS NULL,
@@ -85,30 +94,27 @@ audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'logout', 'chatterid', %(address)s
 SELECT {NOTIFY}
 """
 
-END_ALL_SESSIONS = f"""
-WITH cutoff AS (UPDATE users SET tokens_valid_after = %(cutoff)s WHERE id = %(user_id)s),
-ended AS (DELETE FROM chatter_sessions WHERE user_id = %(user_id)s),
-families AS (UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = %(user_id)s AND revoked_at IS NULL),
-audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'logout_everywhere', NULL, %(address)s, %(detail)s::jsonb))
-SELECT {NOTIFY}
-"""
+# The users row goes first and alone: its lock waits for any refresh rotating now (which holds the row FOR SHARE),
+# and the statements after it see what that rotation wrote. Its trigger announces the change to every worker.
+END_ALL_SESSIONS = [
+    "UPDATE users SET tokens_valid_after = greatest(tokens_valid_after, %(cutoff)s) WHERE id = %(user_id)s",
+    "DELETE FROM chatter_sessions WHERE user_id = %(user_id)s",
+    "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = %(user_id)s AND revoked_at IS NULL",
+    f"{AUDIT_INSERT} VALUES (%(user_id)s, 'logout_everywhere', NULL, %(address)s, %(detail)s::jsonb)",
+]
 
 SELECT_REVOKED_TOKENS = """
 SELECT jti, extract(epoch FROM expires_at)::float8 FROM revoked_tokens WHERE expires_at > now()
 """
-
-SELECT_TOKEN_CUTOFFS = "SELECT id, tokens_valid_after FROM users WHERE tokens_valid_after > %s"
 
 SELECT_REVOKED_FAMILIES = """
 SELECT family_id::text, extract(epoch FROM max(revoked_at))::float8 FROM refresh_tokens
 WHERE revoked_at > to_timestamp(%s) GROUP BY family_id
 """
 
-# What a worker asks while it cannot follow revocations: this JWT logged out, its refresh family revoked, or its
-# user logged out everywhere after it was issued.
+# What a worker asks while it cannot follow revocations: this JWT logged out, or its refresh family revoked.
 SELECT_TOKEN_REVOKED = """
 SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = %(jti)s)
-    OR EXISTS (SELECT 1 FROM users WHERE id = %(user_id)s AND tokens_valid_after >= %(issued_at)s)
     OR EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = %(family_id)s::uuid AND revoked_at IS NOT NULL)
 """
 
@@ -151,6 +157,9 @@ async def rotate_refresh_token(
     seconds of the rotation and from the same address it yields the same successor again (racing refreshes)."""
     async with db.cursor() as cur:
         async with cur.transaction():
+            await cur.execute(LOCK_USER_OF_REFRESH, (token_hash,))
+            if await cur.fetchone() is None:
+                return Refreshed(None, None)
             await cur.execute(SELECT_REFRESH_FOR_UPDATE, (token_hash,))
             row = await cur.fetchone()
             if row is None:
@@ -176,22 +185,28 @@ async def rotate_refresh_token(
                 await cur.execute(SUCCESSOR_IS_CURRENT, (successor_hash,))
                 if await cur.fetchone() is not None:
                     return Refreshed(user, family_id)
-            await cur.execute(
-                REVOKE_FAMILY,
-                {
-                    "family_id": family_id,
-                    "user_id": user_id,
-                    "address": address,
-                    "detail": orjson.dumps({"family": family_id}).decode(),
-                    "notice": notice_for(family_id),
-                },
-            )
-            return Refreshed(None, family_id, reuse_detected=True)
+    # Reuse: revoked in a transaction of its own, which takes the users row as every revocation does.
+    params = {
+        "family_id": family_id,
+        "user_id": user_id,
+        "address": address,
+        "detail": orjson.dumps({"family": family_id}).decode(),
+        "notice": notice_for(family_id),
+    }
+    await _revoke(db, REVOKE_FAMILY, params)
+    return Refreshed(None, family_id, reuse_detected=True)
 
 
-async def token_revoked(db: Database, *, jti: str, user_id: int, issued_at: float, family_id: str | None) -> bool:
-    """True when this JWT was logged out, its refresh family revoked, or its user logged out everywhere since."""
-    params = {"jti": jti, "user_id": user_id, "issued_at": issued_at, "family_id": family_id}
+async def _revoke(db: Database, statement: str, params: dict[str, object]) -> None:
+    """Run a revocation after taking its user's row, in one transaction (see LOCK_USER_FOR_REVOCATION)."""
+    async with db.cursor() as cur, cur.transaction():
+        await cur.execute(LOCK_USER_FOR_REVOCATION, params)
+        await cur.execute(statement, params)
+
+
+async def token_revoked(db: Database, *, jti: str, family_id: str | None) -> bool:
+    """True when this JWT was logged out or its refresh family revoked."""
+    params = {"jti": jti, "family_id": family_id}
     (revoked,) = await db.fetch_one(SELECT_TOKEN_REVOKED, params)
     return bool(revoked)
 
@@ -208,7 +223,7 @@ async def revoke_token(
         "address": address,
         "notice": notice,
     }
-    await db.execute(REVOKE_TOKEN, params)
+    await _revoke(db, REVOKE_TOKEN, params)
 
 
 async def end_chatter_id(db: Database, *, chatter_id_hash: bytes, user_id: int, address: str, notice: str) -> None:
@@ -217,27 +232,24 @@ async def end_chatter_id(db: Database, *, chatter_id_hash: bytes, user_id: int, 
     await db.execute(END_CHATTER_ID, params)
 
 
-async def end_all_sessions(
-    db: Database, *, user_id: int, cutoff: float, address: str, reason: str, notice: str
-) -> None:
+async def end_all_sessions(db: Database, *, user_id: int, cutoff: float, address: str, reason: str) -> None:
     """Log a user out everywhere: chatterIDs, refresh tokens, and every JWT issued before `cutoff`."""
     params = {
         "user_id": user_id,
         "cutoff": cutoff,
         "address": address,
         "detail": orjson.dumps({"reason": reason}).decode(),
-        "notice": notice,
     }
-    await db.execute(END_ALL_SESSIONS, params)
+    async with db.cursor() as cur, cur.transaction():
+        for statement in END_ALL_SESSIONS:
+            await cur.execute(statement, params)
 
 
 async def load_revocations(db: Database, *, since: float) -> Revocations:
-    """Revoked JWT ids (with their expiry), and user cut-offs and revoked families newer than `since`."""
+    """Revoked JWT ids (with their expiry), and refresh families revoked since `since`."""
     async with db.cursor() as cur:
         await cur.execute(SELECT_REVOKED_TOKENS)
         jtis = {jti: expires for jti, expires in await cur.fetchall()}
-        await cur.execute(SELECT_TOKEN_CUTOFFS, (since,))
-        cutoffs = {user_id: cutoff for user_id, cutoff in await cur.fetchall()}
         await cur.execute(SELECT_REVOKED_FAMILIES, (since,))
         families = {family: at for family, at in await cur.fetchall()}
-    return Revocations(jtis, cutoffs, families)
+    return Revocations(jtis, families)

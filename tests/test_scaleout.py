@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg2
 import pytest
 
 from tests.support.common import CLIENT_ID, wait_for
@@ -163,3 +165,136 @@ async def test_failed_logins_are_counted_across_both_servers(servers):
         status, body = await log_in(server.url, "tom")
         assert status == 429, body
         assert set(body) == {"message"}
+
+
+async def fetch(method: str, url: str, rid: str, *, token: str | None = None, **kwargs: Any) -> tuple[int, Any]:
+    """One request on a fresh connection, tagged with a request id (so the access log tells which worker answered)."""
+    headers = {"X-Request-ID": rid}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        async with session.request(method, url, headers=headers, **kwargs) as resp:
+            return resp.status, (await resp.json() if resp.content_length else None)
+
+
+def run_sql(url: str, statement: str, params: tuple[Any, ...] = ()) -> None:
+    """What an operator would type in psql: one statement on a connection of its own, committed."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(statement, params)
+    conn.close()
+
+
+def answered_by(servers: list[Gunicorn], prefix: str) -> set[int]:
+    """The worker pids that answered the requests whose ids start with `prefix`."""
+    return {entry.pid for server in servers for entry in served(server.log()) if entry.rid.startswith(prefix)}
+
+
+def all_workers(servers: list[Gunicorn]) -> set[int]:
+    """Every worker pid of every server."""
+    return {pid for server in servers if server.proc is not None for pid in worker_pids(server.proc.pid)}
+
+
+async def test_a_write_is_read_at_once_on_every_worker_of_both_servers(servers):
+    """Post on one server, read at once on new connections to both (limit and after): never missing, ever."""
+    previous = None
+    for n in range(120):
+        status, _ = await fetch(
+            "POST", f"{servers[n % 2].url}/postchatt/", f"rw-post-{n}", json={"username": "rw", "message": f"m{n}"}
+        )
+        assert status == 200
+        for reader in servers:
+            status, rows = await fetch("GET", f"{reader.url}/getchatts/?limit=2", f"rw-read-{n}")
+            assert status == 200 and rows[-1][1] == f"m{n}", (n, rows)
+            if previous is not None:
+                status, rows = await fetch("GET", f"{reader.url}/getchatts/?after={previous}", f"rw-after-{n}")
+                assert status == 200 and [row[1] for row in rows] == [f"m{n}"], (n, rows)
+        previous = rows[-1][2]
+    assert answered_by(servers, "rw-read-") == all_workers(servers)
+
+
+async def test_a_delete_is_read_at_once_on_every_worker_of_both_servers(servers):
+    """A moderator deletes on one server; both servers' next reads, on any worker, no longer have the chatt."""
+    a, b = servers
+    assert (await call("POST", f"{a.url}/register", json={"username": "mo", "password": PASSWORD}))[0] == 201
+    await asyncio.to_thread(run_sql, a.env["DATABASE_URL"], "UPDATE users SET role = 'moderator' WHERE username = 'mo'")
+    token = (await log_in(b.url, "mo"))[1]["token"]
+    for n in range(40):
+        assert (await fetch("POST", f"{a.url}/postchatt/", f"del-post-{n}", json={"username": "x", "message": "spam"}))[
+            0
+        ] == 200
+        status, rows = await fetch("GET", f"{b.url}/getchatts/?limit=1", f"del-seen-{n}")
+        assert rows[-1][1] == "spam"
+        assert (await fetch("DELETE", f"{servers[n % 2].url}/chatts/{rows[-1][2]}", f"del-{n}", token=token))[0] == 204
+        for reader in servers:
+            status, rows = await fetch("GET", f"{reader.url}/getchatts/", f"del-read-{n}")
+            assert status == 200 and rows == [], (n, rows)
+    assert answered_by(servers, "del-read-") == all_workers(servers)
+
+
+async def test_a_demotion_and_rename_in_sql_reach_every_worker_within_a_second(servers, google):
+    """An operator demotes and renames a user in psql: the JWT and chatterID they hold act as the new standing."""
+    a = servers[0]
+    url = a.env["DATABASE_URL"]
+    async with aiohttp.ClientSession() as session:
+        signed_in = await google_sign_in(
+            session, a.url, google.id_token(client_id=CLIENT_ID, sub="demoted", name="Dee"), CLIENT_ID
+        )
+    await asyncio.to_thread(run_sql, url, "UPDATE users SET role = 'admin' WHERE google_sub = 'demoted'")
+    credentials = {"jwt": signed_in["token"], "chatterid": signed_in["chatterID"]}
+    workers = all_workers(servers)
+    probes = 0
+
+    async def everyone_says(role: str, username: str, tag: str) -> bool:
+        nonlocal probes
+        probes += 1
+        for server in servers:
+            for kind, token in credentials.items():
+                status, body = await fetch("GET", f"{server.url}/get-user", f"{tag}-{kind}-{probes}", token=token)
+                assert status == 200, body
+                if (body["user"]["role"], body["user"]["username"]) != (role, username):
+                    return False
+        return all(answered_by(servers, f"{tag}-{kind}-") == workers for kind in credentials)
+
+    await wait_for(lambda: everyone_says("admin", "Dee", "before"), timeout=10.0, what="every worker to see the admin")
+    await asyncio.to_thread(
+        run_sql, url, "UPDATE users SET role = 'user', username = 'Dee Renamed' WHERE google_sub = 'demoted'"
+    )
+    changed = time.monotonic()
+    # Old answers are allowed only within the first second; by then all four workers answer with the new standing.
+    await wait_for(lambda: everyone_says("user", "Dee Renamed", "after"), timeout=5.0, what="every worker to update")
+    assert time.monotonic() - changed < 1.0
+    burst = await asyncio.gather(
+        *(
+            fetch("DELETE", f"{servers[n % 2].url}/chatts/{uuid.uuid4()}", f"burst-{n}", token=credentials["jwt"])
+            for n in range(20)
+        )
+    )
+    assert {status for status, _ in burst} == {403}, burst
+
+
+async def test_a_jwt_of_a_deleted_user_is_refused_by_every_worker(servers, google):
+    """DELETE FROM users in psql: the user's JWT and chatterID get 401 everywhere within a second."""
+    a, b = servers  # signed in on B, deleted through A's database URL
+    async with aiohttp.ClientSession() as session:
+        signed_in = await google_sign_in(
+            session, b.url, google.id_token(client_id=CLIENT_ID, sub="gone", name="Gone"), CLIENT_ID
+        )
+    token, chatter_id = signed_in["token"], signed_in["chatterID"]
+    for n in range(8):
+        assert (await fetch("GET", f"{servers[n % 2].url}/get-user", f"alive-{n}", token=token))[0] == 200
+    await asyncio.to_thread(run_sql, a.env["DATABASE_URL"], "DELETE FROM users WHERE google_sub = 'gone'")
+    deleted = time.monotonic()
+    probes = 0
+
+    async def refused_everywhere_now() -> bool:
+        nonlocal probes
+        for credential in (token, chatter_id):
+            probes += 1
+            status, _ = await fetch("GET", f"{servers[probes % 2].url}/get-user", f"gone-{probes}", token=credential)
+            if status != 401:
+                return False
+        refusing = {e.pid for s in servers for e in served(s.log()) if e.rid.startswith("gone-") and e.status == 401}
+        return refusing == all_workers(servers)
+
+    await wait_for(refused_everywhere_now, timeout=1.0, what="every worker to refuse a deleted user's credentials")
+    assert time.monotonic() - deleted < 1.0
