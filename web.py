@@ -17,6 +17,7 @@ from aiohttp import web
 from auth.credentials import Authenticator, RevocationStore
 from auth.directory import Directory
 from auth.passwords import PasswordHasher
+from auth.refusals import RefusedAddresses
 from auth.tokens import TokenCodec
 from chatter.feed import ChattFeed
 from chatter.writer import ChattWriter
@@ -29,6 +30,7 @@ from core.keys import (
     google_discovery_key,
     http_session_key,
     password_hasher_key,
+    refused_addresses_key,
     settings_key,
     token_codec_key,
     writer_key,
@@ -124,6 +126,7 @@ async def google_ctx(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as session:
         app[http_session_key] = session
         app[google_certs_key] = GoogleCertificates(session, settings.google_certs_url)
+        app[refused_addresses_key] = RefusedAddresses()
         yield
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from auth.credentials import Authenticator, Credential
 from auth.passwords import PasswordHasher
+from auth.refusals import RefusedAddresses
 from auth.tokens import TokenCodec
 from chatter.feed import ChattFeed
 from chatter.writer import ChattWriter
@@ -28,6 +29,7 @@ password_hasher_key = web.AppKey("password_hasher", PasswordHasher)
 feed_key = web.AppKey("feed", ChattFeed)
 writer_key = web.AppKey("writer", ChattWriter)
 google_discovery_key = web.AppKey("google_discovery", OpenIdDiscovery)
+refused_addresses_key = web.AppKey("refused_addresses", RefusedAddresses)
 
 # The caller, filled by the auth middleware before any view runs; None when anonymous.
 user_key: web.RequestKey[User | None] = web.RequestKey("user")

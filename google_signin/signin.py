@@ -15,7 +15,15 @@ from auth.signin import Issued, issue, new_refresh_family
 from auth.throttling import limit_rate
 from auth.tokens import new_chatter_id
 from core.errors import ServiceUnavailable, TooManyRequests, Unauthorized
-from core.keys import db_key, google_certs_key, google_discovery_key, http_session_key, settings_key, token_codec_key
+from core.keys import (
+    db_key,
+    google_certs_key,
+    google_discovery_key,
+    http_session_key,
+    refused_addresses_key,
+    settings_key,
+    token_codec_key,
+)
 from core.metrics import SIGN_INS, THROTTLES
 from google_signin.idtoken import GoogleIdentity, InvalidIdToken, verify_id_token
 from google_signin.oidc import DiscoveryUnavailable, ProviderMetadata, ProviderUnavailable, TokenRefused, exchange_code
@@ -27,6 +35,14 @@ logger = logging.getLogger(__name__)
 CLOCK_SKEW = 50
 NO_NAME = "Profile NA"
 MAX_NAME = 255
+
+
+def too_many(retry_after: float) -> TooManyRequests:
+    """The 429 of a flooded /adduser/."""
+    THROTTLES.labels("adduser").inc()
+    return TooManyRequests(
+        "Too many adduser attempts from your address; try again later.", retry_after=math.ceil(retry_after)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +62,10 @@ def display_name(identity: GoogleIdentity) -> str:
 async def with_id_token(app: web.Application, *, client_id: str, id_token: str, address: str) -> AppSignIn:
     """Verify a Google ID token, find or create its user, and open a chatterID and a refresh family."""
     settings = app[settings_key]
+    refused = app[refused_addresses_key]
+    waiting = refused.retry_after(address)
+    if waiting > 0:
+        raise too_many(waiting)
     if settings.google_client_ids:
         if client_id not in settings.google_client_ids:
             raise Unauthorized("This clientID is not accepted here.")
@@ -84,10 +104,8 @@ async def with_id_token(app: web.Application, *, client_id: str, id_token: str, 
             rate_window=settings.adduser_window_seconds,
         )
     except models.RateLimited as exc:
-        THROTTLES.labels("adduser").inc()
-        raise TooManyRequests(
-            "Too many adduser attempts from your address; try again later.", retry_after=math.ceil(exc.retry_after)
-        ) from None
+        refused.refuse(address, exc.retry_after)
+        raise too_many(exc.retry_after) from None
     SIGN_INS.labels("google", "success").inc()
     return AppSignIn(issue(app, user, refresh.family_id, refresh_token), chatter_id, lifetime)
 

@@ -1,0 +1,182 @@
+"""Fresh state in one process or two: authority from the database, revocations that win races, cheap floods."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from core.keys import db_key, settings_key, token_codec_key
+from tests.support.common import CLIENT_ID, bearer, wait_for
+
+PASSWORD = "correct horse battery"
+
+
+async def sign_up(client, username):
+    assert (await client.post("/register", json={"username": username, "password": PASSWORD})).status == 201
+
+
+async def log_in(client, username):
+    resp = await client.post("/login", json={"username": username, "password": PASSWORD})
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def sql(client, statement, *params):
+    async with client.app[db_key].cursor() as cur:
+        await cur.execute(statement, params)
+
+
+async def whoami(client, token):
+    resp = await client.get("/get-user", headers=bearer(token))
+    return resp.status, (await resp.json()).get("user")
+
+
+async def test_a_jwt_for_no_user_is_refused(client):
+    token, _ = client.app[token_codec_key].mint(987654, "ghost", "admin")
+    assert (await whoami(client, token))[0] == 401
+    assert (await client.delete(f"/chatts/{'0' * 8}-0000-0000-0000-{'0' * 12}", headers=bearer(token))).status == 401
+
+
+async def test_get_user_shows_the_current_name_and_role(client):
+    await sign_up(client, "cara")
+    token = (await log_in(client, "cara"))["token"]
+    await sql(client, "UPDATE users SET role = 'moderator', username = 'Cara B' WHERE username = 'cara'")
+
+    async def updated():
+        return await whoami(client, token) == (200, {"id": 1, "username": "Cara B", "role": "moderator"})
+
+    await wait_for(updated, timeout=1.0, what="the new name and role")
+
+
+async def test_a_deleted_users_credentials_are_refused(client, google):
+    signed_in = await (
+        await client.post("/adduser/", json={"clientID": CLIENT_ID, "idToken": google.id_token(client_id=CLIENT_ID)})
+    ).json()
+    for credential in (signed_in["token"], signed_in["chatterID"]):
+        assert (await whoami(client, credential))[0] == 200
+    await sql(client, "DELETE FROM users")
+
+    async def refused():
+        return {(await whoami(client, c))[0] for c in (signed_in["token"], signed_in["chatterID"])} == {401}
+
+    await wait_for(refused, timeout=1.0, what="a deleted user's credentials to be refused")
+
+
+async def test_a_ban_refuses_credentials_already_issued(client):
+    await sign_up(client, "bo")
+    token = (await log_in(client, "bo"))["token"]
+    await sql(client, "UPDATE users SET banned_until = now() + interval '1 hour' WHERE username = 'bo'")
+
+    async def refused():
+        return (await whoami(client, token))[0] == 401
+
+    await wait_for(refused, timeout=1.0, what="a banned user's JWT to be refused")
+
+
+async def test_a_login_racing_a_demotion_mints_no_lasting_authority(client):
+    """/login reads the role, hashes for a while, then mints: a demotion answered meanwhile still applies."""
+    await sign_up(client, "root")
+    await sql(client, "UPDATE users SET role = 'admin' WHERE username = 'root'")
+    logins = [asyncio.create_task(log_in(client, "root")) for _ in range(4)]
+    await sql(client, "UPDATE users SET role = 'user' WHERE username = 'root'")
+    demoted = time.monotonic()
+    for body in await asyncio.gather(*logins):
+        status, user = await whoami(client, body["token"])
+        assert status == 200
+        # within the notice's delay the old role may show; after it, never
+        if user["role"] != "user":
+            assert time.monotonic() - demoted < 1.0
+
+            async def current(token=body["token"]):
+                return (await whoami(client, token))[1]["role"] == "user"
+
+            await wait_for(current, timeout=1.0, what="the demotion to apply")
+
+
+async def test_an_adduser_flood_past_the_limit_writes_nothing(make_client, google):
+    client = await make_client(adduser_max_per_address=3)
+    statuses = []
+    for _ in range(4):
+        token = google.id_token(client_id=CLIENT_ID)
+        statuses.append((await client.post("/adduser/", json={"clientID": CLIENT_ID, "idToken": token})).status)
+    assert statuses == [200, 200, 200, 429]
+    before = client.app[db_key].queries
+    token = google.id_token(client_id=CLIENT_ID)
+    flood = await asyncio.gather(
+        *(client.post("/adduser/", json={"clientID": CLIENT_ID, "idToken": token}) for _ in range(50))
+    )
+    assert {resp.status for resp in flood} == {429}
+    assert all(int(resp.headers["Retry-After"]) > 0 for resp in flood)
+    assert client.app[db_key].queries == before
+
+
+async def test_the_adduser_limit_holds_across_servers(make_client, google):
+    first = await make_client(adduser_max_per_address=3)
+    second = await make_client(adduser_max_per_address=3, secret_key=first.app[settings_key].secret_key)
+    statuses = await asyncio.gather(
+        *(
+            (first, second)[n % 2].post(
+                "/adduser/",
+                json={"clientID": CLIENT_ID, "idToken": google.id_token(client_id=CLIENT_ID, sub=f"flood-{n}")},
+            )
+            for n in range(10)
+        )
+    )
+    assert sorted(resp.status for resp in statuses) == [200] * 3 + [429] * 7
+
+
+async def refresh_chain(client, token, stop, log):
+    """Refresh as fast as possible, each time with the newest token; log (sent at, status)."""
+    while not stop.is_set():
+        sent = time.monotonic()
+        resp = await client.post("/token/refresh", json={"refresh_token": token})
+        log.append((sent, resp.status))
+        if resp.status != 200:
+            return
+        token = (await resp.json())["refresh_token"]
+
+
+async def test_a_refresh_in_flight_never_outlives_log_out_everywhere(make_client):
+    """Refresh loops on one server, log out everywhere on the other: nothing sent after the answer succeeds."""
+    a = await make_client()
+    b = await make_client(secret_key=a.app[settings_key].secret_key)
+    await sign_up(a, "vic")
+    for round_ in range(15):
+        sessions = [await log_in(a, "vic") for _ in range(3)]
+        stop, log = asyncio.Event(), []
+        chains = [asyncio.create_task(refresh_chain(b, s["refresh_token"], stop, log)) for s in sessions]
+        await wait_for(lambda log=log: asyncio.sleep(0, len(log) >= 6), timeout=5.0, what="refreshes under way")
+        resp = await a.post("/logout?everywhere=true", headers=bearer(sessions[0]["token"]))
+        assert resp.status == 204
+        answered = time.monotonic()
+        await asyncio.wait_for(asyncio.gather(*chains), timeout=10)
+        stop.set()
+        late = [status for sent, status in log if sent > answered]
+        assert all(status == 401 for status in late), (round_, late)
+        async with a.app[db_key].cursor() as cur:
+            await cur.execute("SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL AND expires_at > now()")
+            assert await cur.fetchone() == (0,), round_
+
+
+async def test_a_refresh_in_flight_never_outlives_the_logout_of_its_session(make_client):
+    """Refresh loops on one server, a JWT logout of that session on the other: the family is over for good."""
+    a = await make_client()
+    b = await make_client(secret_key=a.app[settings_key].secret_key)
+    await sign_up(a, "val")
+    for round_ in range(15):
+        session = await log_in(a, "val")
+        stop, log = asyncio.Event(), []
+        chain = asyncio.create_task(refresh_chain(b, session["refresh_token"], stop, log))
+        await wait_for(lambda log=log: asyncio.sleep(0, len(log) >= 3), timeout=5.0, what="refreshes under way")
+        assert (await a.post("/logout", headers=bearer(session["token"]))).status == 204
+        answered = time.monotonic()
+        await asyncio.wait_for(chain, timeout=10)
+        stop.set()
+        late = [status for sent, status in log if sent > answered]
+        assert all(status == 401 for status in late), (round_, late)
+        async with a.app[db_key].cursor() as cur:
+            family = a.app[token_codec_key].decode(session["token"]).session_id
+            await cur.execute(
+                "SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL AND family_id = %s", (family,)
+            )
+            assert await cur.fetchone() == (0,), round_
