@@ -21,6 +21,7 @@ from aiohttp import web
 import models
 from auth import signing_keys
 from auth.tokens import ROLES
+from auth.usernames import username_problem
 from core.keys import authenticator_key, db_key, password_hasher_key
 from web import create_app
 
@@ -34,6 +35,9 @@ async def _with_app(action: str, args: argparse.Namespace) -> int:
     try:
         db = app[db_key]
         if action == "create-user":
+            if problem := username_problem(args.username):
+                logger.error("%s", problem)
+                return 2
             password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
             if not 8 <= len(password) <= 256:
                 logger.error("the password must be 8 to 256 characters long")

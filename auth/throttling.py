@@ -7,6 +7,7 @@ import math
 from aiohttp import web
 
 import models
+from auth.usernames import username_key
 from core.errors import TooManyRequests
 from core.keys import settings_key
 from core.metrics import THROTTLES
@@ -36,7 +37,8 @@ class LoginThrottle:
         self.db = db
         self.settings = settings
         self.address = address
-        self.account_key = f"login:user:{username.lower()}"
+        # The same key as the account lookup, so every spelling of a name (case, width, İ forms) shares one counter.
+        self.account_key = f"login:user:{username_key(username)}"
         self.address_key = f"login:addr:{self.address}"
 
     @property

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from db.pool import Database
+from db.pool import Cursor, Database
+from models.accounts import fill_username_keys
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,11 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 SELECT_APPLIED = "SELECT version FROM schema_migrations"
 INSERT_APPLIED = "INSERT INTO schema_migrations (version, applied_by) VALUES (%s, %s)"
+
+# Data that only Python can compute, filled once the migration that makes room for it is applied. They run on every
+# start, under the same lock, because rows can arrive without it later (an operator's INSERT); each does nothing when
+# nothing is missing.
+BACKFILLS: dict[str, Callable[[Cursor], Awaitable[int]]] = {"0005_usernames": fill_username_keys}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +54,7 @@ def load_migrations(sql_dir: Path = SQL_DIR) -> list[Migration]:
 
 
 async def migrate(db: Database, migrations: list[Migration] | None = None) -> list[str]:
-    """Apply what is not applied yet; return the versions this call applied."""
+    """Apply what is not applied yet, then the backfills; return the versions this call applied."""
     migrations = load_migrations() if migrations is None else migrations
     applied_now: list[str] = []
     async with db.cursor() as cur:
@@ -65,6 +72,11 @@ async def migrate(db: Database, migrations: list[Migration] | None = None) -> li
                     await cur.execute(INSERT_APPLIED, (migration.version, f"pid {os.getpid()}"))
                 logger.info("applied migration %s", migration.version)
                 applied_now.append(migration.version)
+            for version, backfill in BACKFILLS.items():
+                if version in done or version in applied_now:
+                    filled = await backfill(cur)
+                    if filled:
+                        logger.info("%s: filled %d rows", backfill.__name__, filled)
         finally:
             await cur.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
     return applied_now

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from db.pool import Database
+import psycopg2.errors
+
+from auth.usernames import username_key
+from db.pool import Cursor, Database
 from models.fragments import AUDIT_INSERT, COUNT_IN_WINDOW
 from models.records import Account, NewRefreshToken, RateLimited, User, UsernameTaken
 
@@ -67,25 +70,54 @@ audit AS ({AUDIT_INSERT} SELECT id, 'sign_in', 'google_web', %(address)s, '{{}}'
 SELECT id, username, role FROM account
 """
 
+# The name as typed is kept for display; uniqueness is on its key (see sql/0005_usernames.sql for the clash column).
 INSERT_PASSWORD_USER = """
-INSERT INTO users (username, password_hash) VALUES (%s, %s)
-ON CONFLICT (lower(username)) WHERE google_sub IS NULL DO NOTHING
+INSERT INTO users (username, username_key, password_hash) VALUES (%s, %s, %s)
+ON CONFLICT (username_key, username_key_clash) WHERE google_sub IS NULL DO NOTHING
 RETURNING id
 """
 
+# The id of the password account a name means. Only accounts made before keys existed can share one; of those, the
+# one spelled exactly as given wins, else the key's owner (clash 0), so each of them can still sign in.
+ACCOUNT_NAMED = """
+SELECT id FROM users WHERE username_key = %(key)s AND google_sub IS NULL
+ORDER BY username = %(username)s DESC, username_key_clash LIMIT 1
+"""
+
 # The account and the lock on its sign-ins in one round trip; one row even for an unknown username.
-SELECT_ACCOUNT_FOR_LOGIN = """
+SELECT_ACCOUNT_FOR_LOGIN = f"""
 SELECT users.id, users.username, users.role, users.password_hash,
        users.totp_secret, users.totp_enabled, users.totp_last_step,
        coalesce((SELECT extract(epoch FROM max(locked_until) - now())::float8 FROM throttle
                  WHERE key = ANY(%(keys)s) AND locked_until > now()), 0)
 FROM (SELECT 1) AS one
-LEFT JOIN users ON lower(users.username) = lower(%(username)s) AND users.google_sub IS NULL
+LEFT JOIN users ON users.id = ({ACCOUNT_NAMED})
 """
 
-SET_ROLE = "UPDATE users SET role = %s WHERE lower(username) = lower(%s) AND google_sub IS NULL RETURNING id"
+SET_ROLE = f"UPDATE users SET role = %(role)s WHERE id = ({ACCOUNT_NAMED}) RETURNING id"
 
-SELECT_USER_BY_NAME = "SELECT id, username, role FROM users WHERE lower(username) = lower(%s) AND google_sub IS NULL"
+SELECT_USER_BY_NAME = f"SELECT id, username, role FROM users WHERE id = ({ACCOUNT_NAMED})"
+
+SELECT_KEYLESS_USERS = """
+SELECT id, username FROM users WHERE username_key IS NULL AND google_sub IS NULL AND id > %s ORDER BY id LIMIT %s
+"""
+
+# Keys computed in Python for a batch of rows that have none. A key nobody holds yet goes to the oldest row wanting
+# it; a row whose key is already held, or wanted by an older row of the batch, keeps it under its own id as clash.
+FILL_USERNAME_KEYS = """
+WITH batch (id, key) AS (SELECT * FROM unnest(%(ids)s::bigint[], %(keys)s::text[])),
+ranked AS (
+    SELECT batch.id, batch.key,
+           EXISTS (SELECT 1 FROM users AS owner
+                   WHERE owner.username_key = batch.key AND owner.google_sub IS NULL AND owner.username_key_clash = 0)
+           OR row_number() OVER (PARTITION BY batch.key ORDER BY batch.id) > 1 AS clashes
+    FROM batch
+)
+UPDATE users SET username_key = ranked.key, username_key_clash = CASE WHEN ranked.clashes THEN users.id ELSE 0 END
+FROM ranked
+WHERE users.id = ranked.id AND users.username_key IS NULL AND users.google_sub IS NULL
+"""
+FILL_BATCH = 1000
 
 SET_TOTP_SECRET = "UPDATE users SET totp_secret = %s WHERE id = %s AND NOT totp_enabled AND password_hash IS NOT NULL"
 
@@ -164,30 +196,53 @@ async def upsert_google_user(db: Database, *, sub: str, username: str, email: st
 
 
 async def create_password_user(db: Database, username: str, password_hash: str) -> User:
-    """Create a password account; UsernameTaken when the name is in use (whatever its case)."""
-    row = await db.fetch_one(INSERT_PASSWORD_USER, (username, password_hash))
+    """Create a password account; UsernameTaken when a name with the same key (NFKC, case folded) is in use."""
+    row = await db.fetch_one(INSERT_PASSWORD_USER, (username, username_key(username), password_hash))
     if row is None:
         raise UsernameTaken(username)
     return User(row[0], username, "user")
 
 
 async def account_for_login(db: Database, username: str, throttle_keys: list[str]) -> Account:
-    """The password account called `username` (user None if there is none) and the lock on these keys."""
-    row = await db.fetch_one(SELECT_ACCOUNT_FOR_LOGIN, {"username": username, "keys": throttle_keys})
+    """The password account `username` means (user None if there is none) and the lock on these keys."""
+    params = {"key": username_key(username), "username": username, "keys": throttle_keys}
+    row = await db.fetch_one(SELECT_ACCOUNT_FOR_LOGIN, params)
     user = User(row[0], row[1], row[2]) if row[0] is not None else None
     return Account(user, row[3], row[4], bool(row[5]), row[6], float(row[7]))
 
 
 async def set_role(db: Database, username: str, role: str) -> int | None:
     """Give a password account a role; its id, or None when there is no such account."""
-    row = await db.fetch_one(SET_ROLE, (role, username))
+    row = await db.fetch_one(SET_ROLE, {"role": role, "key": username_key(username), "username": username})
     return row[0] if row else None
 
 
 async def user_by_name(db: Database, username: str) -> User | None:
-    """The password account called `username`, if any."""
-    row = await db.fetch_one(SELECT_USER_BY_NAME, (username,))
+    """The password account `username` means, if any."""
+    row = await db.fetch_one(SELECT_USER_BY_NAME, {"key": username_key(username), "username": username})
     return User(row[0], row[1], row[2]) if row else None
+
+
+async def fill_username_keys(cur: Cursor) -> int:
+    """Store the key of every password account that has none; the number of rows filled."""
+    filled, after = 0, 0
+    while True:
+        await cur.execute(SELECT_KEYLESS_USERS, (after, FILL_BATCH))
+        rows = await cur.fetchall()
+        if not rows:
+            return filled
+        params = {"ids": [row[0] for row in rows], "keys": [username_key(row[1]) for row in rows]}
+        # A registration running meanwhile may take a key between this statement's check and its write; the retry
+        # sees that account and marks the row as a clash instead.
+        for attempt in range(3):
+            try:
+                await cur.execute(FILL_USERNAME_KEYS, params)
+                break
+            except psycopg2.errors.UniqueViolation:
+                if attempt == 2:
+                    raise
+        filled += cur.rowcount
+        after = rows[-1][0]
 
 
 async def set_totp_secret(db: Database, user_id: int, secret: str) -> bool:

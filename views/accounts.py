@@ -8,8 +8,9 @@ import models
 from auth import signin
 from auth.cookies import clear_login_cookie
 from auth.throttling import limit_rate, request_address
+from auth.usernames import username_problem
 from core.bodies import json_response, read_json_or_form, text_field
-from core.errors import Conflict
+from core.errors import Conflict, Unprocessable
 from core.keys import authenticator_key, credential_key, db_key, password_hasher_key, settings_key
 from middlewares import current_user, login_required
 
@@ -23,6 +24,8 @@ async def register(request: web.Request) -> web.Response:
     settings = request.app[settings_key]
     data = await read_json_or_form(request)
     username = text_field(data, "username", max_length=MAX_USERNAME)
+    if problem := username_problem(username):
+        raise Unprocessable(problem)
     password = text_field(data, "password", min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
     await limit_rate(
         request.app[db_key],
