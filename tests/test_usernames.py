@@ -12,8 +12,29 @@ import models
 from auth.usernames import username_key, username_problem
 from core.keys import db_key, password_hasher_key, settings_key
 from db.migrations import load_migrations, migrate
-from tests.test_accounts import PASSWORD, login, me, register, run_manage
-from tests.test_migrations import open_db
+from db.pool import Database, create_pool
+from tests.support.cli import run_manage
+from tests.support.common import bearer
+
+PASSWORD = "correct horse battery"
+
+
+async def register(client, username="ann", password=PASSWORD, **kwargs):
+    return await client.post("/register", json={"username": username, "password": password}, **kwargs)
+
+
+async def login(client, username="ann", password=PASSWORD, **extra):
+    return await client.post("/login", json={"username": username, "password": password, **extra})
+
+
+async def me(client, token):
+    return await client.get("/get-user", headers=bearer(token))
+
+
+async def open_db(url: str) -> Database:
+    pool = await create_pool(url, minsize=0, maxsize=2, connect_timeout=5, statement_timeout=30)
+    return Database(pool, acquire_timeout=30)
+
 
 DOTTED_CAPITAL = "\u0130stanbul"  # İstanbul, with U+0130 LATIN CAPITAL LETTER I WITH DOT ABOVE
 DOTTED_SMALL = "i\u0307stanbul"  # i̇stanbul: i followed by U+0307 COMBINING DOT ABOVE, what İ folds to
@@ -178,7 +199,7 @@ async def test_set_role_and_lookups_use_the_key(client):
 
 async def test_manage_refuses_look_alike_names(client, settings):
     result = await asyncio.to_thread(
-        run_manage, settings, "create-user", "boss\u200b", "--password-stdin", stdin=PASSWORD + "\n"
+        run_manage, "create-user", "boss\u200b", "--password-stdin", settings=settings, stdin=PASSWORD + "\n"
     )
     assert result.returncode == 2
     assert "invisible" in result.stdout + result.stderr
