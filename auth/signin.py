@@ -67,15 +67,15 @@ async def with_password(app: web.Application, *, username: str, password: str, o
     """Sign in with username, password and (when TOTP is on) a one-time or recovery code."""
     settings, db = app[settings_key], app[db_key]
     throttle = LoginThrottle(db, settings, address, username)
-    account = await models.account_for_login(db, username, throttle.keys)
     try:
-        throttle.check(account.locked_for)
+        await throttle.attempt()
     except TooManyRequests:
         SIGN_INS.labels("password", "throttled").inc()
         raise
-
-    # Unknown users are checked against a dummy hash: the same time and the same answer as a wrong password.
-    ok, new_hash = await app[password_hasher_key].verify(account.password_hash, password)
+    with throttle.evaluating():
+        account = await models.account_for_login(db, username)
+        # Unknown users are checked against a dummy hash: the same time and the same answer as a wrong password.
+        ok, new_hash = await app[password_hasher_key].verify(account.password_hash, password)
     user = account.user
     if not ok or user is None:
         SIGN_INS.labels("password", "failure").inc()
@@ -83,6 +83,7 @@ async def with_password(app: web.Application, *, username: str, password: str, o
         raise Unauthorized(BAD_LOGIN)
     if account.totp_enabled and account.totp_secret:
         if otp in (None, ""):
+            await throttle.failed(user.id, "one-time code missing")
             raise Unauthorized("A one-time code is needed: send it as 'otp'.")
         if not await second_factor_ok(db, user.id, account.totp_secret, account.totp_last_step, otp):
             SIGN_INS.labels("password", "failure").inc()
@@ -90,7 +91,13 @@ async def with_password(app: web.Application, *, username: str, password: str, o
             raise Unauthorized("A valid one-time code is needed: that 'otp' is wrong or was already used.")
     refresh_token, refresh = new_refresh_family(settings)
     await models.complete_login(
-        db, user_id=user.id, throttle_key=throttle.account_key, new_hash=new_hash, refresh=refresh, address=address
+        db,
+        user_id=user.id,
+        throttle_key=throttle.account_key,
+        address_key=throttle.address_key,
+        new_hash=new_hash,
+        refresh=refresh,
+        address=address,
     )
     SIGN_INS.labels("password", "success").inc()
     return issue(app, user, refresh.family_id, refresh_token)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 from aiohttp import web
 
@@ -30,8 +32,13 @@ def request_address(request: web.Request) -> str:
     return client_address(request, request.app[settings_key].trusted_proxies)
 
 
+# How many password checks one address may have running at once on a worker.
+MAX_HASHES_PER_ADDRESS = 4
+_in_flight: dict[str, int] = {}  # this worker's attempts being evaluated, by address
+
+
 class LoginThrottle:
-    """Failed logins counted per account and per address; past the limit both right and wrong passwords wait."""
+    """Sign-in attempts counted per account and per address before they are evaluated; a success clears the account."""
 
     def __init__(self, db: Database, settings: Settings, address: str, username: str) -> None:
         self.db = db
@@ -46,21 +53,46 @@ class LoginThrottle:
         """The counters this login is judged by."""
         return [self.account_key, self.address_key]
 
-    def check(self, locked_for: float) -> None:
-        """429 with Retry-After while any of the counters is locked."""
-        if locked_for > 0:
-            THROTTLES.labels("login").inc()
-            raise TooManyRequests("Too many failed sign-ins; try again later.", retry_after=math.ceil(locked_for))
-
-    async def failed(self, user_id: int | None, reason: str) -> None:
-        """Count a failure against the account and the address (and put it in the audit log)."""
+    async def attempt(self) -> None:
+        """Count this attempt against the account and the address before any work; 429 past either limit."""
         limits = {
             self.account_key: self.settings.login_max_failures,
             self.address_key: self.settings.login_max_failures_per_address,
         }
         window = self.settings.login_lockout_seconds
-        await models.record_failures(
-            self.db, limits, window=window, lockout=window, user_id=user_id, address=self.address, reason=reason
+        wait = await models.claim_attempt(self.db, limits, window=window, lockout=window)
+        if wait is not None:
+            THROTTLES.labels("login").inc()
+            raise TooManyRequests("Too many failed sign-ins; try again later.", retry_after=math.ceil(wait))
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Evaluate one of this address's attempts; 429 when MAX_HASHES_PER_ADDRESS of them already are.
+
+        So no address can queue more password hashing on a worker than that, whatever the limits.
+        """
+        if _in_flight.get(self.address, 0) >= MAX_HASHES_PER_ADDRESS:
+            THROTTLES.labels("login").inc()
+            raise TooManyRequests("Too many sign-ins at once from your address; try again shortly.", retry_after=1)
+        _in_flight[self.address] = _in_flight.get(self.address, 0) + 1
+        try:
+            yield
+        finally:
+            left = _in_flight[self.address] - 1
+            if left:
+                _in_flight[self.address] = left
+            else:
+                del _in_flight[self.address]
+
+    async def failed(self, user_id: int | None, reason: str) -> None:
+        """Put a failed attempt (already counted) in the audit log."""
+        await models.record_event(
+            self.db,
+            user_id=user_id,
+            event="sign_in_failed",
+            kind="password",
+            address=self.address,
+            detail={"reason": reason},
         )
 
 

@@ -48,7 +48,7 @@ from models.sessions import (
     token_revoked,
 )
 from models.standing import recent_standings, user_standing
-from models.throttle import count_attempt, record_failures
+from models.throttle import claim_attempt, count_attempt
 
 __all__ = [
     "Account",
@@ -65,6 +65,7 @@ __all__ = [
     "add_chatts_for_chatter_ids",
     "chatter_id_user",
     "chatts_version",
+    "claim_attempt",
     "complete_login",
     "count_attempt",
     "create_password_user",
@@ -78,7 +79,6 @@ __all__ = [
     "load_revocations",
     "recent_standings",
     "record_event",
-    "record_failures",
     "replace_recovery_codes",
     "revoke_token",
     "rotate_refresh_token",

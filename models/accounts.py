@@ -87,9 +87,7 @@ ORDER BY username = %(username)s DESC, username_key_clash LIMIT 1
 # The account and the lock on its sign-ins in one round trip; one row even for an unknown username.
 SELECT_ACCOUNT_FOR_LOGIN = f"""
 SELECT users.id, users.username, users.role, users.password_hash,
-       users.totp_secret, users.totp_enabled, users.totp_last_step,
-       coalesce((SELECT extract(epoch FROM max(locked_until) - now())::float8 FROM throttle
-                 WHERE key = ANY(%(keys)s) AND locked_until > now()), 0)
+       users.totp_secret, users.totp_enabled, users.totp_last_step
 FROM (SELECT 1) AS one
 LEFT JOIN users ON users.id = ({ACCOUNT_NAMED})
 """
@@ -203,12 +201,11 @@ async def create_password_user(db: Database, username: str, password_hash: str) 
     return User(row[0], username, "user")
 
 
-async def account_for_login(db: Database, username: str, throttle_keys: list[str]) -> Account:
-    """The password account `username` means (user None if there is none) and the lock on these keys."""
-    params = {"key": username_key(username), "username": username, "keys": throttle_keys}
-    row = await db.fetch_one(SELECT_ACCOUNT_FOR_LOGIN, params)
+async def account_for_login(db: Database, username: str) -> Account:
+    """The password account `username` means (user None if there is none)."""
+    row = await db.fetch_one(SELECT_ACCOUNT_FOR_LOGIN, {"key": username_key(username), "username": username})
     user = User(row[0], row[1], row[2]) if row[0] is not None else None
-    return Account(user, row[3], row[4], bool(row[5]), row[6], float(row[7]))
+    return Account(user, row[3], row[4], bool(row[5]), row[6])
 
 
 async def set_role(db: Database, username: str, role: str) -> int | None:

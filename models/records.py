@@ -32,14 +32,13 @@ class UsernameTaken(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Account:
-    """A password account as login needs it, plus how long its sign-ins are locked (seconds, 0 if not)."""
+    """A password account as login needs it."""
 
     user: User | None
     password_hash: str | None
     totp_secret: str | None
     totp_enabled: bool
     totp_last_step: int | None
-    locked_for: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,8 @@ WHERE chatter_ids.id_hash = %s AND chatter_ids.expires_at > now()
 # Everything a successful password sign-in writes, in one round trip.
 COMPLETE_LOGIN = f"""
 WITH cleared AS (DELETE FROM throttle WHERE key = %(throttle_key)s),
+-- Attempts are counted before they are evaluated; the address's counter keeps only failures, so one comes back.
+refunded AS (UPDATE throttle SET hits = greatest(hits - 1, 0) WHERE key = %(address_key)s),
 rehashed AS (
     UPDATE users SET password_hash = %(new_hash)s WHERE id = %(user_id)s AND %(new_hash)s::text IS NOT NULL
 ),
@@ -126,7 +128,14 @@ async def chatter_id_user(db: Database, chatter_id_hash: bytes) -> tuple[User, f
 
 
 async def complete_login(
-    db: Database, *, user_id: int, throttle_key: str, new_hash: str | None, refresh: NewRefreshToken, address: str
+    db: Database,
+    *,
+    user_id: int,
+    throttle_key: str,
+    address_key: str,
+    new_hash: str | None,
+    refresh: NewRefreshToken,
+    address: str,
 ) -> None:
     """Record a successful password sign-in: clear the account's failures, rehash, open a refresh family, audit."""
     await db.execute(
@@ -134,6 +143,7 @@ async def complete_login(
         {
             "user_id": user_id,
             "throttle_key": throttle_key,
+            "address_key": address_key,
             "new_hash": new_hash,
             "refresh_hash": refresh.token_hash,
             "family_id": refresh.family_id,

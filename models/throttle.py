@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import orjson
-
 from db.pool import Database
-from models.fragments import AUDIT_INSERT, COUNT_IN_WINDOW, HITS_IN_WINDOW, WINDOW_OVER
+from models.fragments import COUNT_IN_WINDOW, HITS_IN_WINDOW, WINDOW_OVER
 
-# Count a failure against each key; a key reaching its limit within the window is locked for `lockout` seconds.
-# Stale counters of other keys are purged a few at a time on the way.
-RECORD_FAILURE = f"""
+# Count an attempt against each key before the work it guards (the password hash, the one-time code), so a burst
+# gets no more tries than the limit: the attempts past it are refused without being evaluated. A key reaching its
+# limit is locked for `lockout` seconds (a lock is not extended by the attempts it refuses). Returns, per key, the
+# seconds to wait when this attempt is past the limit. Stale counters of other keys are purged a few at a time.
+CLAIM_ATTEMPT = f"""
 WITH counted AS (
     INSERT INTO throttle AS t (key, hits, max_hits, window_start, locked_until)
     SELECT key, 1, max_hits, now(), CASE WHEN max_hits <= 1 THEN now() + make_interval(secs => %(lockout)s) END
@@ -17,9 +17,11 @@ WITH counted AS (
     ON CONFLICT (key) DO UPDATE SET
         {COUNT_IN_WINDOW},
         max_hits = EXCLUDED.max_hits,
-        locked_until = CASE WHEN {HITS_IN_WINDOW} >= EXCLUDED.max_hits
-                            THEN now() + make_interval(secs => %(lockout)s) ELSE t.locked_until END
-    RETURNING key
+        locked_until = CASE WHEN t.locked_until > now() THEN t.locked_until
+                            WHEN {HITS_IN_WINDOW} >= EXCLUDED.max_hits THEN now() + make_interval(secs => %(lockout)s)
+                            ELSE t.locked_until END
+    RETURNING CASE WHEN hits > max_hits
+                   THEN extract(epoch FROM coalesce(locked_until, now()) - now())::float8 END AS wait
 ),
 purged AS (
     DELETE FROM throttle WHERE key IN (
@@ -27,11 +29,8 @@ purged AS (
         WHERE {WINDOW_OVER} AND coalesce(locked_until, now()) <= now() AND key <> ALL(%(keys)s)
         ORDER BY window_start LIMIT 50
     )
-),
-audit AS (
-    {AUDIT_INSERT} VALUES (%(user_id)s, 'sign_in_failed', 'password', %(address)s, %(detail)s::jsonb)
 )
-SELECT count(*) FROM counted
+SELECT max(wait) FROM counted
 """
 
 # Count one attempt (successful or not) against a rate key; the count in the current window and its age.
@@ -42,29 +41,11 @@ RETURNING hits, extract(epoch FROM now() - window_start)::float8
 """
 
 
-async def record_failures(
-    db: Database,
-    limits: dict[str, int],
-    *,
-    window: int,
-    lockout: int,
-    user_id: int | None,
-    address: str,
-    reason: str,
-) -> None:
-    """Count a failed password sign-in against each key (keys reaching their limit get locked) and audit it."""
-    await db.execute(
-        RECORD_FAILURE,
-        {
-            "keys": list(limits),
-            "limits": list(limits.values()),
-            "window": window,
-            "lockout": lockout,
-            "user_id": user_id,
-            "address": address,
-            "detail": orjson.dumps({"reason": reason}).decode(),
-        },
-    )
+async def claim_attempt(db: Database, limits: dict[str, int], *, window: int, lockout: int) -> float | None:
+    """Count one attempt against each key; the seconds to wait when it is past a key's limit, else None."""
+    params = {"keys": list(limits), "limits": list(limits.values()), "window": window, "lockout": lockout}
+    (wait,) = await db.fetch_one(CLAIM_ATTEMPT, params)
+    return None if wait is None else max(float(wait), 1.0)
 
 
 async def count_attempt(db: Database, key: str, *, window: int) -> tuple[int, float]:

@@ -180,3 +180,36 @@ async def test_a_refresh_in_flight_never_outlives_the_logout_of_its_session(make
                 "SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL AND family_id = %s", (family,)
             )
             assert await cur.fetchone() == (0,), round_
+
+
+async def test_a_burst_of_guesses_gets_no_more_tries_than_the_limit(make_client):
+    """Sixty wrong guesses and the right password, all at once: only LOGIN_MAX_FAILURES are evaluated, all refused."""
+    client = await make_client(login_max_failures=5, login_max_failures_per_address=1000)
+    await sign_up(client, "target")
+    guesses = [{"username": "target", "password": f"guess {n:02d} wrong"} for n in range(60)]
+    guesses.insert(30, {"username": "target", "password": PASSWORD})
+    statuses = [resp.status for resp in await asyncio.gather(*(client.post("/login", json=g) for g in guesses))]
+    assert statuses.count(401) + statuses.count(200) <= 5, statuses
+    assert statuses.count(429) >= len(guesses) - 5
+    async with client.app[db_key].cursor() as cur:
+        await cur.execute("SELECT count(*) FROM auth_events WHERE event IN ('sign_in', 'sign_in_failed')")
+        (evaluated,) = await cur.fetchone()
+    assert evaluated <= 5
+
+
+async def test_one_address_queues_a_bounded_number_of_password_checks(make_client):
+    """Many accounts from one address at once: at most MAX_HASHES_PER_ADDRESS are hashed together on a worker."""
+    from auth.throttling import MAX_HASHES_PER_ADDRESS
+
+    # Real argon2 costs, so the checks overlap as they do in production.
+    client = await make_client(
+        login_max_failures=1000, login_max_failures_per_address=1000, password_time_cost=3, password_memory_cost=65536
+    )
+    statuses = [
+        resp.status
+        for resp in await asyncio.gather(
+            *(client.post("/login", json={"username": f"nobody{n}", "password": "x" * 12}) for n in range(30))
+        )
+    ]
+    assert statuses.count(401) >= MAX_HASHES_PER_ADDRESS
+    assert statuses.count(429) > 0 and set(statuses) <= {401, 429}
