@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -14,6 +13,7 @@ from auth.cookies import COOKIE_NAME
 from core.bodies import read_json
 from core.errors import ApiError, Forbidden, ServiceUnavailable, Unauthorized, from_http_exception
 from core.keys import auth_problem_key, authenticator_key, credential_key, settings_key, user_key
+from core.origins import from_trusted_site
 from db.pool import DatabaseUnavailable
 from google_signin.idtoken import CertificatesUnavailable, InvalidIdToken
 from models.records import User
@@ -79,12 +79,12 @@ async def _presented_token(request: web.Request) -> tuple[str, str] | None:
 
 
 def _same_origin(request: web.Request, trusted: tuple[str, ...]) -> bool:
-    """True when an unsafe cookie-authenticated request comes from our own pages (CSRF defence)."""
-    origin = request.headers.get("Origin") or request.headers.get("Referer")
-    if not origin:
-        return False
-    parts = urlsplit(origin)
-    return parts.netloc == request.host or f"{parts.scheme}://{parts.netloc}" in trusted
+    """True when an unsafe cookie-authenticated request comes from our own pages or `trusted` (CSRF defence).
+
+    Scheme, host and port must all match: a page served over plain HTTP on the same host (or one a network
+    attacker injects there) is another origin than the HTTPS site whose cookie rides along.
+    """
+    return from_trusted_site(request, trusted)
 
 
 @web.middleware

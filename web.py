@@ -22,6 +22,7 @@ from auth.tokens import TokenCodec
 from chatter.feed import ChattFeed
 from chatter.writer import ChattWriter
 from core.cors import setup_cors
+from core.headers import setup_headers
 from core.keys import (
     authenticator_key,
     db_key,
@@ -36,7 +37,7 @@ from core.keys import (
     writer_key,
 )
 from core.metrics import metrics_middleware
-from core.observability import install_access_redactor, request_id_middleware
+from core.observability import install_access_redactor, install_malformed_request_filter, request_id_middleware
 from db.embedded import EmbeddedPostgres
 from db.events import Events, following
 from db.migrations import migrate
@@ -138,6 +139,11 @@ async def google_web_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     if settings.google_client_secret:
         logger.info("Google web sign-in is on for client %s", settings.web_client_id)
+        if not settings.public_url:
+            logger.warning(
+                "PUBLIC_URL is not set: Google web sign-in answers only on localhost; set PUBLIC_URL to the site's "
+                "public URL (its redirect URI is PUBLIC_URL + /auth/google/callback)"
+            )
     yield
 
 
@@ -168,6 +174,7 @@ async def create_app(settings: Settings | None = None) -> web.Application:
     """Build the chatterd application; it does no I/O until it starts."""
     settings = settings or Settings.from_env()
     install_access_redactor()
+    install_malformed_request_filter()
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, metrics_middleware, auth_middleware],
         client_max_size=settings.max_body_size,
@@ -177,6 +184,7 @@ async def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.extend([database_ctx, events_ctx, google_ctx, password_ctx])
     app.cleanup_ctx.append(google_web_ctx)  # after google_ctx, whose HTTP session it uses
     app.on_startup.append(announce_ready)
+    setup_headers(app)
     add_routes(app)
     setup_cors(app)  # after every route: it enables CORS per resource
     return app

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+# Not `__Host-chatterd_token`, though that prefix would stop a sibling subdomain from planting its own cookie of this
+# name (with two `chatterd_token` cookies the request's last one wins): browsers drop a `__Host-` cookie that is not
+# Secure, so one fixed name would break COOKIE_SECURE=0 over plain HTTP in local development, and a name that
+# changes with COOKIE_SECURE would make the documented cookie (README, OpenAPI, clients) depend on a setting.
+# Serve chatterd on a host whose sibling subdomains are trusted; sign-ins from foreign origins are refused anyway.
 COOKIE_NAME = "chatterd_token"
 
 

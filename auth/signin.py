@@ -23,6 +23,7 @@ from settings import Settings
 
 BAD_LOGIN = "Wrong username or password."
 REFRESH_REFUSED = "The refresh token is unknown, expired or revoked."
+OTP_REQUIRED = "otp_required"  # the contract's error code for a missing or wrong one-time code at /login
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +84,17 @@ async def with_password(app: web.Application, *, username: str, password: str, o
         raise Unauthorized(BAD_LOGIN)
     if account.totp_enabled and account.totp_secret:
         if otp in (None, ""):
+            # Counted (before the hash, as every attempt) and audited like a wrong code: this answer, which only a
+            # right password gets, must not be free to ask for.
+            SIGN_INS.labels("password", "failure").inc()
             await throttle.failed(user.id, "one-time code missing")
-            raise Unauthorized("A one-time code is needed: send it as 'otp'.")
+            raise Unauthorized("A one-time code is needed: send it as 'otp'.", error=OTP_REQUIRED)
         if not await second_factor_ok(db, user.id, account.totp_secret, account.totp_last_step, otp):
             SIGN_INS.labels("password", "failure").inc()
             await throttle.failed(user.id, "one-time code")
-            raise Unauthorized("A valid one-time code is needed: that 'otp' is wrong or was already used.")
+            raise Unauthorized(
+                "A valid one-time code is needed: that 'otp' is wrong or was already used.", error=OTP_REQUIRED
+            )
     refresh_token, refresh = new_refresh_family(settings)
     await models.complete_login(
         db,

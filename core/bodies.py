@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +12,7 @@ from aiohttp import web
 from core.errors import BadRequest, Unprocessable
 from core.keys import json_body_key
 
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
@@ -80,12 +81,21 @@ def int_query(request: web.Request, name: str, *, default: int, minimum: int, ma
     return int(raw)
 
 
+def canonical_uuid(value: str) -> str | None:
+    """`value` lowercased when it is a UUID in the canonical 8-4-4-4-12 hex form (any case), else None.
+
+    Python's uuid.UUID also takes braces, `urn:uuid:` and undashed hex, and Postgres some of those but not all:
+    an id is only ever taken in the one form both read alike.
+    """
+    return value.lower() if _CANONICAL_UUID.fullmatch(value) else None
+
+
 def uuid_query(request: web.Request, name: str) -> str | None:
-    """A UUID query parameter in canonical text form, or None when absent; 422 when malformed."""
+    """A UUID query parameter in canonical text form, or None when absent; 422 when it is not one."""
     raw = request.query.get(name)
     if raw is None:
         return None
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise Unprocessable(f"'{name}' must be the id of a chatt.") from None
+    value = canonical_uuid(raw)
+    if value is None:
+        raise Unprocessable(f"'{name}' must be the id of a chatt (8-4-4-4-12 hexadecimal digits).")
+    return value

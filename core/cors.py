@@ -28,6 +28,13 @@ def check_origin(origin: str) -> str:
     return origin
 
 
+async def _vary_on_origin(request: web.Request, response: web.StreamResponse) -> None:
+    """Tell caches that the answer depends on Origin: CORS headers for one origin, none for another."""
+    vary = [v.strip() for v in response.headers.get("Vary", "").split(",") if v.strip()]
+    if not any(v.lower() == "origin" or v == "*" for v in vary):
+        response.headers["Vary"] = ", ".join([*vary, "Origin"])
+
+
 def setup_cors(app: web.Application) -> None:
     """Allow the configured origins, with credentials, on every API route; call after every route is added."""
     origins = [check_origin(o) for o in app[settings_key].cors_origins]
@@ -41,6 +48,7 @@ def setup_cors(app: web.Application) -> None:
         max_age=PREFLIGHT_MAX_AGE,
     )
     cors = aiohttp_cors.setup(app, defaults={origin: options for origin in origins})
+    app.on_response_prepare.append(_vary_on_origin)
     for resource in list(app.router.resources()):
         if isinstance(resource, web.StaticResource):
             continue  # the page and docs assets are same-origin only

@@ -9,18 +9,18 @@ from aiohttp import web
 
 
 class ApiError(web.HTTPException):
-    """An HTTP error whose body is the contract's `{"message": ...}`; raise it anywhere."""
+    """An HTTP error whose body is `{"message": ...}` (and `"error"`, a code, when given); raise it anywhere."""
 
     status_code = 500
     default_message = "Internal server error."
 
-    def __init__(self, message: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, headers: Mapping[str, str] | None = None, error: str | None = None
+    ) -> None:
         self.message = message or self.default_message
-        super().__init__(
-            headers=dict(headers or {}),
-            text=orjson.dumps({"message": self.message}).decode(),
-            content_type="application/json",
-        )
+        self.error = error
+        body = {"message": self.message} if error is None else {"message": self.message, "error": error}
+        super().__init__(headers=dict(headers or {}), text=orjson.dumps(body).decode(), content_type="application/json")
 
 
 class BadRequest(ApiError):
@@ -36,8 +36,10 @@ class Unauthorized(ApiError):
     status_code = 401
     default_message = "Sign-in required."
 
-    def __init__(self, message: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message, headers={"WWW-Authenticate": "Bearer", **(headers or {})})
+    def __init__(
+        self, message: str | None = None, *, headers: Mapping[str, str] | None = None, error: str | None = None
+    ) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer", **(headers or {})}, error=error)
 
 
 class Forbidden(ApiError):

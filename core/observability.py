@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -24,7 +25,11 @@ SAFE_QUERY_KEYS = frozenset({"limit", "after"})
 REDACTED = "REDACTED"
 
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_REQUEST_LINE = re.compile(r"(?P<method>[A-Z]+) (?P<path>[^ ?\"]*)\?(?P<query>[^ \"]*)(?P<rest> HTTP/[0-9.]+)")
+# A request line inside a longer message. The query runs to " HTTP/x.y", else to the next blank: a raw `"` (which
+# aiohttp lets through and logs as it came) does not end it, so it cannot hide the values after it.
+_REQUEST_LINE = re.compile(r"(?P<head>\b[A-Z]+ [^ ?]*)\?(?P<query>.*?)(?P<rest> HTTP/[0-9.]+|(?=\s)|$)")
+# Query keys kept as they are; any other key (a bare `?<token>` is a key) is replaced too.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 request_id_key = web.RequestKey("request_id", str)
@@ -73,16 +78,29 @@ class RequestIdFilter(logging.Filter):
 
 
 def redact_query(query: str) -> str:
-    """The query string with every value but the known-harmless ones (limit, after) replaced."""
+    """The query string with every value but the known-harmless ones (limit, after) replaced, and odd keys too."""
     pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode([(k, v if k in SAFE_QUERY_KEYS else REDACTED) for k, v in pairs], safe="")
+    return urlencode(
+        [(k if _PLAIN_KEY.fullmatch(k) else REDACTED, v if k in SAFE_QUERY_KEYS else REDACTED) for k, v in pairs],
+        safe="",
+    )
+
+
+def redact_first_line(line: str) -> str:
+    """A request line exactly as aiohttp logs it ("METHOD target HTTP/x.y"), its query redacted, whatever it holds."""
+    method, _, rest = line.partition(" ")
+    target, _, version = rest.rpartition(" ")
+    if not version.startswith("HTTP/"):
+        target, version = rest, ""
+    path, question, query = target.partition("?")
+    if not question:
+        return line
+    return f"{method} {path}?{redact_query(query)}" + (f" {version}" if version else "")
 
 
 def redact_request_line(line: str) -> str:
     """A request line ("GET /path?q HTTP/1.1", possibly inside a longer message) with its query redacted."""
-    return _REQUEST_LINE.sub(
-        lambda m: f"{m['method']} {m['path']}?{redact_query(m['query'])}{m['rest']}" if m["query"] else m[0], line
-    )
+    return _REQUEST_LINE.sub(lambda m: f"{m['head']}?{redact_query(m['query'])}{m['rest']}", line)
 
 
 class AccessLogRedactor(logging.Filter):
@@ -90,13 +108,37 @@ class AccessLogRedactor(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record's message and its request-line field; never drops it."""
-        if isinstance(record.msg, str) and "?" in record.msg:
-            record.msg = redact_request_line(record.msg % record.args if record.args else record.msg)
-            record.args = None
         line = getattr(record, "first_request_line", None)
-        if isinstance(line, str) and "?" in line:
-            record.first_request_line = redact_request_line(line)
+        if not (isinstance(line, str) and "?" in line):
+            line = None
+        if isinstance(record.msg, str) and "?" in record.msg:
+            message = record.msg % record.args if record.args else record.msg
+            if line is not None:
+                # aiohttp hands over the exact request line: replace it as a whole, whatever characters it holds.
+                message = message.replace(line, redact_first_line(line))
+            record.msg, record.args = redact_request_line(message), None
+        if line is not None:
+            record.first_request_line = redact_first_line(line)
         return True
+
+
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs each request it cannot parse at ERROR with the raw bytes: make that one DEBUG line without them.
+
+    Anyone can send garbage, so at ERROR it would flood the log and bury real errors, and the bytes (which may be
+    someone's mistyped credentials, or crafted to forge log lines) would be written as they came.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite a parser refusal; keep every other record (a handler's own error stays an ERROR)."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        remote = record.args[0] if isinstance(record.args, tuple) and record.args else "-"
+        record.msg, record.args = "malformed HTTP request from %s refused (%s)", (remote, type(exc).__name__)
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        record.exc_info, record.exc_text = None, None
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 # LogRecord attributes that are not "extra" fields; everything else a caller passed in `extra` is emitted.
@@ -143,6 +185,8 @@ class JsonFormatter(logging.Formatter):
 
 PLAIN_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 ACCESS_LOGGERS = ("aiohttp.access", "gunicorn.access")
+# Where aiohttp reports requests it could not parse: its own logger, or gunicorn's error log under gunicorn's worker.
+SERVER_LOGGERS = ("aiohttp.server", "gunicorn.error")
 
 
 def configure_logconfig(config: dict[str, Any], *, json_lines: bool) -> dict[str, Any]:
@@ -150,11 +194,15 @@ def configure_logconfig(config: dict[str, Any], *, json_lines: bool) -> dict[str
     config.setdefault("filters", {})
     config["filters"]["request_id"] = {"()": RequestIdFilter}
     config["filters"]["redact_access"] = {"()": AccessLogRedactor}
+    config["filters"]["malformed_requests"] = {"()": MalformedRequestFilter}
     for handler in config.get("handlers", {}).values():
         handler["filters"] = [*handler.get("filters", []), "request_id"]
     for name in ACCESS_LOGGERS:
         logger = config.setdefault("loggers", {}).setdefault(name, {})
         logger["filters"] = [*logger.get("filters", []), "redact_access"]
+    for name in SERVER_LOGGERS:
+        logger = config.setdefault("loggers", {}).setdefault(name, {})
+        logger["filters"] = [*logger.get("filters", []), "malformed_requests"]
     formatters = config.setdefault("formatters", {})
     if json_lines:
         for name in list(formatters) or ["plain"]:
@@ -170,6 +218,14 @@ def install_access_redactor(logger_names: Iterable[str] = ACCESS_LOGGERS) -> Non
         logger = logging.getLogger(name)
         if not any(isinstance(f, AccessLogRedactor) for f in logger.filters):
             logger.addFilter(AccessLogRedactor())
+
+
+def install_malformed_request_filter(logger_names: Iterable[str] = SERVER_LOGGERS) -> None:
+    """Put MalformedRequestFilter on the loggers aiohttp reports parse errors to, however logging was configured."""
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, MalformedRequestFilter) for f in logger.filters):
+            logger.addFilter(MalformedRequestFilter())
 
 
 def prepare_multiproc_dir(directory: Path) -> Path:

@@ -45,7 +45,10 @@ COMMON = (413, 503)
 ERROR_TEXT = {
     400: "The body is not valid JSON (or form data where form data is accepted).",
     401: "No credentials where they are required, or unknown, expired, revoked or forged ones.",
-    403: "Valid credentials without the needed role, a cross-site request signed in by cookie alone, or a feature off.",
+    403: (
+        "Valid credentials without the needed role, a cross-site request signed in by cookie alone, a sign-in "
+        "posted from another site (Origin or Referer neither this site nor CORS_ORIGINS), or a feature off."
+    ),
     404: "Unknown path or record.",
     409: "The username is already taken.",
     413: "The body is over the size limit.",
@@ -73,7 +76,13 @@ SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
         "required": ["message"],
-        "properties": {"message": {"type": "string", "description": "What went wrong, for a person."}},
+        "properties": {
+            "message": {"type": "string", "description": "What went wrong, for a person."},
+            "error": {
+                "type": "string",
+                "description": "A code for programs, where one is defined (`otp_required` at /login).",
+            },
+        },
         "additionalProperties": False,
     },
     "Empty": {"type": "object", "maxProperties": 0},
@@ -208,7 +217,9 @@ SCHEMAS: dict[str, Any] = {
     "OtpauthUri": {
         "type": "object",
         "required": ["uri"],
-        "properties": {"uri": _string(10, 2048, pattern="^otpauth://")},
+        "properties": {
+            "uri": _string(10, 1024, pattern="^otpauth://", description="At most 1024 characters and 1024 UTF-8 bytes.")
+        },
     },
     "Jwk": {
         "type": "object",
@@ -359,7 +370,7 @@ PATHS: dict[str, Any] = {
                     "headers": {"Set-Cookie": {"schema": {"type": "string"}}},
                     "content": _json(_ref("Token")),
                 },
-                **_errors(400, 401, 422, 429, *COMMON),
+                **_errors(400, 401, 403, 422, 429, *COMMON),
             },
         }
     },
@@ -453,13 +464,14 @@ PATHS: dict[str, Any] = {
             "tags": ["page"],
             "summary": "An otpauth:// URI as a QR code (SVG), for the web page; POST so the secret stays out of URLs",
             "operationId": "totpQr",
+            "security": SIGNED_IN,
             "requestBody": _body("OtpauthUri", {"uri": "otpauth://totp/chatterd:alice?secret=JBSWY3DPEHPK3PXP"}),
             "responses": {
                 "200": {
                     "description": "The QR code.",
                     "content": {"image/svg+xml": {"schema": {"type": "string"}}},
                 },
-                **_errors(400, 422, 413),
+                **_errors(400, 401, 403, 422, 413, 503),
             },
         }
     },

@@ -212,11 +212,16 @@ async function onTotpSetup() {
     const { secret, uri } = await api("POST", "/totp/setup");
     $("totp-secret").textContent = secret;
     $("totp-uri").textContent = uri;
-    // The QR code is drawn by the server from a POSTed URI, so the secret never appears in a URL or a log.
+    // The QR code is drawn by the server from a POSTed URI, so the secret never appears in a URL or a log. It is
+    // drawn only for a signed-in caller: the same credentials as api() sends.
+    const headers = { "Content-Type": "application/json" };
+    if (state.token) headers["Authorization"] = "Bearer " + state.token;
     const resp = await fetch("/totp/qr", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers,
       body: JSON.stringify({ uri }),
+      credentials: "same-origin",
+      referrerPolicy: "same-origin",
     });
     if (resp.ok) $("totp-qr").src = URL.createObjectURL(await resp.blob());
     $("totp-details").hidden = false;

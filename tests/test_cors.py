@@ -84,3 +84,12 @@ def test_bad_origins_are_refused_at_start(bad):
 async def test_app_with_a_bad_origin_does_not_start(make_client):
     with pytest.raises(ConfigError):
         await make_client(cors_origins=("*",))
+
+
+async def test_answers_vary_on_origin(cors_client):
+    # Caches must not hand one origin's CORS answer (or another's lack of one) to the next caller.
+    for headers in [{"Origin": ALLOWED}, {"Origin": "https://evil.example"}, {}]:
+        resp = await cors_client.get("/getchatts/", headers=headers)
+        assert "origin" in {v.strip().lower() for v in resp.headers.get("Vary", "").split(",")}, headers
+    resp = await cors_client.options("/postchatt/", headers={"Origin": ALLOWED, **PREFLIGHT})
+    assert "Origin" in resp.headers["Vary"]

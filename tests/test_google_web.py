@@ -212,6 +212,29 @@ async def test_public_url_makes_the_redirect_uri(make_client, web_settings):
     assert authorize.query["redirect_uri"] == "https://chat.example.com/auth/google/callback"
 
 
+@pytest.mark.parametrize("host", ["chat.example.com", "evil.example:8443", "127.0.0.1.evil.example"])
+async def test_without_public_url_a_foreign_host_gets_no_redirect_uri(make_client, web_settings, caplog, host):
+    with caplog.at_level(logging.WARNING, logger="web"):
+        client = await make_client(**web_settings)
+    assert any("PUBLIC_URL is not set" in r.getMessage() for r in caplog.records)
+    resp = await client.get(LOGIN, headers={"Host": host}, allow_redirects=False)
+    assert resp.status == 404
+    assert "PUBLIC_URL" in await error_message(resp)
+    for loopback in [f"localhost:{client.server.port}", f"127.0.0.1:{client.server.port}"]:
+        resp = await client.get(LOGIN, headers={"Host": loopback}, allow_redirects=False)
+        assert resp.status == 302  # local development needs no PUBLIC_URL
+        assert URL(resp.headers["Location"]).query["redirect_uri"] == f"http://{loopback}{CALLBACK}"
+
+
+async def test_with_public_url_the_host_header_is_not_used(make_client, web_settings, caplog):
+    with caplog.at_level(logging.WARNING, logger="web"):
+        client = await make_client(**web_settings, public_url="https://chat.example.com")
+    assert not any("PUBLIC_URL" in r.getMessage() for r in caplog.records)
+    resp = await client.get(LOGIN, headers={"Host": "evil.example"}, allow_redirects=False)
+    assert resp.status == 302
+    assert URL(resp.headers["Location"]).query["redirect_uri"] == "https://chat.example.com/auth/google/callback"
+
+
 async def test_another_server_can_finish_the_flow(make_client, web_settings):
     # Nothing is kept on the server that started the flow: the signed cookie is enough (same SECRET_KEY, PUBLIC_URL).
     first = await make_client(**web_settings, public_url="https://chat.example.com")

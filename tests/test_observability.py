@@ -168,3 +168,5 @@ def test_logconfig_json_uses_the_json_formatter_and_filters():
     assert config["handlers"]["console"]["filters"] == ["request_id"]
     assert config["loggers"]["gunicorn.access"]["filters"] == ["redact_access"]
     assert config["loggers"]["aiohttp.access"]["filters"] == ["redact_access"]
+    assert config["loggers"]["aiohttp.server"]["filters"] == ["malformed_requests"]
+    assert config["loggers"]["gunicorn.error"]["filters"] == ["malformed_requests"]

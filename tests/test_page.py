@@ -40,8 +40,17 @@ async def test_config_with_google(make_client):
     }
 
 
+async def signed_in(client) -> dict[str, str]:
+    """The Authorization header of a fresh password account: /totp/qr draws only for a signed-in caller."""
+    credentials = {"username": "qr-user", "password": "correct horse battery"}
+    assert (await client.post("/register", json=credentials)).status == 201
+    resp = await client.post("/login", json=credentials)
+    client.session.cookie_jar.clear()
+    return {"Authorization": "Bearer " + (await resp.json())["token"]}
+
+
 async def test_totp_qr_is_an_svg(client):
-    resp = await client.post("/totp/qr", json={"uri": URI})
+    resp = await client.post("/totp/qr", json={"uri": URI}, headers=await signed_in(client))
     assert resp.status == 200
     assert resp.content_type == "image/svg+xml"
     assert resp.headers["Cache-Control"] == "no-store"
@@ -60,7 +69,7 @@ async def test_totp_qr_is_an_svg(client):
     ],
 )
 async def test_totp_qr_refuses_other_input(client, body, status):
-    resp = await client.post("/totp/qr", json=body)
+    resp = await client.post("/totp/qr", json=body, headers=await signed_in(client))
     assert resp.status == status
     assert set(await resp.json()) == {"message"}
 

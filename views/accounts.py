@@ -12,6 +12,7 @@ from auth.usernames import username_problem
 from core.bodies import json_response, read_json_or_form, text_field
 from core.errors import Conflict, Unprocessable
 from core.keys import authenticator_key, credential_key, db_key, password_hasher_key, settings_key
+from core.origins import refuse_cross_site_sign_in
 from middlewares import current_user, login_required
 
 MAX_USERNAME = 64
@@ -44,6 +45,7 @@ async def register(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     """POST /login: check the password (and one-time code), then issue a JWT in the body and a cookie."""
+    refuse_cross_site_sign_in(request)  # login CSRF: another site's form must not sign the browser in
     data = await read_json_or_form(request)
     username = text_field(data, "username", max_length=MAX_USERNAME)
     password = text_field(data, "password", max_length=MAX_PASSWORD)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 from aiohttp import web
 
 import models
-from core.bodies import int_query, json_response, read_json, text_field, uuid_query
+from core.bodies import canonical_uuid, int_query, json_response, read_json, text_field, uuid_query
 from core.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 from core.keys import credential_key, db_key, feed_key, settings_key, writer_key
 from middlewares import current_user, login_required, requires
@@ -60,15 +58,7 @@ async def post_auth(request: web.Request) -> web.Response:
 @requires("admin", "moderator")
 async def delete_chatt(request: web.Request) -> web.Response:
     """DELETE /chatts/{id}: remove a chatt (moderators and admins)."""
-    chatt_id = request.match_info["id"]
-    if not _is_uuid(chatt_id) or not await models.delete_chatt(request.app[db_key], chatt_id):
+    chatt_id = canonical_uuid(request.match_info["id"])
+    if chatt_id is None or not await models.delete_chatt(request.app[db_key], chatt_id):
         raise NotFound("No chatt has that id.")
     return web.Response(status=204)
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True

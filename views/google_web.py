@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from yarl import URL
@@ -12,6 +13,7 @@ from auth.cookies import set_login_cookie
 from auth.throttling import request_address
 from core.errors import BadRequest, NotFound
 from core.keys import settings_key, token_codec_key
+from core.origins import is_loopback, own_origin
 from google_signin import signin
 from google_signin.oidc import code_challenge
 from google_signin.web_flow import FLOW_COOKIE, clear_flow_cookie, decode_flow, new_flow, set_flow_cookie
@@ -23,6 +25,10 @@ SCOPE = "openid email profile"
 MAX_CODE = 2048
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 NOT_CONFIGURED = "Google web sign-in is not configured on this server (it needs GOOGLE_CLIENT_SECRET)."
+NEEDS_PUBLIC_URL = (
+    "Google web sign-in is served at this address only once PUBLIC_URL (the site's public URL) is set on the server; "
+    "without it, only on localhost."
+)
 FLOW_LOST = "This Google sign-in has expired or was started in another browser; start it again."
 
 
@@ -35,9 +41,15 @@ def _web_client(settings: Settings) -> tuple[str, str]:
 
 
 def redirect_uri(request: web.Request, settings: Settings) -> str:
-    """Where Google sends the browser back: PUBLIC_URL's, else this request's scheme and host, + the callback."""
-    base = settings.public_url.rstrip("/") if settings.public_url else f"{request.scheme}://{request.host}"
-    return base + CALLBACK_PATH
+    """Where Google sends the browser back: PUBLIC_URL + the callback; without PUBLIC_URL, only on a loopback host."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + CALLBACK_PATH
+    # The Host header is the client's to choose (a proxy or cache may pass on any): it makes the redirect URI only
+    # where no one else can reach, for local development; a served site must say its address.
+    origin = own_origin(request)
+    if origin is None or not is_loopback(urlsplit(origin).hostname):
+        raise NotFound(NEEDS_PUBLIC_URL)
+    return origin + CALLBACK_PATH
 
 
 def _redirect(location: str) -> web.Response:

@@ -1,0 +1,40 @@
+"""Response headers for security: a Server header without versions, HSTS over TLS, and the pages' own headers."""
+
+from __future__ import annotations
+
+from aiohttp import web, web_response
+
+from core.keys import settings_key
+
+SERVER = "chatterd"
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def set_page_headers(response: web.StreamResponse, csp: str, *, referrer_policy: str = "no-referrer") -> None:
+    """Give a page (or a document pages load) its policy, and refuse framing and content-type guessing."""
+    response.headers["Content-Security-Policy"] = csp
+    response.headers["X-Frame-Options"] = "DENY"  # for browsers older than CSP's frame-ancestors
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = referrer_policy
+
+
+def _serves_https(request: web.Request) -> bool:
+    """TLS here (TLS_CERT_FILE/TLS_KEY_FILE), or ended by a proxy in front of a PUBLIC_URL that is https."""
+    public_url = request.app[settings_key].public_url
+    return request.secure or bool(public_url and public_url.lower().startswith("https://"))
+
+
+async def _on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer the app gives, errors included, just before its headers go out."""
+    response.headers["Server"] = SERVER
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")  # static files too: served as labelled
+    if _serves_https(request):
+        response.headers["Strict-Transport-Security"] = HSTS
+
+
+def setup_headers(app: web.Application) -> None:
+    """Add the headers every response carries; also for the answers to requests too broken to reach the app."""
+    app.on_response_prepare.append(_on_response_prepare)
+    # aiohttp answers a request it cannot parse without involving the app, with its default Server header
+    # ("Python/3.x aiohttp/3.x"); it has no setting for it, so the default itself is replaced.
+    web_response.SERVER_SOFTWARE = SERVER  # type: ignore[attr-defined]  # imported there from aiohttp.http
