@@ -9,7 +9,7 @@ from aiohttp import web
 import models
 from auth import totp
 from auth.throttling import LoginThrottle, client_address, limit_rate
-from core.bodies import json_response, read_json_or_form, text_field
+from core.bodies import json_response, parse, read_json_or_form
 from core.errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable
 from core.keys import (
     authenticator_key,
@@ -22,13 +22,11 @@ from core.keys import (
     user_key,
 )
 from core.metrics import SIGN_INS
+from core.shapes import Login, Otp, OtpOrRecoveryCode, Register
 from db.pool import Database
 from middlewares import COOKIE_NAME, login_required, requires, set_login_cookie
 from views.refresh import new_refresh_family, token_response
 
-MAX_USERNAME = 64
-MIN_PASSWORD = 8
-MAX_PASSWORD = 256
 BAD_LOGIN = "Wrong username or password."
 
 
@@ -36,8 +34,7 @@ async def register(request: web.Request) -> web.Response:
     """POST /register: create a password account."""
     settings = request.app[settings_key]
     data = await read_json_or_form(request)
-    username = text_field(data, "username", max_length=MAX_USERNAME)
-    password = text_field(data, "password", min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
+    username, password = parse(Register, data)
     await limit_rate(request, "register", limit=settings.signup_max_per_address, window=settings.signup_window_seconds)
     password_hash = await request.app[password_hasher_key].hash(password)
     try:
@@ -52,9 +49,7 @@ async def login(request: web.Request) -> web.Response:
     app = request.app
     settings, db = app[settings_key], app[db_key]
     data = await read_json_or_form(request)
-    username = text_field(data, "username", max_length=MAX_USERNAME)
-    password = text_field(data, "password", max_length=MAX_PASSWORD)
-    otp = data.get("otp")
+    username, password, otp = parse(Login, data)
     throttle = LoginThrottle(db, settings, request, username)
     account = await models.account_for_login(db, username, throttle.keys)
     try:
@@ -144,7 +139,7 @@ async def totp_enable(request: web.Request) -> web.Response:
     user = request[user_key]
     assert user is not None
     data = await read_json_or_form(request)
-    otp = text_field(data, "otp", max_length=16)
+    otp = parse(Otp, data).otp
     db = request.app[db_key]
     secret, enabled, last_step = await models.totp_state(db, user.id)
     if enabled:
@@ -179,7 +174,7 @@ async def totp_disable(request: web.Request) -> web.Response:
     user = request[user_key]
     assert user is not None
     data = await read_json_or_form(request)
-    otp = text_field(data, "otp", max_length=64)
+    otp = parse(OtpOrRecoveryCode, data).otp
     db = request.app[db_key]
     secret, enabled, last_step = await models.totp_state(db, user.id)
     if not enabled or secret is None:

@@ -10,25 +10,23 @@ from aiohttp import web
 import models
 from auth.throttling import client_address
 from auth.tokens import new_chatter_id
-from core.bodies import json_response, read_json, text_field
+from core.bodies import json_response, parse, read_json
 from core.errors import TooManyRequests, Unauthorized
 from core.keys import db_key, google_certs_key, settings_key, token_codec_key
 from core.metrics import SIGN_INS, THROTTLES
+from core.shapes import AddUser
 from google_signin.idtoken import InvalidIdToken, verify_id_token
 from views.refresh import new_refresh_family
 
 CLOCK_SKEW = 50
 NO_NAME = "Profile NA"
-MAX_CLIENT_ID = 512
-MAX_ID_TOKEN = 8192
 
 
 async def add_user(request: web.Request) -> web.Response:
     """POST /adduser/: verify the ID token, find or create the user, and issue a chatterID and a JWT."""
     settings = request.app[settings_key]
     data = await read_json(request)
-    client_id = text_field(data, "clientID", max_length=MAX_CLIENT_ID)
-    id_token = text_field(data, "idToken", max_length=MAX_ID_TOKEN)
+    client_id, id_token = parse(AddUser, data)
     if settings.google_client_ids:
         if client_id not in settings.google_client_ids:
             raise Unauthorized("This clientID is not accepted here.")

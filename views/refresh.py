@@ -10,10 +10,11 @@ import models
 from auth.credentials import notice_family
 from auth.throttling import client_address
 from auth.tokens import hash_refresh_token, new_refresh_token, refresh_successor
-from core.bodies import json_response, read_json_or_form, text_field
+from core.bodies import json_response, parse, read_json_or_form
 from core.errors import Unauthorized
 from core.keys import authenticator_key, db_key, settings_key, token_codec_key
 from core.metrics import SIGN_INS
+from core.shapes import Refresh
 from settings import Settings
 
 REFRESH_REFUSED = "The refresh token is unknown, expired or revoked."
@@ -41,7 +42,7 @@ async def refresh(request: web.Request) -> web.Response:
     """POST /token/refresh: trade a refresh token for a new access JWT and the next refresh token."""
     settings = request.app[settings_key]
     data = await read_json_or_form(request)
-    presented = text_field(data, "refresh_token", max_length=256)
+    presented = parse(Refresh, data).refresh_token
     token_hash = hash_refresh_token(presented)
     if token_hash is None:
         raise Unauthorized(REFRESH_REFUSED)
