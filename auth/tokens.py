@@ -16,9 +16,10 @@ from typing import Any, Final
 import jwt
 
 from auth.signing_keys import PrivateKey, PublicKey, SigningKey, load_signing_keys
+from core import shapes
 from settings import Settings
 
-ROLES: Final = frozenset({"user", "moderator", "admin"})
+ROLES: Final = frozenset(shapes.ROLES)
 
 # Pinned: the algorithm is never taken from the token's own header (RFC 8725 §2.1).
 _ALGORITHMS: Final = ["HS256"]

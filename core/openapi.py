@@ -2,7 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, NamedTuple
+
+from core.shapes import (
+    AUDIT_BEFORE,
+    AUDIT_LIMIT,
+    AUDIT_USER_ID,
+    CHATTS_LIMIT,
+    REQUEST_BODIES,
+    ROLES,
+    AddUser,
+    IntQuery,
+    Login,
+    Otp,
+    OtpauthUri,
+    OtpOrRecoveryCode,
+    PostAuth,
+    PostChatt,
+    Refresh,
+    Register,
+    Text,
+    fields_of,
+)
 
 JSON = "application/json"
 
@@ -26,15 +48,64 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
 
 
-def _body(schema_name: str, example: dict[str, Any], *, form: bool = False) -> dict[str, Any]:
-    content = _json(_ref(schema_name), example)
+def _body(shape: type[NamedTuple], example: dict[str, Any], *, form: bool = False) -> dict[str, Any]:
+    content = _json(_ref(shape.__name__), example)
     if form:
-        content["application/x-www-form-urlencoded"] = {"schema": _ref(schema_name)}
+        content["application/x-www-form-urlencoded"] = {"schema": _ref(shape.__name__)}
     return {"required": True, "content": content}
 
 
-def _string(min_length: int, max_length: int, **extra: Any) -> dict[str, Any]:
-    return {"type": "string", "minLength": min_length, "maxLength": max_length, **extra}
+def _text(text: Text) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "minLength": text.min_length, "maxLength": text.max_length}
+    if text.prefix or text.ascii:
+        schema["pattern"] = "^" + re.escape(text.prefix) + ("[\\x00-\\x7F]*$" if text.ascii else "")
+    if text.format:
+        schema["format"] = text.format
+    if text.description:
+        schema["description"] = text.description
+    return schema
+
+
+def body_schema(shape: type[NamedTuple]) -> dict[str, Any]:
+    """The component schema of a request body, from its shape."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    notes: list[str] = []
+    for field in fields_of(shape):
+        properties[field.name] = _text(field.text)
+        if not field.required:
+            properties[field.name]["nullable"] = True  # null is taken as absent
+        for alias in field.text.aliases:
+            # Untyped: while the field itself is present the alias is never read, whatever it holds.
+            properties[alias] = {
+                "description": f"Alias of `{field.name}` (a string with the same limits) when `{field.name}` is absent."
+            }
+            notes.append(
+                f"`{alias}` is accepted in place of `{field.name}` (and ignored when `{field.name}` is given)."
+            )
+        if field.required and not field.text.aliases:
+            required.append(field.name)
+    schema: dict[str, Any] = {"type": "object"}
+    if notes:
+        schema["description"] = " ".join(notes)
+    if required:
+        schema["required"] = required
+    schema["properties"] = properties
+    return schema
+
+
+def query_parameter(param: IntQuery[Any]) -> dict[str, Any]:
+    """The description of a whole-number query parameter, from its declaration."""
+    schema: dict[str, Any] = {"type": "integer", "minimum": param.minimum, "maximum": param.maximum}
+    if param.default is not None:
+        schema["default"] = param.default
+    parameter: dict[str, Any] = {"name": param.name, "in": "query"}
+    if param.description:
+        parameter["description"] = param.description
+    parameter["schema"] = schema
+    if param.example is not None:
+        parameter["example"] = param.example
+    return parameter
 
 
 SIGNED_IN: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
@@ -100,21 +171,7 @@ SCHEMAS: dict[str, Any] = {
         "example": ["alice", "hello", "0b7e1c5e-8c1f-4a63-9d6e-1f2b3c4d5e6f", "2025-01-01T12:00:00.000000Z"],
     },
     "Chatts": {"type": "array", "items": _ref("Chatt")},
-    "PostChatt": {
-        "type": "object",
-        "description": "`name` is accepted in place of `username` (and ignored when `username` is given).",
-        "required": ["message"],
-        "properties": {
-            "username": _string(1, 255),
-            "name": {"description": "Alias of `username` (a string with the same limits) when `username` is absent."},
-            "message": _string(1, 1000),
-        },
-    },
-    "AddUser": {
-        "type": "object",
-        "required": ["clientID", "idToken"],
-        "properties": {"clientID": {"type": "string"}, "idToken": {"type": "string"}},
-    },
+    **{shape.__name__: body_schema(shape) for shape in REQUEST_BODIES},
     "AddedUser": {
         "type": "object",
         "required": ["username", "chatterID", "lifetime", "token"],
@@ -126,30 +183,10 @@ SCHEMAS: dict[str, Any] = {
             "refresh_token": {"type": "string", "description": "Opaque; trade it at /token/refresh."},
         },
     },
-    "PostAuth": {
-        "type": "object",
-        "description": "`chatterID` may instead come from the Authorization header.",
-        "required": ["message"],
-        "properties": {"chatterID": {"type": "string"}, "message": _string(1, 1000)},
-    },
-    "Register": {
-        "type": "object",
-        "required": ["username", "password"],
-        "properties": {"username": _string(1, 64), "password": _string(8, 256, format="password")},
-    },
     "Registered": {
         "type": "object",
         "required": ["id", "username"],
         "properties": {"id": {"type": "integer"}, "username": {"type": "string"}},
-    },
-    "Login": {
-        "type": "object",
-        "required": ["username", "password"],
-        "properties": {
-            "username": {"type": "string"},
-            "password": {"type": "string", "format": "password"},
-            "otp": {"type": "string", "description": "The current TOTP code, when the account has TOTP on."},
-        },
     },
     "Token": {
         "type": "object",
@@ -160,11 +197,6 @@ SCHEMAS: dict[str, Any] = {
             "expires_in": {"type": "integer", "minimum": 1},
             "refresh_token": {"type": "string", "description": "Opaque; trade it at /token/refresh."},
         },
-    },
-    "Refresh": {
-        "type": "object",
-        "required": ["refresh_token"],
-        "properties": {"refresh_token": {"type": "string"}},
     },
     "RecoveryCodes": {
         "type": "object",
@@ -203,7 +235,7 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "id": {"type": "integer"},
                     "username": {"type": "string"},
-                    "role": {"type": "string", "enum": ["user", "moderator", "admin"]},
+                    "role": {"type": "string", "enum": list(ROLES)},
                 },
             }
         },
@@ -212,14 +244,6 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["secret", "uri"],
         "properties": {"secret": {"type": "string"}, "uri": {"type": "string", "pattern": "^otpauth://"}},
-    },
-    "Otp": {"type": "object", "required": ["otp"], "properties": {"otp": {"type": "string"}}},
-    "OtpauthUri": {
-        "type": "object",
-        "required": ["uri"],
-        "properties": {
-            "uri": _string(10, 1024, pattern="^otpauth://", description="At most 1024 characters and 1024 UTF-8 bytes.")
-        },
     },
     "Jwk": {
         "type": "object",
@@ -301,13 +325,7 @@ PATHS: dict[str, Any] = {
             "summary": "Read chatts, oldest first",
             "operationId": "getChatts",
             "parameters": [
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "description": "Return the newest `limit` chatts.",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1000},
-                    "example": 50,
-                },
+                query_parameter(CHATTS_LIMIT),
                 {
                     "name": "after",
                     "in": "query",
@@ -323,7 +341,7 @@ PATHS: dict[str, Any] = {
             "tags": ["chatter"],
             "summary": "Post a chatt anonymously (the original lab's open posting)",
             "operationId": "postChatt",
-            "requestBody": _body("PostChatt", {"username": "alice", "message": "Hello, world"}),
+            "requestBody": _body(PostChatt, {"username": "alice", "message": "Hello, world"}),
             "responses": {**_ok("Stored.", _ref("Empty")), **_errors(400, 403, 422, *COMMON)},
         }
     },
@@ -332,7 +350,7 @@ PATHS: dict[str, Any] = {
             "tags": ["chatter"],
             "summary": "Sign in with a Google ID token; get a chatterID and a JWT",
             "operationId": "addUser",
-            "requestBody": _body("AddUser", {"clientID": "1234.apps.googleusercontent.com", "idToken": "eyJ..."}),
+            "requestBody": _body(AddUser, {"clientID": "1234.apps.googleusercontent.com", "idToken": "eyJ..."}),
             "responses": {**_ok("Signed in.", _ref("AddedUser")), **_errors(400, 401, 422, 429, *COMMON)},
         }
     },
@@ -342,7 +360,7 @@ PATHS: dict[str, Any] = {
             "summary": "Post a chatt as the user a chatterID (or JWT) belongs to",
             "operationId": "postAuth",
             "security": [{"bearer": []}, {"cookie": []}, {}],
-            "requestBody": _body("PostAuth", {"chatterID": "0" * 64, "message": "Hello, signed in"}),
+            "requestBody": _body(PostAuth, {"chatterID": "0" * 64, "message": "Hello, signed in"}),
             "responses": {**_ok("Stored.", _ref("Empty")), **_errors(400, 401, 403, 422, *COMMON)},
         }
     },
@@ -351,7 +369,7 @@ PATHS: dict[str, Any] = {
             "tags": ["accounts"],
             "summary": "Create a password account",
             "operationId": "register",
-            "requestBody": _body("Register", {"username": "alice", "password": "correct horse"}, form=True),
+            "requestBody": _body(Register, {"username": "alice", "password": "correct horse"}, form=True),
             "responses": {
                 **_ok("Created.", _ref("Registered"), status="201"),
                 **_errors(400, 409, 422, 429, *COMMON),
@@ -363,7 +381,7 @@ PATHS: dict[str, Any] = {
             "tags": ["accounts"],
             "summary": "Sign in with a password (and a TOTP code when enabled); get a JWT and a cookie",
             "operationId": "login",
-            "requestBody": _body("Login", {"username": "alice", "password": "correct horse"}, form=True),
+            "requestBody": _body(Login, {"username": "alice", "password": "correct horse"}, form=True),
             "responses": {
                 "200": {
                     "description": "Signed in; the same token is also set as an HttpOnly cookie.",
@@ -410,7 +428,7 @@ PATHS: dict[str, Any] = {
             "summary": "Turn TOTP on with a code from the secret",
             "operationId": "totpEnable",
             "security": SIGNED_IN,
-            "requestBody": _body("Otp", {"otp": "123456"}),
+            "requestBody": _body(Otp, {"otp": "123456"}),
             "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
         }
     },
@@ -429,7 +447,7 @@ PATHS: dict[str, Any] = {
             "summary": "Turn TOTP off, given a current code or a recovery code",
             "operationId": "totpDisable",
             "security": SIGNED_IN,
-            "requestBody": _body("Otp", {"otp": "123456"}),
+            "requestBody": _body(OtpOrRecoveryCode, {"otp": "123456"}),
             "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
         }
     },
@@ -441,7 +459,7 @@ PATHS: dict[str, Any] = {
             "that descends from the same sign-in), except for a repeat by the same client within a few seconds, "
             "which gets the same successor.",
             "operationId": "refreshToken",
-            "requestBody": _body("Refresh", {"refresh_token": "x" * 43}, form=True),
+            "requestBody": _body(Refresh, {"refresh_token": "x" * 43}, form=True),
             "responses": {**_ok("Rotated.", _ref("Token")), **_errors(400, 401, 422, *COMMON)},
         }
     },
@@ -452,9 +470,9 @@ PATHS: dict[str, Any] = {
             "operationId": "audit",
             "security": SIGNED_IN,
             "parameters": [
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-                {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-                {"name": "user_id", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                query_parameter(AUDIT_LIMIT),
+                query_parameter(AUDIT_BEFORE),
+                query_parameter(AUDIT_USER_ID),
             ],
             "responses": {**_ok("Events.", _ref("AuditEvents")), **_errors(401, 403, 422, 503)},
         }
@@ -465,7 +483,7 @@ PATHS: dict[str, Any] = {
             "summary": "An otpauth:// URI as a QR code (SVG), for the web page; POST so the secret stays out of URLs",
             "operationId": "totpQr",
             "security": SIGNED_IN,
-            "requestBody": _body("OtpauthUri", {"uri": "otpauth://totp/chatterd:alice?secret=JBSWY3DPEHPK3PXP"}),
+            "requestBody": _body(OtpauthUri, {"uri": "otpauth://totp/chatterd:alice?secret=JBSWY3DPEHPK3PXP"}),
             "responses": {
                 "200": {
                     "description": "The QR code.",

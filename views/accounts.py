@@ -9,25 +9,21 @@ from auth import signin
 from auth.cookies import clear_login_cookie
 from auth.throttling import limit_rate, request_address
 from auth.usernames import username_problem
-from core.bodies import json_response, read_json_or_form, text_field
+from core.bodies import json_response, parse, read_json_or_form
 from core.errors import Conflict, Unprocessable
 from core.keys import authenticator_key, credential_key, db_key, password_hasher_key, settings_key
 from core.origins import refuse_cross_site_sign_in
+from core.shapes import Login, Register
 from middlewares import current_user, login_required
-
-MAX_USERNAME = 64
-MIN_PASSWORD = 8
-MAX_PASSWORD = 256
 
 
 async def register(request: web.Request) -> web.Response:
     """POST /register: create a password account."""
     settings = request.app[settings_key]
     data = await read_json_or_form(request)
-    username = text_field(data, "username", max_length=MAX_USERNAME)
+    username, password = parse(Register, data)
     if problem := username_problem(username):
         raise Unprocessable(problem)
-    password = text_field(data, "password", min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
     await limit_rate(
         request.app[db_key],
         request_address(request),
@@ -47,10 +43,9 @@ async def login(request: web.Request) -> web.Response:
     """POST /login: check the password (and one-time code), then issue a JWT in the body and a cookie."""
     refuse_cross_site_sign_in(request)  # login CSRF: another site's form must not sign the browser in
     data = await read_json_or_form(request)
-    username = text_field(data, "username", max_length=MAX_USERNAME)
-    password = text_field(data, "password", max_length=MAX_PASSWORD)
+    username, password, otp = parse(Login, data)
     issued = await signin.with_password(
-        request.app, username=username, password=password, otp=data.get("otp"), address=request_address(request)
+        request.app, username=username, password=password, otp=otp, address=request_address(request)
     )
     return issued.response(request.app[settings_key], cookie=True)
 

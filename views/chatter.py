@@ -5,19 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 import models
-from core.bodies import canonical_uuid, int_query, json_response, read_json, text_field, uuid_query
+from core.bodies import canonical_uuid, int_param, json_response, parse, read_json, uuid_query
 from core.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 from core.keys import credential_key, db_key, feed_key, settings_key, writer_key
+from core.shapes import CHATTS_LIMIT, PostAuth, PostChatt
 from middlewares import current_user, login_required, requires
-
-MAX_USERNAME = 255
-MAX_MESSAGE = 1000
-MAX_LIMIT = 1000
 
 
 async def get_chatts(request: web.Request) -> web.Response:
     """GET /getchatts/: the newest chatts, oldest first, optionally only those after a given one."""
-    limit = int_query(request, "limit", default=MAX_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    limit = int_param(request, CHATTS_LIMIT)
     after = uuid_query(request, "after")
     feed = request.app[feed_key]
     try:
@@ -32,8 +29,7 @@ async def post_chatt(request: web.Request) -> web.Response:
     if not request.app[settings_key].open_posting:
         raise Forbidden("Anonymous posting is turned off; sign in and use /postauth/.")
     data = await read_json(request)
-    username = text_field(data, "username", aliases=("name",), max_length=MAX_USERNAME)
-    message = text_field(data, "message", max_length=MAX_MESSAGE)
+    username, message = parse(PostChatt, data)
     await request.app[writer_key].add(username, message)
     return json_response({})
 
@@ -42,7 +38,7 @@ async def post_chatt(request: web.Request) -> web.Response:
 async def post_auth(request: web.Request) -> web.Response:
     """POST /postauth/: store a chatt under the signed-in caller's username."""
     data = await read_json(request)
-    message = text_field(data, "message", max_length=MAX_MESSAGE)
+    message = parse(PostAuth, data).message
     user, credential = current_user(request), request[credential_key]
     assert credential is not None  # set with the user by the auth middleware
     writer = request.app[writer_key]

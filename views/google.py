@@ -5,18 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from auth.throttling import request_address
-from core.bodies import json_response, read_json, text_field
+from core.bodies import json_response, parse, read_json
+from core.shapes import AddUser
 from google_signin import signin
-
-MAX_CLIENT_ID = 512
-MAX_ID_TOKEN = 8192
 
 
 async def add_user(request: web.Request) -> web.Response:
     """POST /adduser/: verify the ID token, find or create the user, and issue a chatterID and a JWT."""
     data = await read_json(request)
-    client_id = text_field(data, "clientID", max_length=MAX_CLIENT_ID)
-    id_token = text_field(data, "idToken", max_length=MAX_ID_TOKEN)
+    client_id, id_token = parse(AddUser, data)
     signed_in = await signin.with_id_token(
         request.app, client_id=client_id, id_token=id_token, address=request_address(request)
     )

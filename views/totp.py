@@ -8,9 +8,10 @@ import models
 from auth import totp
 from auth.signin import second_factor_ok
 from auth.throttling import request_address
-from core.bodies import json_response, read_json_or_form, text_field
+from core.bodies import json_response, parse, read_json_or_form
 from core.errors import Unprocessable
 from core.keys import db_key
+from core.shapes import Otp, OtpOrRecoveryCode
 from middlewares import current_user, login_required
 
 
@@ -29,7 +30,7 @@ async def totp_enable(request: web.Request) -> web.Response:
     """POST /totp/enable: turn TOTP on with a code from the secret /totp/setup gave."""
     user = current_user(request)
     data = await read_json_or_form(request)
-    otp = text_field(data, "otp", max_length=16)
+    otp = parse(Otp, data).otp
     db = request.app[db_key]
     secret, enabled, last_step = await models.totp_state(db, user.id)
     if enabled:
@@ -62,7 +63,7 @@ async def totp_disable(request: web.Request) -> web.Response:
     """POST /totp/disable: turn TOTP off, given a current code (or a recovery code)."""
     user = current_user(request)
     data = await read_json_or_form(request)
-    otp = text_field(data, "otp", max_length=64)
+    otp = parse(OtpOrRecoveryCode, data).otp
     db = request.app[db_key]
     secret, enabled, last_step = await models.totp_state(db, user.id)
     if not enabled or secret is None:

@@ -1,0 +1,162 @@
+"""The contract's request shapes and limits, declared once: bodies.py checks requests and openapi.py documents them."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Annotated, Generic, NamedTuple, TypeVar, get_args, get_origin, get_type_hints
+
+# The order is the documentation's; the auth code only tests membership.
+ROLES: tuple[str, ...] = ("user", "moderator", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A string field: its length in characters, other keys it may come under, and what only the docs say."""
+
+    max_length: int
+    min_length: int = 1
+    aliases: tuple[str, ...] = ()  # tried in order when the field's own key is absent
+    ascii: bool = False  # only ASCII characters, as in a URI
+    prefix: str = ""  # the value must start with it
+    format: str = ""  # an OpenAPI hint for clients, such as "password"
+    description: str = ""
+
+
+class Field(NamedTuple):
+    """One field of a shape: its key, its limits and whether the body must carry it."""
+
+    name: str
+    text: Text
+    required: bool
+
+
+# A request body shape: a NamedTuple whose fields are `Annotated[str, Text(...)]`, or
+# `Annotated[str | None, Text(...)] = None` when optional (absent or null: None). Fields are checked in their order.
+Shape = TypeVar("Shape", bound=NamedTuple)
+
+
+@functools.cache
+def fields_of(shape: type[NamedTuple]) -> tuple[Field, ...]:
+    """The fields a shape declares, in order."""
+    hints = get_type_hints(shape, include_extras=True)
+    fields = []
+    for name in shape._fields:
+        hint = hints[name]
+        extras = get_args(hint)[1:] if get_origin(hint) is Annotated else ()
+        texts = [extra for extra in extras if isinstance(extra, Text)]
+        if len(texts) != 1:
+            raise TypeError(f"{shape.__name__}.{name} must be annotated with one Text(...)")
+        required = name not in shape._field_defaults
+        if not required and shape._field_defaults[name] is not None:
+            raise TypeError(f"{shape.__name__}.{name}: an optional field defaults to None")
+        fields.append(Field(name, texts[0], required))
+    return tuple(fields)
+
+
+DefaultT = TypeVar("DefaultT", int, None)
+
+
+@dataclass(frozen=True, slots=True)
+class IntQuery(Generic[DefaultT]):
+    """A whole-number query parameter: its bounds, and its value when absent (None: the caller leaves it out)."""
+
+    name: str
+    minimum: int
+    maximum: int
+    default: DefaultT
+    description: str = ""
+    example: int | None = None
+
+
+# ---- query parameters --------------------------------------------------------------------------------------------
+
+CHATTS_LIMIT = IntQuery("limit", 1, 1000, default=1000, description="Return the newest `limit` chatts.", example=50)
+AUDIT_LIMIT = IntQuery("limit", 1, 1000, default=100, description="How many events, at most.")
+# Ids are Postgres bigints; 2**62 keeps well inside them.
+AUDIT_BEFORE = IntQuery("before", 1, 2**62, default=None, description="Only events older than the one with this id.")
+AUDIT_USER_ID = IntQuery("user_id", 1, 2**62, default=None, description="Only events of this user.")
+
+
+# ---- request bodies ----------------------------------------------------------------------------------------------
+
+MESSAGE = Text(1000)  # a chatt's, whichever way it is posted
+
+
+class PostChatt(NamedTuple):
+    """POST /postchatt/: a chatt under a username the client chooses (given as `username`, or as `name`)."""
+
+    username: Annotated[str, Text(255, aliases=("name",))]
+    message: Annotated[str, MESSAGE]
+
+
+class AddUser(NamedTuple):
+    """POST /adduser/: a Google ID token and the OAuth client it was issued to."""
+
+    clientID: Annotated[str, Text(512)]
+    idToken: Annotated[str, Text(8192)]
+
+
+class PostAuth(NamedTuple):
+    """POST /postauth/: a chatt under the caller's own username."""
+
+    message: Annotated[str, MESSAGE]
+    # The auth middleware reads it and takes any credential there, JWTs too, which auth/tokens.py caps at 4096.
+    chatterID: Annotated[str | None, Text(4096, description="May instead come from the Authorization header.")] = None
+
+
+class Register(NamedTuple):
+    """POST /register: a new password account."""
+
+    username: Annotated[str, Text(64)]
+    password: Annotated[str, Text(256, min_length=8, format="password")]
+
+
+LOGIN_OTP = "The current TOTP code (or an unused recovery code), when the account has TOTP on."
+
+
+class Login(NamedTuple):
+    """POST /login: a password sign-in, with a one-time code when the account has TOTP on."""
+
+    username: Annotated[str, Text(64)]
+    password: Annotated[str, Text(256, format="password")]
+    # Empty is the same as absent: a form's untouched input sends it so.
+    otp: Annotated[str | None, Text(64, min_length=0, description=LOGIN_OTP)] = None
+
+
+class Refresh(NamedTuple):
+    """POST /token/refresh: the refresh token to rotate."""
+
+    refresh_token: Annotated[str, Text(256)]
+
+
+class Otp(NamedTuple):
+    """POST /totp/enable: a code from the secret /totp/setup gave."""
+
+    otp: Annotated[str, Text(16, description="A code from the secret /totp/setup gave.")]
+
+
+class OtpOrRecoveryCode(NamedTuple):
+    """POST /totp/disable: a current code or an unused recovery code."""
+
+    otp: Annotated[str, Text(64, description="A current TOTP code, or an unused recovery code.")]
+
+
+class OtpauthUri(NamedTuple):
+    """POST /totp/qr: the otpauth:// URI to draw."""
+
+    # ASCII, as every URI is: then 1024 characters are 1024 bytes, well within what a QR code holds (2331 at level M).
+    uri: Annotated[str, Text(1024, min_length=10, ascii=True, prefix="otpauth://")]
+
+
+REQUEST_BODIES: tuple[type[NamedTuple], ...] = (
+    PostChatt,
+    AddUser,
+    PostAuth,
+    Register,
+    Login,
+    Refresh,
+    Otp,
+    OtpOrRecoveryCode,
+    OtpauthUri,
+)
