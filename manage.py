@@ -68,7 +68,8 @@ async def _with_app(action: str, args: argparse.Namespace) -> int:
                 address="manage",
                 detail={"from": account.role, "to": args.role},
             )
-        # Tokens carry the role, so a role change also ends the old ones: the next sign-in gets the new role.
+        # Credentials already act with the new role (the server reads it from the users row); a role change also
+        # ends the user's sessions, so nobody keeps a session begun under other rights.
         await app[authenticator_key].revoke_all(account.id, address="manage", reason=action)
         if action == "set-role":
             logger.info("set the role of %r to %s and ended their sessions", account.username, args.role)

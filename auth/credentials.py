@@ -186,7 +186,7 @@ class Authenticator:
             found = await models.chatter_id_user(self.db, chatter_id_hash)
             if found is None:
                 return None
-            user_id, expires_at = found[0].id, found[1]
+            user_id, expires_at = found
             self.store.cache_chatter_id(chatter_id_hash, user_id, expires_at)
         standing = await self.directory.standing(user_id)
         if standing is None or not standing.admits(None, now):

@@ -10,10 +10,9 @@ from db.pool import Database
 from models.fragments import AUDIT_INSERT, NOTIFY
 from models.records import NewRefreshToken, Refreshed, Revocations, User
 
+# Only the user's id: who they are now (name, role, ban) is the Directory's.
 SELECT_CHATTER_ID_USER = """
-SELECT users.id, users.username, users.role, extract(epoch FROM chatter_ids.expires_at)::float8
-FROM chatter_sessions AS chatter_ids JOIN users ON users.id = chatter_ids.user_id
-WHERE chatter_ids.id_hash = %s AND chatter_ids.expires_at > now()
+SELECT user_id, extract(epoch FROM expires_at)::float8 FROM chatter_sessions WHERE id_hash = %s AND expires_at > now()
 """
 
 # Everything a successful password sign-in writes, in one round trip.
@@ -121,10 +120,10 @@ SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = %(jti)s)
 """
 
 
-async def chatter_id_user(db: Database, chatter_id_hash: bytes) -> tuple[User, float] | None:
-    """The user a live chatterID belongs to and when it expires (epoch seconds), or None."""
+async def chatter_id_user(db: Database, chatter_id_hash: bytes) -> tuple[int, float] | None:
+    """The id of the user a live chatterID belongs to and when it expires (epoch seconds), or None."""
     row = await db.fetch_one(SELECT_CHATTER_ID_USER, (chatter_id_hash,))
-    return None if row is None else (User(row[0], row[1], row[2]), row[3])
+    return None if row is None else (int(row[0]), float(row[1]))
 
 
 async def complete_login(
