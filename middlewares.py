@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from auth.cookies import COOKIE_NAME
-from core.bodies import read_json
+from core.bodies import read_body
 from core.errors import ApiError, Forbidden, ServiceUnavailable, Unauthorized, from_http_exception
 from core.keys import auth_problem_key, authenticator_key, credential_key, settings_key, user_key
 from core.origins import from_trusted_site
@@ -58,20 +58,19 @@ def _bearer(header: str) -> str:
 
 
 async def _presented_token(request: web.Request) -> tuple[str, str] | None:
-    """The first credential the request carries, by the contract's order: header, cookie, JSON body."""
+    """The first credential the request carries, by the contract's order: header, cookie, body."""
     header = request.headers.get("Authorization")
     if header:
         return _bearer(header), "header"
     cookie = request.cookies.get(COOKIE_NAME)
     if cookie:
         return cookie, "cookie"
-    if request.content_type == "application/json" and request.can_read_body and request.method not in SAFE_METHODS:
+    # Only for a route that exists: a 404 or 405 reads no body.
+    if request.method not in SAFE_METHODS and request.can_read_body and request.match_info.http_exception is None:
         try:
-            body = await read_json(request)
-        except ApiError as exc:
-            if exc.status == 413:
-                raise
-            return None  # the view reports the bad body itself
+            body = await read_body(request)  # read as the view will read it, and kept for it
+        except ApiError:
+            return None  # not JSON (or form data where accepted): the view reports it if it reads the body
         value = body.get("chatterID")
         if isinstance(value, str) and value:
             return value, "body"

@@ -428,7 +428,7 @@ PATHS: dict[str, Any] = {
             "summary": "Turn TOTP on with a code from the secret",
             "operationId": "totpEnable",
             "security": SIGNED_IN,
-            "requestBody": _body(Otp, {"otp": "123456"}),
+            "requestBody": _body(Otp, {"otp": "123456"}, form=True),
             "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
         }
     },
@@ -447,7 +447,7 @@ PATHS: dict[str, Any] = {
             "summary": "Turn TOTP off, given a current code or a recovery code",
             "operationId": "totpDisable",
             "security": SIGNED_IN,
-            "requestBody": _body(OtpOrRecoveryCode, {"otp": "123456"}),
+            "requestBody": _body(OtpOrRecoveryCode, {"otp": "123456"}, form=True),
             "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
         }
     },

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 import models
-from core.bodies import canonical_uuid, int_param, json_response, parse, read_json, uuid_query
+from core.bodies import canonical_uuid, int_param, json_response, parse, read_body, uuid_query
 from core.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 from core.keys import credential_key, db_key, feed_key, settings_key, writer_key
 from core.shapes import CHATTS_LIMIT, PostAuth, PostChatt
@@ -28,7 +28,7 @@ async def post_chatt(request: web.Request) -> web.Response:
     """POST /postchatt/: store a chatt under the username the client gives (the original lab's open posting)."""
     if not request.app[settings_key].open_posting:
         raise Forbidden("Anonymous posting is turned off; sign in and use /postauth/.")
-    data = await read_json(request)
+    data = await read_body(request)
     username, message = parse(PostChatt, data)
     await request.app[writer_key].add(username, message)
     return json_response({})
@@ -37,7 +37,7 @@ async def post_chatt(request: web.Request) -> web.Response:
 @login_required
 async def post_auth(request: web.Request) -> web.Response:
     """POST /postauth/: store a chatt under the signed-in caller's username."""
-    data = await read_json(request)
+    data = await read_body(request)
     message = parse(PostAuth, data).message
     user, credential = current_user(request), request[credential_key]
     assert credential is not None  # set with the user by the auth middleware
