@@ -75,6 +75,7 @@ class Standing:
     tokens_valid_after: float  # epoch seconds: JWTs issued up to then are refused (log out everywhere)
     banned_until: float | None  # epoch seconds
     deleted: bool
+    version: int  # drawn anew by every change to the above (sql/0006); JWTs carry the one they were minted from
 
     def admits(self, issued_at: float | None, now: float) -> bool:
         """Whether a credential issued at `issued_at` (None: not a JWT) may act for this user at `now`."""
