@@ -28,6 +28,7 @@ from models.chatts import (
 )
 from models.records import (
     Account,
+    ChattRefused,
     NewRefreshToken,
     RateLimited,
     Refreshed,
@@ -52,6 +53,7 @@ from models.throttle import claim_attempt, count_attempt
 
 __all__ = [
     "Account",
+    "ChattRefused",
     "NewRefreshToken",
     "RateLimited",
     "Refreshed",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import psycopg2
+
 from db.pool import Database
-from models.fragments import ISO_UTC
-from models.records import UnknownChatt
+from models.fragments import ISO_UTC, USER_IN_GOOD_STANDING
+from models.records import ChattRefused, UnknownChatt
 
 ChattRow = tuple[str, str, str, str]
 
@@ -42,22 +46,30 @@ LEFT JOIN LATERAL (
 ORDER BY newest.seq
 """
 
-# Many chatts in one statement, in the order given (seq follows the array order).
-INSERT_CHATTS = """
-INSERT INTO chatts (username, message, user_id)
-SELECT username, message, user_id
-FROM unnest(%s::text[], %s::text[], %s::bigint[]) WITH ORDINALITY AS posts (username, message, user_id, position)
-ORDER BY position
+# Many chatts in one statement, in the order given (seq follows the array order). A signed-in post is stored under
+# its user's current name, and only while that user may still post (deleted or banned since the request was
+# authenticated: refused, not a foreign-key failure of the whole batch); returns the 0-based positions stored.
+INSERT_CHATTS = f"""
+WITH posts AS (
+    SELECT posts.position, coalesce(users.username, posts.username) AS username, posts.message, posts.user_id
+    FROM unnest(%s::text[], %s::text[], %s::bigint[]) WITH ORDINALITY AS posts (username, message, user_id, position)
+    LEFT JOIN users ON users.id = posts.user_id
+    WHERE posts.user_id IS NULL OR (users.id IS NOT NULL AND {USER_IN_GOOD_STANDING})
+),
+inserted AS (
+    INSERT INTO chatts (username, message, user_id) SELECT username, message, user_id FROM posts ORDER BY position
+)
+SELECT position - 1 FROM posts
 """
 
 # Many chatterID posts in one statement, each checked against its chatterID in the same statement (a chatterID
 # ended elsewhere a moment ago is refused); returns the 0-based positions of the posts that were stored.
-INSERT_CHATTS_FOR_CHATTER_IDS = """
+INSERT_CHATTS_FOR_CHATTER_IDS = f"""
 WITH posts AS (
     SELECT posts.position, users.username, posts.message, users.id AS user_id
     FROM unnest(%s::bytea[], %s::text[]) WITH ORDINALITY AS posts (id_hash, message, position)
     JOIN chatter_sessions AS chatter_ids ON chatter_ids.id_hash = posts.id_hash AND chatter_ids.expires_at > now()
-    JOIN users ON users.id = chatter_ids.user_id
+    JOIN users ON users.id = chatter_ids.user_id AND {USER_IN_GOOD_STANDING}
 ),
 inserted AS (
     INSERT INTO chatts (username, message, user_id) SELECT username, message, user_id FROM posts ORDER BY position
@@ -76,17 +88,30 @@ async def list_chatts(db: Database, *, limit: int, after: str | None = None) -> 
     return [row for row in rows if row[2] is not None]
 
 
-async def add_chatts(db: Database, chatts: list[tuple[str, str, int | None]]) -> None:
-    """Store several chatts (username, message, user id) with one statement."""
+async def add_chatts(db: Database, chatts: list[tuple[str, str, int | None]]) -> set[int]:
+    """Store several chatts (username, message, user id or None) with one statement; the positions stored.
+
+    ChattRefused when a constraint refuses one of them: then none is stored.
+    """
     usernames, messages, user_ids = (list(column) for column in zip(*chatts, strict=True))
-    await db.execute(INSERT_CHATTS, (usernames, messages, user_ids))
+    return await _insert(db, INSERT_CHATTS, (usernames, messages, user_ids))
 
 
 async def add_chatts_for_chatter_ids(db: Database, posts: list[tuple[bytes, str]]) -> set[int]:
-    """Store several chatts under their chatterIDs' users; the positions of those stored (live chatterIDs)."""
+    """Store several chatts under their chatterIDs' users; the positions of those stored (live chatterIDs).
+
+    ChattRefused when a constraint refuses one of them: then none is stored.
+    """
     hashes = [post[0] for post in posts]
     messages = [post[1] for post in posts]
-    return {row[0] for row in await db.fetch_all(INSERT_CHATTS_FOR_CHATTER_IDS, (hashes, messages))}
+    return await _insert(db, INSERT_CHATTS_FOR_CHATTER_IDS, (hashes, messages))
+
+
+async def _insert(db: Database, statement: str, params: tuple[Sequence[object], ...]) -> set[int]:
+    try:
+        return {row[0] for row in await db.fetch_all(statement, params)}
+    except (psycopg2.IntegrityError, psycopg2.DataError) as exc:
+        raise ChattRefused(exc.diag.constraint_name or exc.pgcode or type(exc).__name__) from exc
 
 
 async def delete_chatt(db: Database, chatt_id: str) -> bool:

@@ -18,6 +18,10 @@ class UnknownChatt(Exception):
     """No chatt has the given id."""
 
 
+class ChattRefused(Exception):
+    """The database refused to store a chatt (a constraint it breaks); the message names the constraint."""
+
+
 class RateLimited(Exception):
     """Too many attempts from one address; `retry_after` seconds until the window ends."""
 

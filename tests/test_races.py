@@ -133,3 +133,52 @@ async def test_no_jwt_minted_after_a_demotion_carries_or_acts_with_the_old_role(
         return refusing >= workers
 
     await wait_for(every_worker_refuses, timeout=30, what="every worker to refuse the old tokens' role")
+
+
+def fetch_messages(url: str) -> list[str]:
+    """Every stored chatt's message, read straight from the database."""
+    conn = psycopg2.connect(url, connect_timeout=10)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT message FROM chatts")
+            return [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+async def test_a_burst_of_posts_isolates_the_ones_that_fail(server):
+    """Posts at once over new connections, some breaking a rule of the database, one poster deleted mid-burst."""
+    database_url = server.env["DATABASE_URL"]
+    tokens = {}
+    for name in ("alice", "doomed"):
+        assert (await call("POST", f"{server.url}/register", json={"username": name, "password": PASSWORD}))[0] == 201
+        status, body = await call("POST", f"{server.url}/login", json={"username": name, "password": PASSWORD})
+        assert status == 200 and body is not None
+        tokens[name] = body["token"]
+    await asyncio.to_thread(
+        execute, database_url, "ALTER TABLE chatts ADD CONSTRAINT no_spam CHECK (message NOT LIKE 'spam%%')"
+    )
+    posters = [None, "alice", "doomed"]
+    posts = [(posters[i % 3], f"spam {i}" if i % 7 == 3 else f"ham {i}") for i in range(180)]
+    answered: list[int] = []
+
+    async def post(poster: str | None, message: str) -> int:
+        if poster is None:
+            status, _ = await call("POST", f"{server.url}/postchatt/", json={"username": "anon", "message": message})
+        else:
+            status, _ = await call("POST", f"{server.url}/postauth/", json={"message": message}, token=tokens[poster])
+        answered.append(status)
+        return status
+
+    async def delete_doomed() -> None:
+        await wait_for(lambda: asyncio.sleep(0, len(answered) >= 40), timeout=60, what="the burst under way")
+        await asyncio.to_thread(execute, database_url, "DELETE FROM users WHERE username = 'doomed'")
+
+    statuses, _ = await asyncio.gather(asyncio.gather(*(post(*p) for p in posts)), delete_doomed())
+    for (poster, message), status in zip(posts, statuses, strict=True):
+        refused = 422 if message.startswith("spam") else 200
+        expected = {refused, 401} if poster == "doomed" else {refused}
+        assert status in expected, (poster, message, status)
+    assert 401 in statuses, "the deletion came after the burst: it raced nothing"
+    stored = await asyncio.to_thread(fetch_messages, database_url)
+    assert sorted(stored) == sorted(m for (_, m), status in zip(posts, statuses, strict=True) if status == 200)
