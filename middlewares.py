@@ -11,7 +11,15 @@ from aiohttp.typedefs import Handler
 
 from auth.cookies import COOKIE_NAME
 from core.bodies import read_body
-from core.errors import ApiError, Forbidden, ServiceUnavailable, Unauthorized, from_http_exception
+from core.errors import (
+    ApiError,
+    BadRequest,
+    Forbidden,
+    ServiceUnavailable,
+    Unauthorized,
+    Unprocessable,
+    from_http_exception,
+)
 from core.keys import auth_problem_key, authenticator_key, credential_key, settings_key, user_key
 from core.origins import from_trusted_site
 from db.pool import DatabaseUnavailable
@@ -69,7 +77,7 @@ async def _presented_token(request: web.Request) -> tuple[str, str] | None:
     if request.method not in SAFE_METHODS and request.can_read_body and request.match_info.http_exception is None:
         try:
             body = await read_body(request)  # read as the view will read it, and kept for it
-        except ApiError:
+        except (BadRequest, Unprocessable):
             return None  # not JSON (or form data where accepted): the view reports it if it reads the body
         value = body.get("chatterID")
         if isinstance(value, str) and value:

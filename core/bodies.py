@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
@@ -9,8 +10,8 @@ from typing import Any, NamedTuple, TypeVar
 import orjson
 from aiohttp import web
 
-from core.errors import ApiError, BadRequest, Unprocessable
-from core.keys import body_key
+from core.errors import ApiError, BadRequest, RequestTimeout, Unprocessable
+from core.keys import body_key, settings_key
 from core.shapes import DefaultT, IntQuery, Shape, Text, fields_of
 
 _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -41,11 +42,19 @@ async def read_body(request: web.Request) -> dict[str, Any]:
     JSON whatever the Content-Type says (older course apps label JSON `application/x-www-form-urlencoded`, or not at
     all); else form data when it is labelled so and the route accepts forms; else 400 (422 for JSON that is not an
     object). The body is read and parsed once per request: the outcome, a failure included, is kept for the next
-    caller. Over the size limit aiohttp raises 413, which is never kept (it ends the request).
+    caller. Over the size limit aiohttp raises 413, and a body slower than BODY_TIMEOUT is a 408 that closes the
+    connection (slowloris); neither is kept, as they end the request.
     """
     outcome = request.get(body_key)
     if outcome is None:
-        outcome = request[body_key] = await _read(request)
+        try:
+            async with asyncio.timeout(request.config_dict[settings_key].body_timeout):
+                outcome = await _read(request)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"The request body did not arrive within {request.config_dict[settings_key].body_timeout:g} s."
+            ) from None
+        request[body_key] = outcome
     if isinstance(outcome, ApiError):
         raise outcome
     return outcome

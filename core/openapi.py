@@ -110,8 +110,9 @@ def query_parameter(param: IntQuery[Any]) -> dict[str, Any]:
 
 SIGNED_IN: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
 NO_CONTENT = {"204": {"description": "Done; no body."}}
-# Errors any endpoint may give: a 413 for a body over the limit, a 503 when Postgres is down.
-COMMON = (413, 503)
+# Errors any endpoint may give: a 408 for a body slower than BODY_TIMEOUT, a 413 for a body over the limit, a 503
+# when Postgres is down.
+COMMON = (408, 413, 503)
 
 ERROR_TEXT = {
     400: "The body is not valid JSON (or form data where form data is accepted).",
@@ -121,6 +122,7 @@ ERROR_TEXT = {
         "posted from another site (Origin or Referer neither this site nor CORS_ORIGINS), or a feature off."
     ),
     404: "Unknown path or record.",
+    408: "The body did not arrive within BODY_TIMEOUT; the connection is closed.",
     409: "The username is already taken.",
     413: "The body is over the size limit.",
     422: "Valid JSON of the wrong shape: a missing field, a wrong type, an empty or over-long value, a NUL character.",
