@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from auth.cookies import COOKIE_NAME
+from auth.cookies import AmbiguousCookie, login_cookie
 from core.bodies import read_body
 from core.errors import (
     ApiError,
@@ -70,7 +70,11 @@ async def _presented_token(request: web.Request) -> tuple[str, str] | None:
     header = request.headers.get("Authorization")
     if header:
         return _bearer(header), "header"
-    cookie = request.cookies.get(COOKIE_NAME)
+    try:
+        cookie = login_cookie(request, secure=request.app[settings_key].cookie_secure)
+    except AmbiguousCookie:
+        request[auth_problem_key] = "ambiguous"  # no credential is taken: not the cookie, and not the body
+        return None
     if cookie:
         return cookie, "cookie"
     # Only for a route that exists: a 404 or 405 reads no body.
@@ -137,6 +141,8 @@ def login_required(view: View) -> View:
                 raise Forbidden("Cross-site request refused: send the token in the Authorization header instead.")
             if problem == "invalid":
                 raise Unauthorized("The credentials are invalid, expired or revoked.")
+            if problem == "ambiguous":
+                raise Unauthorized("The login cookie was sent twice; clear this site's cookies and sign in again.")
             raise Unauthorized("Sign-in required.")
         return await view(request)
 

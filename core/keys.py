@@ -36,7 +36,7 @@ refused_addresses_key = web.AppKey("refused_addresses", RefusedAddresses)
 user_key: web.RequestKey[User | None] = web.RequestKey("user")
 # How the caller authenticated (for logout); None when anonymous.
 credential_key: web.RequestKey[Credential | None] = web.RequestKey("credential")
-# Why a presented credential was not accepted ("invalid" or "csrf"), for the 401/403 the guards give.
+# Why a presented credential was not accepted ("invalid", "csrf" or "ambiguous"), for the 401/403 the guards give.
 auth_problem_key = web.RequestKey("auth_problem", str)
 # The body's fields (or why it could not be read), kept so the middleware and the view read it once between them.
 body_key: web.RequestKey[dict[str, Any] | ApiError] = web.RequestKey("body")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+from auth.cookies import COOKIE_NAME, HOST_COOKIE_NAME
 from core.shapes import (
     AUDIT_BEFORE,
     AUDIT_LIMIT,
@@ -557,7 +558,7 @@ PATHS: dict[str, Any] = {
             "description": (
                 "Checks `state` against the flow cookie, exchanges `code` (with the PKCE verifier and the client "
                 "secret) at Google's token endpoint, verifies the ID token as /adduser/ does plus its `nonce`, sets "
-                "the `chatterd_token` login cookie as /login does, and redirects to the `next` path given to "
+                "the login cookie as /login does, and redirects to the `next` path given to "
                 "/auth/google/login. When Google answers with `error` (the user cancelled), it redirects to "
                 "`/#google-error=<code>` instead."
             ),
@@ -664,7 +665,15 @@ DOCUMENT: dict[str, Any] = {
                 "scheme": "bearer",
                 "description": "A JWT from /login or /adduser/, or a chatterID (a bare token without 'Bearer' works).",
             },
-            "cookie": {"type": "apiKey", "in": "cookie", "name": "chatterd_token", "description": "Set by /login."},
+            "cookie": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": HOST_COOKIE_NAME,
+                "description": (
+                    f"Set by /login; `{COOKIE_NAME}` when the server runs with COOKIE_SECURE=0 (plain-HTTP"
+                    " development). Sent twice, it is refused (401)."
+                ),
+            },
         },
     },
 }
