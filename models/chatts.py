@@ -32,14 +32,16 @@ ORDER BY newer.seq
 
 DELETE_CHATT = "DELETE FROM chatts WHERE id = %s"
 
-# The version of the chatts table (sql/0004): it changes in the transaction of every change to chatts.
-SELECT_CHATTS_VERSION = "SELECT v FROM chatts_version"
+# The version of the chatts table (sql/0004, sql/0007): its slots, one of which changes in the transaction of every
+# change to chatts, to a value never seen before. Equal versions mean no change committed in between.
+CHATTS_VERSION = "(SELECT array_agg(v ORDER BY slot) FROM chatts_version)"
+SELECT_CHATTS_VERSION = f"SELECT {CHATTS_VERSION}"
 
 # The newest chatts and the version they are, read in one statement (one snapshot); one row even with no chatts.
 LIST_NEWEST_CHATTS_VERSIONED = f"""
 SELECT version.v, newest.username, newest.message, newest.id::text,
        to_char(newest.created_at AT TIME ZONE 'UTC', {ISO_UTC})
-FROM (SELECT (SELECT v FROM chatts_version) AS v) AS version
+FROM (SELECT {CHATTS_VERSION} AS v) AS version
 LEFT JOIN LATERAL (
     SELECT seq, username, message, id, created_at FROM chatts ORDER BY seq DESC LIMIT %(limit)s
 ) AS newest ON true
@@ -119,14 +121,21 @@ async def delete_chatt(db: Database, chatt_id: str) -> bool:
     return await db.execute(DELETE_CHATT, (chatt_id,)) > 0
 
 
-async def chatts_version(db: Database) -> int | None:
-    """The chatts table's current version (None only if its row was removed)."""
+ChattsVersion = tuple[int, ...] | None
+
+
+def _version(slots: list[int] | None) -> ChattsVersion:
+    return None if slots is None else tuple(slots)
+
+
+async def chatts_version(db: Database) -> ChattsVersion:
+    """The chatts table's current version (None only if its slots were removed)."""
     row = await db.fetch_one(SELECT_CHATTS_VERSION)
-    return None if row is None else int(row[0])
+    return None if row is None else _version(row[0])
 
 
-async def list_newest_versioned(db: Database, *, limit: int) -> tuple[int | None, list[ChattRow]]:
+async def list_newest_versioned(db: Database, *, limit: int) -> tuple[ChattsVersion, list[ChattRow]]:
     """The newest `limit` chatts, oldest first, and the version of the table they were read at."""
     rows = await db.fetch_all(LIST_NEWEST_CHATTS_VERSIONED, {"limit": limit})
-    version = rows[0][0] if rows else None
+    version = _version(rows[0][0]) if rows else None
     return version, [row[1:] for row in rows if row[3] is not None]
