@@ -83,6 +83,9 @@ class ChattWriter:
             stored = await insert(posts)
         except models.ChattRefused as exc:
             if len(posts) == 1:
+                if isinstance(exc, models.PosterGone):  # deleted after the statement's snapshot: not stored
+                    _settle(posts[0], False)
+                    return
                 logger.warning("a chatt was refused by the database: %s", exc)
                 _settle(posts[0], exc)
                 return

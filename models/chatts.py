@@ -8,7 +8,7 @@ import psycopg2
 
 from db.pool import Database
 from models.fragments import ISO_UTC, USER_IN_GOOD_STANDING
-from models.records import ChattRefused, UnknownChatt
+from models.records import ChattRefused, PosterGone, UnknownChatt
 
 ChattRow = tuple[str, str, str, str]
 
@@ -93,7 +93,8 @@ async def list_chatts(db: Database, *, limit: int, after: str | None = None) -> 
 async def add_chatts(db: Database, chatts: list[tuple[str, str, int | None]]) -> set[int]:
     """Store several chatts (username, message, user id or None) with one statement; the positions stored.
 
-    ChattRefused when a constraint refuses one of them: then none is stored.
+    ChattRefused when a constraint refuses one of them (PosterGone when a user was deleted meanwhile): then none
+    is stored.
     """
     usernames, messages, user_ids = (list(column) for column in zip(*chatts, strict=True))
     return await _insert(db, INSERT_CHATTS, (usernames, messages, user_ids))
@@ -112,6 +113,8 @@ async def add_chatts_for_chatter_ids(db: Database, posts: list[tuple[bytes, str]
 async def _insert(db: Database, statement: str, params: tuple[Sequence[object], ...]) -> set[int]:
     try:
         return {row[0] for row in await db.fetch_all(statement, params)}
+    except psycopg2.errors.ForeignKeyViolation as exc:  # chatts' one foreign key is its user
+        raise PosterGone(exc.diag.constraint_name or "") from exc
     except (psycopg2.IntegrityError, psycopg2.DataError) as exc:
         raise ChattRefused(exc.diag.constraint_name or exc.pgcode or type(exc).__name__) from exc
 

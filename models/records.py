@@ -22,6 +22,10 @@ class ChattRefused(Exception):
     """The database refused to store a chatt (a constraint it breaks); the message names the constraint."""
 
 
+class PosterGone(ChattRefused):
+    """A chatt's user was deleted while it was being stored (after the statement's snapshot, before its insert)."""
+
+
 class RateLimited(Exception):
     """Too many attempts from one address; `retry_after` seconds until the window ends."""
 
