@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+from auth.cookies import COOKIE_NAME, HOST_COOKIE_NAME
 from core.shapes import (
     AUDIT_BEFORE,
     AUDIT_LIMIT,
@@ -110,8 +111,9 @@ def query_parameter(param: IntQuery[Any]) -> dict[str, Any]:
 
 SIGNED_IN: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
 NO_CONTENT = {"204": {"description": "Done; no body."}}
-# Errors any endpoint may give: a 413 for a body over the limit, a 503 when Postgres is down.
-COMMON = (413, 503)
+# Errors any endpoint may give: a 408 for a body slower than BODY_TIMEOUT, a 413 for a body over the limit, a 503
+# when Postgres is down.
+COMMON = (408, 413, 503)
 
 ERROR_TEXT = {
     400: "The body is not valid JSON (or form data where form data is accepted).",
@@ -121,6 +123,7 @@ ERROR_TEXT = {
         "posted from another site (Origin or Referer neither this site nor CORS_ORIGINS), or a feature off."
     ),
     404: "Unknown path or record.",
+    408: "The body did not arrive within BODY_TIMEOUT; the connection is closed.",
     409: "The username is already taken.",
     413: "The body is over the size limit.",
     422: "Valid JSON of the wrong shape: a missing field, a wrong type, an empty or over-long value, a NUL character.",
@@ -428,7 +431,7 @@ PATHS: dict[str, Any] = {
             "summary": "Turn TOTP on with a code from the secret",
             "operationId": "totpEnable",
             "security": SIGNED_IN,
-            "requestBody": _body(Otp, {"otp": "123456"}),
+            "requestBody": _body(Otp, {"otp": "123456"}, form=True),
             "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
         }
     },
@@ -447,7 +450,7 @@ PATHS: dict[str, Any] = {
             "summary": "Turn TOTP off, given a current code or a recovery code",
             "operationId": "totpDisable",
             "security": SIGNED_IN,
-            "requestBody": _body(OtpOrRecoveryCode, {"otp": "123456"}),
+            "requestBody": _body(OtpOrRecoveryCode, {"otp": "123456"}, form=True),
             "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
         }
     },
@@ -555,7 +558,7 @@ PATHS: dict[str, Any] = {
             "description": (
                 "Checks `state` against the flow cookie, exchanges `code` (with the PKCE verifier and the client "
                 "secret) at Google's token endpoint, verifies the ID token as /adduser/ does plus its `nonce`, sets "
-                "the `chatterd_token` login cookie as /login does, and redirects to the `next` path given to "
+                "the login cookie as /login does, and redirects to the `next` path given to "
                 "/auth/google/login. When Google answers with `error` (the user cancelled), it redirects to "
                 "`/#google-error=<code>` instead."
             ),
@@ -662,7 +665,15 @@ DOCUMENT: dict[str, Any] = {
                 "scheme": "bearer",
                 "description": "A JWT from /login or /adduser/, or a chatterID (a bare token without 'Bearer' works).",
             },
-            "cookie": {"type": "apiKey", "in": "cookie", "name": "chatterd_token", "description": "Set by /login."},
+            "cookie": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": HOST_COOKIE_NAME,
+                "description": (
+                    f"Set by /login; `{COOKIE_NAME}` when the server runs with COOKIE_SECURE=0 (plain-HTTP"
+                    " development). Sent twice, it is refused (401)."
+                ),
+            },
         },
     },
 }

@@ -28,7 +28,9 @@ from models.chatts import (
 )
 from models.records import (
     Account,
+    ChattRefused,
     NewRefreshToken,
+    PosterGone,
     RateLimited,
     Refreshed,
     Revocations,
@@ -52,7 +54,9 @@ from models.throttle import claim_attempt, count_attempt
 
 __all__ = [
     "Account",
+    "ChattRefused",
     "NewRefreshToken",
+    "PosterGone",
     "RateLimited",
     "Refreshed",
     "Revocations",
