@@ -138,8 +138,8 @@ async def refresh_chain(client, token, stop, log):
 
 async def test_a_refresh_in_flight_never_outlives_log_out_everywhere(make_client):
     """Refresh loops on one server, log out everywhere on the other: nothing sent after the answer succeeds."""
-    a = await make_client()
-    b = await make_client(secret_key=a.app[settings_key].secret_key)
+    a = await make_client(refresh_max_per_session=100_000)
+    b = await make_client(secret_key=a.app[settings_key].secret_key, refresh_max_per_session=100_000)
     await sign_up(a, "vic")
     for round_ in range(15):
         sessions = [await log_in(a, "vic") for _ in range(3)]
@@ -154,14 +154,16 @@ async def test_a_refresh_in_flight_never_outlives_log_out_everywhere(make_client
         late = [status for sent, status in log if sent > answered]
         assert all(status == 401 for status in late), (round_, late)
         async with a.app[db_key].cursor() as cur:
-            await cur.execute("SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL AND expires_at > now()")
+            await cur.execute("SELECT count(*) FROM refresh_tokens")
+            assert await cur.fetchone() == (0,), round_
+            await cur.execute("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
             assert await cur.fetchone() == (0,), round_
 
 
 async def test_a_refresh_in_flight_never_outlives_the_logout_of_its_session(make_client):
-    """Refresh loops on one server, a JWT logout of that session on the other: the family is over for good."""
-    a = await make_client()
-    b = await make_client(secret_key=a.app[settings_key].secret_key)
+    """Refresh loops on one server, a JWT logout of that session on the other: the session is over for good."""
+    a = await make_client(refresh_max_per_session=100_000)
+    b = await make_client(secret_key=a.app[settings_key].secret_key, refresh_max_per_session=100_000)
     await sign_up(a, "val")
     for round_ in range(15):
         session = await log_in(a, "val")
@@ -175,11 +177,11 @@ async def test_a_refresh_in_flight_never_outlives_the_logout_of_its_session(make
         late = [status for sent, status in log if sent > answered]
         assert all(status == 401 for status in late), (round_, late)
         async with a.app[db_key].cursor() as cur:
-            family = a.app[token_codec_key].decode(session["token"]).session_id
-            await cur.execute(
-                "SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL AND family_id = %s", (family,)
-            )
+            session_id = a.app[token_codec_key].decode(session["token"]).session_id
+            await cur.execute("SELECT count(*) FROM refresh_tokens WHERE session_id = %s", (session_id,))
             assert await cur.fetchone() == (0,), round_
+            await cur.execute("SELECT ended_at IS NOT NULL FROM sessions WHERE id = %s", (session_id,))
+            assert await cur.fetchone() == (True,), round_
 
 
 async def test_a_burst_of_guesses_gets_no_more_tries_than_the_limit(make_client):
