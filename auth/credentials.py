@@ -222,8 +222,9 @@ class Authenticator:
         """End the session of this credential, every credential of it, at once here and everywhere."""
         REVOCATIONS.labels(credential.kind).inc()
         if credential.session_id is not None:
-            ending = Ending("logout", "logout", address, notice_session, kind=credential.kind)
-            await self.end_session(user_id, credential.session_id, ending)
+            await self.end_session(
+                user_id, credential.session_id, address=address, event="logout", reason="logout", kind=credential.kind
+            )
         elif credential.claims is not None:
             # A JWT of no session (issued before sessions were): only it can end.
             claims = credential.claims
@@ -237,18 +238,35 @@ class Authenticator:
                 notice=notice_token(claims),
             )
 
-    async def end_session(self, user_id: int, session_id: str, ending: Ending, *, live_only: bool = False) -> bool:
+    async def end_session(
+        self,
+        user_id: int,
+        session_id: str,
+        *,
+        address: str,
+        event: str = "session_revoked",
+        reason: str = "revoked",
+        kind: str | None = None,
+        live_only: bool = False,
+    ) -> bool:
         """End one of the user's sessions everywhere; False when it is not theirs, already over, or (with `live_only`)
         past its idle or absolute limit."""
+        ending = Ending(event, reason, address, notice_session, kind)
         policy = self.policy if live_only else None
         ended = await models.end_session(self.db, user_id=user_id, session_id=session_id, ending=ending, policy=policy)
-        self._ended([session_id] if ended else [], ending.reason)
+        self._ended([session_id] if ended else [], reason)
         return ended
 
-    async def end_other_sessions(self, user_id: int, keep: str | None, ending: Ending) -> list[str]:
-        """End every session of the user but `keep` (a session id), everywhere; the ids ended."""
+    async def end_other_sessions(
+        self, user_id: int, keep: str | None, *, address: str, reason: str, event: str = "session_revoked"
+    ) -> list[str]:
+        """End every session of the user but `keep` (a session id; None ends them all), everywhere; the ids ended.
+
+        What "sign out everywhere else" does, and a password change or reset (with its own `reason`).
+        """
+        ending = Ending(event, reason, address, notice_session)
         ended = await models.end_other_sessions(self.db, user_id=user_id, keep_session_id=keep, ending=ending)
-        self._ended(ended, ending.reason)
+        self._ended(ended, reason)
         return ended
 
     def _ended(self, session_ids: list[str], reason: str) -> None:

@@ -10,11 +10,12 @@ from aiohttp import web
 
 from auth.devices import clip_user_agent, describe_async
 from auth.throttling import request_address, request_user_agent
+from core.shapes import SESSION_KINDS
 from models.records import NewSession, SessionPolicy
 from settings import Settings
 
 # Session kinds, one per way of signing in (the contract's `kind`).
-PASSWORD, GOOGLE, GOOGLE_WEB, PASSKEY = "password", "google", "google_web", "passkey"
+PASSWORD, GOOGLE, GOOGLE_WEB, PASSKEY = SESSION_KINDS
 
 
 @dataclass(frozen=True, slots=True)
