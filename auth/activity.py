@@ -36,13 +36,21 @@ class SessionActivity:
         self.interval = interval
         self._known: dict[str, float] = {}  # session id: when its last_seen_at was last known written (epoch)
         self._due: set[str] = set()
+        self._writing: set[str] = set()  # in the statement under way: as good as known
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being written."""
+        return not self._due and (self._task is None or self._task.done())
 
     def seen(self, session_id: str, now: float, *, written_at: float = 0.0) -> None:
         """Note a use of the session at `now`; `written_at` is a time its last use is known to have been written
         (a JWT's issue time: every sign-in and refresh writes it)."""
         last = max(self._known.get(session_id, 0.0), written_at)
-        if now - last < self.interval or session_id in self._due or not _SESSION_ID.fullmatch(session_id):
+        if now - last < self.interval or session_id in self._due or session_id in self._writing:
+            return
+        if not _SESSION_ID.fullmatch(session_id):
             return
         self._due.add(session_id)
         if self._task is None or self._task.done():
@@ -56,6 +64,7 @@ class SessionActivity:
         """Write what is due, batch after batch, until nothing is."""
         while self._due:
             batch = [self._due.pop() for _ in range(min(len(self._due), MAX_BATCH))]
+            self._writing.update(batch)
             try:
                 stand, written = await models.touch_sessions(self._db, batch, interval=self.interval)
             except DatabaseUnavailable as exc:
@@ -65,6 +74,8 @@ class SessionActivity:
             except Exception:
                 logger.exception("could not record the last use of %d sessions", len(batch))
                 continue
+            finally:
+                self._writing.difference_update(batch)
             SESSION_LAST_SEEN_WRITES.inc(written)
             self._remember(stand)
 
