@@ -222,7 +222,7 @@ async def test_no_one_can_probe_or_end_sessions_not_their_own(client, google):
     ]:
         resp = await client.delete(f"/sessions/{candidate}", headers=attacker)
         assert resp.status == 404, candidate
-        assert (await resp.json())["message"] == "No such session."
+        assert set(await resp.json()) == {"message"}
     assert await works(client, bearer(victim["token"]))
     assert await works(client, {"Authorization": victim["chatterID"]})
 

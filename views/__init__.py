@@ -28,7 +28,8 @@ ROUTES: list[tuple[str, str, View]] = [
     ("POST", "/totp/disable", totp.totp_disable),
     ("GET", "/audit", audit.list_events),
     ("GET", "/sessions", sessions.list_sessions),
-    ("DELETE", "/sessions/{id}", sessions.delete_session),
+    # Hex and dashes only, so that /sessions/revoke-others is no session id (malformed ids are a 404 either way).
+    ("DELETE", "/sessions/{id:[0-9A-Fa-f-]+}", sessions.delete_session),
     ("POST", "/sessions/revoke-others", sessions.revoke_others),
     ("GET", "/.well-known/jwks.json", jwks.jwks),
     ("GET", "/auth/google/login", google_web.google_login),
