@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from dataclasses import dataclass
 
 from aiohttp import web
 
 import models
 from auth import totp
-from auth.cookies import set_login_cookie
+from auth.cookies import COOKIE_NAME, set_login_cookie
 from auth.credentials import notice_session
 from auth.sessions import PASSWORD, Client, access_lifetime, new_session, session_policy
 from auth.throttling import LoginThrottle
 from auth.tokens import hash_refresh_token, new_refresh_token, refresh_successor
 from core.bodies import json_response
 from core.errors import TooManyRequests, Unauthorized
-from core.keys import authenticator_key, db_key, password_hasher_key, settings_key, token_codec_key
+from core.keys import (
+    authenticator_key,
+    credential_key,
+    db_key,
+    password_hasher_key,
+    settings_key,
+    token_codec_key,
+    user_key,
+)
 from core.metrics import SESSIONS_OPENED, SIGN_INS, THROTTLES
-from db.pool import Database
+from db.pool import Database, DatabaseUnavailable
 from models.records import NewRefreshToken, User
 from settings import Settings
+
+logger = logging.getLogger(__name__)
 
 BAD_LOGIN = "Wrong username or password."
 REFRESH_REFUSED = "The refresh token is unknown, expired or revoked."
@@ -73,6 +85,40 @@ def issue(app: web.Application, user: User, session_id: str, refresh_token: str,
     """The answer of a sign-in (or refresh) whose session is already stored: its JWT and refresh token."""
     token, lifetime = mint_for_session(app, user, session_id, session_left)
     return Issued(user, token, lifetime, refresh_token)
+
+
+async def renew_login_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    """Slide a cookie sign-in: when the login cookie's JWT is past half its life and its session lives on (not ended,
+    idle or at its limit), the response carries a fresh JWT of the same session in the cookie.
+
+    So a browser signed in by cookie alone (Google web sign-in) stays signed in while it is used, within
+    SESSION_IDLE_TIMEOUT and SESSION_MAX_AGE, and a session ended anywhere is never renewed.
+    """
+    credential = request[credential_key]
+    claims = None if credential is None else credential.claims
+    if claims is None or claims.session_id is None or response.prepared or COOKIE_NAME in response.cookies:
+        return
+    now = time.time()
+    if claims.expires_at - now > (claims.expires_at - claims.issued_at) / 2:
+        return
+    app, user = request.app, request[user_key]
+    settings, authenticator = app[settings_key], app[authenticator_key]
+    if user is None or authenticator.store.session_ended(claims.session_id):
+        return
+    try:
+        left = await models.session_time_left(
+            app[db_key], session_id=claims.session_id, user_id=user.id, policy=authenticator.policy
+        )
+    except DatabaseUnavailable as exc:
+        logger.warning("could not renew a login cookie: %s", exc)  # the request itself was answered; it keeps that
+        return
+    if left is None or left < 1:
+        return
+    lifetime = access_lifetime(settings, left)
+    token, _ = app[token_codec_key].mint(
+        user.id, user.username, user.role, lifetime=lifetime, session_id=claims.session_id
+    )
+    set_login_cookie(response, token, max_age=lifetime, secure=settings.cookie_secure)
 
 
 async def with_password(

@@ -52,6 +52,7 @@ from models.sessions import (
     mark_authenticated,
     revoke_token,
     session_authenticated_at,
+    session_time_left,
     token_revoked,
     touch_sessions,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "revoke_token",
     "rotate_refresh_token",
     "session_authenticated_at",
+    "session_time_left",
     "set_role",
     "set_totp_secret",
     "sign_in_google_user",

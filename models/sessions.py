@@ -121,6 +121,11 @@ SELECT id::text, extract(epoch FROM CASE WHEN id IN (SELECT id FROM touched) THE
 FROM sessions WHERE id = ANY(%(ids)s::uuid[])
 """
 
+SELECT_TIME_LEFT = f"""
+SELECT extract(epoch FROM s.expires_at - now())::float8 FROM sessions AS s
+WHERE s.id = %(session_id)s::uuid AND s.user_id = %(user_id)s AND {LIVE_SESSION}
+"""
+
 SELECT_AUTHENTICATED_AT = f"""
 SELECT extract(epoch FROM s.authenticated_at)::float8 FROM sessions AS s
 WHERE s.id = %(session_id)s::uuid AND {LIVE_SESSION}
@@ -286,6 +291,12 @@ async def touch_sessions(db: Database, session_ids: list[str], *, interval: floa
     """
     rows = await db.fetch_all(TOUCH_SESSIONS, {"ids": session_ids, "interval": interval})
     return {str(row[0]): float(row[1]) for row in rows}, sum(1 for row in rows if row[2])
+
+
+async def session_time_left(db: Database, *, session_id: str, user_id: int, policy: SessionPolicy) -> float | None:
+    """Seconds until this live session of the user reaches its absolute limit; None when it is not live."""
+    row = await db.fetch_one(SELECT_TIME_LEFT, {"session_id": session_id, "user_id": user_id, **policy.params()})
+    return None if row is None else float(row[0])
 
 
 async def session_authenticated_at(db: Database, *, session_id: str, policy: SessionPolicy) -> float | None:

@@ -325,3 +325,37 @@ async def test_a_chatterid_read_before_its_session_ended_is_never_cached_after(c
     store.cache_chatter_id(chatter_hash, owner, store.generation)
     assert store.cached_chatter_id(chatter_hash, time.time()) == owner
     assert store.session_ended(owner.session_id)  # and even cached, its session is refused
+
+
+# ---- the login cookie slides ---------------------------------------------------------------------------------------
+
+
+async def test_a_login_cookie_slides_while_its_session_lives(client):
+    body = await sign_up(client)
+    codec = client.app[token_codec_key]
+    session_id = session_of(client, body["token"])
+
+    async def by_cookie(token: str) -> Any:
+        client.session.cookie_jar.clear()
+        resp = await client.get("/get-user", headers={"Cookie": f"chatterd_token={token}"})
+        return resp.status, resp.cookies.get("chatterd_token")
+
+    assert await by_cookie(body["token"]) == (200, None)  # fresh: nothing to renew
+    old = stale_token(client, body["token"], 600)  # a third of its life left
+    status, renewed = await by_cookie(old)
+    assert status == 200 and renewed["httponly"] and renewed["samesite"] == "Lax"
+    claims = codec.decode(renewed.value)
+    assert claims.session_id == session_id and claims.expires_at > codec.decode(old).expires_at
+    assert int(renewed["max-age"]) == client.app[settings_key].jwt_lifetime
+    resp = await client.get("/get-user", headers=bearer(old))
+    assert resp.status == 200 and "Set-Cookie" not in resp.headers  # only a cookie slides
+
+    # Near its absolute limit the new cookie ends with the session; an idle or ended session is never renewed.
+    await query(client, "UPDATE sessions SET expires_at = now() + interval '100 seconds' RETURNING 1")
+    status, renewed = await by_cookie(old)
+    assert status == 200 and int(renewed["max-age"]) <= 100
+    await query(client, "UPDATE sessions SET last_seen_at = now() - interval '15 days' RETURNING 1")
+    assert await by_cookie(old) == (200, None)
+    await query(client, "UPDATE sessions SET last_seen_at = now(), expires_at = now() + interval '1 day' RETURNING 1")
+    assert (await client.post("/logout", headers=bearer(body["token"]))).status == 204
+    assert await by_cookie(old) == (401, None)
