@@ -184,6 +184,33 @@ async def test_a_refresh_in_flight_never_outlives_the_logout_of_its_session(make
             assert await cur.fetchone() == (True,), round_
 
 
+async def test_a_refresh_in_flight_never_outlives_signing_out_the_other_devices(make_client):
+    """Refresh loops of three sessions on one server, "sign out everywhere else" from a fourth on the other: nothing
+    the loops send after the answer succeeds, and the fourth session goes on."""
+    a = await make_client(refresh_max_per_session=100_000)
+    b = await make_client(secret_key=a.app[settings_key].secret_key, refresh_max_per_session=100_000)
+    await sign_up(a, "wes")
+    for round_ in range(10):
+        keeper = await log_in(a, "wes")
+        others = [await log_in(a, "wes") for _ in range(3)]
+        stop, log = asyncio.Event(), []
+        chains = [asyncio.create_task(refresh_chain(b, s["refresh_token"], stop, log)) for s in others]
+        await wait_for(lambda log=log: asyncio.sleep(0, len(log) >= 6), timeout=5.0, what="refreshes under way")
+        assert (await a.post("/sessions/revoke-others", headers=bearer(keeper["token"]))).status == 204
+        answered = time.monotonic()
+        await asyncio.wait_for(asyncio.gather(*chains), timeout=10)
+        stop.set()
+        late = [status for sent, status in log if sent > answered]
+        assert all(status == 401 for status in late), (round_, late)
+        async with a.app[db_key].cursor() as cur:
+            await cur.execute("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
+            assert await cur.fetchone() == (1,), round_
+            await cur.execute("SELECT count(DISTINCT session_id) FROM refresh_tokens")
+            assert await cur.fetchone() == (1,), round_
+        assert (await b.post("/token/refresh", json={"refresh_token": keeper["refresh_token"]})).status == 200
+        assert (await a.post("/logout", headers=bearer(keeper["token"]))).status == 204
+
+
 async def test_a_burst_of_guesses_gets_no_more_tries_than_the_limit(make_client):
     """Sixty wrong guesses and the right password, all at once: only LOGIN_MAX_FAILURES are evaluated, all refused."""
     client = await make_client(login_max_failures=5, login_max_failures_per_address=1000)

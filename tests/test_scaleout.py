@@ -19,6 +19,7 @@ from tests.support.load import ACCESS_LOG_ARGS, CHATTERID, JWT, Credentials, goo
 
 PASSWORD = "correct horse battery"
 MAX_FAILURES = 3
+MAX_REFRESHES = 5
 
 
 @pytest.fixture
@@ -29,6 +30,7 @@ async def servers(make_database: Any, google_certs_url: str, tmp_path: Path) -> 
         GOOGLE_CERTS_URL=google_certs_url,
         GOOGLE_CLIENT_IDS=CLIENT_ID,
         LOGIN_MAX_FAILURES=str(MAX_FAILURES),
+        REFRESH_MAX_PER_SESSION=str(MAX_REFRESHES),
         ACCESS_LOG="-",
     )
     pair = [
@@ -342,3 +344,25 @@ async def test_signing_out_a_device_from_another_stops_it_on_every_worker_of_bot
     assert [s["current"] for s in listed["sessions"]] == [True]
     with capsys.disabled():
         print("\nsessions ended from B: " + "; ".join(figures))
+
+
+async def test_a_sessions_refresh_limit_holds_across_workers_and_servers(servers):
+    """Bursts of one refresh on new connections to every worker of both servers: each burst rotates once (the racing
+    repeats get the same successor and count nothing), and past REFRESH_MAX_PER_SESSION rotations every one is a 429."""
+    a, b = servers
+    assert (await call("POST", f"{a.url}/register", json={"username": "ria", "password": PASSWORD}))[0] == 201
+    token = (await log_in(b.url, "ria"))[1]["refresh_token"]
+    for burst in range(MAX_REFRESHES + 1):
+        answers = await asyncio.gather(
+            *(call("POST", f"{(a, b)[n % 2].url}/token/refresh", json={"refresh_token": token}) for n in range(16))
+        )
+        statuses = {status for status, _ in answers}
+        if burst < MAX_REFRESHES:
+            assert statuses == {200}, (burst, answers)
+            successors = {body["refresh_token"] for _, body in answers}
+            assert len(successors) == 1, burst
+            token = successors.pop()
+        else:
+            assert statuses == {429}, answers
+    status, body = await call("POST", f"{a.url}/token/refresh", json={"refresh_token": token})
+    assert status == 429 and "refreshed too often" in body["message"]
