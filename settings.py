@@ -142,6 +142,10 @@ class Settings:
     password_threads: int = 1
     refresh_token_lifetime: int = 30 * 24 * 3600
     refresh_grace_seconds: int = 10
+    refresh_max_per_session: int = 60
+    refresh_window_seconds: int = 3600
+    session_idle_timeout: int = 14 * 24 * 3600
+    session_max_age: int = 90 * 24 * 3600
 
     def __post_init__(self) -> None:
         if len(self.secret_key.encode()) < 32:
@@ -213,5 +217,9 @@ class Settings:
             password_threads=_int(env, "PASSWORD_THREADS", 1, minimum=1),
             refresh_token_lifetime=_int(env, "REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600, minimum=60),
             refresh_grace_seconds=_int(env, "REFRESH_GRACE_SECONDS", 10),
+            refresh_max_per_session=_int(env, "REFRESH_MAX_PER_SESSION", 60, minimum=1),
+            refresh_window_seconds=_int(env, "REFRESH_WINDOW_SECONDS", 3600, minimum=1),
+            session_idle_timeout=_int(env, "SESSION_IDLE_TIMEOUT", 14 * 24 * 3600, minimum=300),
+            session_max_age=_int(env, "SESSION_MAX_AGE", 90 * 24 * 3600, minimum=300),
             signup_window_seconds=_int(env, "SIGNUP_WINDOW_SECONDS", 3600, minimum=1),
         )

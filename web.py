@@ -14,10 +14,12 @@ import aiohttp
 import aiopg
 from aiohttp import web
 
+from auth.activity import SessionActivity
 from auth.credentials import Authenticator, RevocationStore
 from auth.directory import Directory
 from auth.passwords import PasswordHasher
 from auth.refusals import RefusedAddresses
+from auth.sessions import ended_retention, session_policy
 from auth.tokens import TokenCodec
 from chatter.feed import ChattFeed
 from chatter.writer import ChattWriter
@@ -104,18 +106,24 @@ async def _connect_with_retry(url: str, settings: Settings) -> aiopg.Pool:
 
 
 async def events_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Follow the events channel for the life of the app: revocations and users' standing."""
+    """Follow the events channel for the life of the app (revocations, users' standing); record sessions' last use."""
     settings = app[settings_key]
     db = app[db_key]
     events = Events(db)
-    store = RevocationStore(events, settings.jwt_lifetime)
+    store = RevocationStore(events, ended_retention(settings))
     directory = Directory(events)
     events.followers.extend([store, directory])
-    app[authenticator_key] = Authenticator(app[token_codec_key], store, directory, db)
+    activity = SessionActivity(db)
+    app[authenticator_key] = Authenticator(
+        app[token_codec_key], store, directory, db, activity, session_policy(settings)
+    )
     app[feed_key] = ChattFeed(db)
     app[writer_key] = ChattWriter(db)
-    async with following(events):
-        yield
+    try:
+        async with following(events):
+            yield
+    finally:
+        await activity.close()
 
 
 async def google_ctx(app: web.Application) -> AsyncIterator[None]:
