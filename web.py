@@ -68,8 +68,9 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         pool = await _connect_with_retry(url, settings)
         try:
-            dsn = connect_dsn(url, connect_timeout=settings.db_connect_timeout)
-            db = Database(pool, acquire_timeout=settings.db_acquire_timeout, dsn=dsn)
+            # LISTEN and the migration lock need a session of their own: a direct connection if DATABASE_URL pools.
+            direct_dsn = connect_dsn(settings.database_listen_url or url, connect_timeout=settings.db_connect_timeout)
+            db = Database(pool, acquire_timeout=settings.db_acquire_timeout, direct_dsn=direct_dsn)
             applied = await migrate(db)
             if applied:
                 logger.info("database migrated: %s", ", ".join(applied))

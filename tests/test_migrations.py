@@ -10,7 +10,7 @@ from db.pool import Database, create_pool
 
 async def open_db(url: str) -> Database:
     pool = await create_pool(url, minsize=0, maxsize=2, connect_timeout=5, statement_timeout=30)
-    return Database(pool, acquire_timeout=30)
+    return Database(pool, acquire_timeout=30, direct_dsn=url)
 
 
 async def applied_versions(db: Database) -> list[str]:
