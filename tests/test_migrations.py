@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from db.migrations import load_migrations, migrate
+import pytest
+
+from db.migrations import MigrationLockNotHeld, apply_locked, load_migrations, migrate
 from db.pool import Database, create_pool
 
 
@@ -50,3 +52,17 @@ async def test_concurrent_starts_migrate_exactly_once(make_database):
 def test_migration_files_are_numbered_without_gaps():
     numbers = [int(m.version.split("_")[0]) for m in load_migrations()]
     assert numbers == list(range(1, len(numbers) + 1))
+
+
+async def test_a_migration_refuses_a_session_that_does_not_hold_the_lock(make_database):
+    """What a pooler in transaction mode does to a session lock: the work lands on a session without it. Refused."""
+    db = await open_db(make_database())
+    try:
+        async with db.direct_cursor(30) as cur:  # no pg_advisory_lock taken on this session
+            with pytest.raises(MigrationLockNotHeld):
+                await apply_locked(cur, load_migrations())
+        assert await db.fetch_all("SELECT version FROM schema_migrations") == []
+        assert await db.fetch_one("SELECT to_regclass('chatts')") == (None,)  # the first migration was rolled back
+    finally:
+        db.pool.close()
+        await db.pool.wait_closed()
