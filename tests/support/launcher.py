@@ -16,9 +16,16 @@ from tests.support.common import PROJECT_DIR, free_port, wait_for
 class Gunicorn:
     """`gunicorn web:create_app -c gunicorn.conf.py` in a subprocess, with its log kept in a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 2, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        workers: int = 2,
+        extra_args: tuple[str, ...] = (),
+        port: int | None = None,
+    ) -> None:
         self.extra_args = extra_args
-        self.port = free_port()
+        self.port = port or free_port()
         self.env = env
         self.log_path = log_path
         self.workers = workers
