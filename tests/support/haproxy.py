@@ -47,7 +47,7 @@ defaults
     option forwardfor
     timeout connect 2s
     timeout client 30s
-    timeout server 30s
+    timeout server 35s
     timeout http-request 10s
     timeout http-keep-alive 10s
     # A connection refused is retried on another server; a request already sent never is.

@@ -67,7 +67,6 @@ admin_users = {self.user}
 pool_mode = transaction
 default_pool_size = {self.pool_size}
 max_client_conn = {self.max_client_conn}
-server_check_delay = 0
 """
 
     async def start(self) -> None:
