@@ -50,7 +50,7 @@ topology:
 test-slow: $(VENV)/.dev topology
 	$(BIN)/python -m pytest -m slow
 
-# Three servers behind HAProxy, Postgres behind PgBouncer: the slow topology test alone (about N minutes).
+# Three servers behind HAProxy, Postgres behind PgBouncer: the slow topology test alone (about two minutes).
 test-topology: $(VENV)/.dev topology
 	$(BIN)/python -m pytest -m slow -s tests/test_topology.py
 

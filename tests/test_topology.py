@@ -149,8 +149,12 @@ async def check_logout(topology: Topology, google: Any) -> list[str]:
         )
         last_accepted = max(accepted_for for accepted_for, _, _ in results)
         covered = max(covered for _, covered, _ in results)
+        accepted = sum(accepted for _, _, accepted in results)
         assert last_accepted < 1.0
-        figures.append(f"{kind}: all {len(NAMES) * WORKERS} workers refusing within {covered * 1000:.0f} ms")
+        figures.append(
+            f"{kind} logged out: accepted {accepted} times after, all {len(NAMES) * WORKERS} workers seen refusing"
+            f" within {covered * 1000:.0f} ms"
+        )
     return figures
 
 
