@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg2.extensions
 import pytest
 
 from db.migrations import MigrationLockNotHeld, apply_locked, load_migrations, migrate
 from db.pool import Database, create_pool
+from tests.support.common import wait_for
+from tests.support.pgproxy import PgProxy
 
 
 async def open_db(url: str) -> Database:
@@ -66,3 +69,30 @@ async def test_a_migration_refuses_a_session_that_does_not_hold_the_lock(make_da
     finally:
         db.pool.close()
         await db.pool.wait_closed()
+
+
+async def test_a_worker_keeps_trying_its_direct_connection_then_migrates(make_client, make_database, caplog):
+    """DATABASE_LISTEN_URL not answering yet at start (the pool's address does): the worker retries, then serves."""
+    database = make_database()
+    params = psycopg2.extensions.parse_dsn(database)
+    proxy = PgProxy.for_dsn_params(params)
+    await proxy.start()
+    await proxy.cut()  # its port is known; nothing listens there yet
+    listen_url = psycopg2.extensions.make_dsn(**{**params, "host": "127.0.0.1", "port": str(proxy.port)})
+    starting = asyncio.create_task(
+        make_client(
+            database_url=database, database_listen_url=listen_url, db_connect_timeout=1.0, db_acquire_timeout=1.0
+        )
+    )
+    try:
+
+        async def retrying() -> bool:
+            assert not starting.done(), "the worker stopped trying before its direct connection answered"
+            return "Postgres not reachable yet" in caplog.text
+
+        await wait_for(retrying, timeout=10, what="the worker to retry its direct connection")
+        await proxy.start()
+        client = await asyncio.wait_for(starting, timeout=30)
+        assert (await client.get("/readyz")).status == 200
+    finally:
+        await proxy.close()
