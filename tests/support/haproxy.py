@@ -9,7 +9,7 @@ import shutil
 import signal
 from pathlib import Path
 
-from tests.support.common import free_port, wait_for
+from tests.support.common import end_process, free_port, wait_for
 
 HAPROXY = shutil.which("haproxy") or next(
     (path for path in ("/usr/sbin/haproxy", "/usr/bin/haproxy") if os.access(path, os.X_OK)), None
@@ -127,11 +127,5 @@ backend {BACKEND}
         return (self.folder / "haproxy.log").read_text(errors="replace")
 
     async def stop(self) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), timeout=10)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+        if self.proc is not None:
+            await end_process(self.proc, signal.SIGTERM, timeout=10)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support.common import PROJECT_DIR, free_port, wait_for
+from tests.support.common import PROJECT_DIR, end_process, free_port, wait_for
 
 
 class Gunicorn:
@@ -82,14 +82,7 @@ class Gunicorn:
 
     async def stop(self) -> int:
         assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), timeout=60)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        return self.proc.returncode or 0
+        return await end_process(self.proc, signal.SIGTERM, timeout=60)
 
 
 def base_env(**extra: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
-from tests.support.common import free_port, wait_for
+from tests.support.common import end_process, free_port, wait_for
 
 PGBOUNCER = shutil.which("pgbouncer") or next(
     (path for path in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(path, os.X_OK)), None
@@ -113,11 +113,5 @@ max_client_conn = {self.max_client_conn}
 
     async def stop(self) -> None:
         """SIGINT (wait for clients' transactions to end, then exit); SIGKILL past ten seconds."""
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(self.proc.wait(), timeout=10)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+        if self.proc is not None:
+            await end_process(self.proc, signal.SIGINT, timeout=10)
