@@ -112,6 +112,15 @@ class Postgres:
         )
         return int(rows[0][0])
 
+    def cpu_seconds(self) -> float:
+        """CPU time the postmaster and its current children (backends, background workers) have used so far."""
+        try:
+            pid = int((self.root / "pgdata" / "postmaster.pid").read_text().split()[0])
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except (OSError, ValueError, IndexError):
+            return 0.0
+        return cpu_seconds(pid) + sum(cpu_seconds(int(child)) for child in children)
+
     def stop(self) -> None:
         """Stop the server. Blocking."""
         if self._server is not None:
