@@ -48,7 +48,12 @@ logconfig_dict: dict[str, Any] = {
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
-        "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stdout"},
+        # Lines go out in batches, from a thread of the worker's (core/access_log.py), not one write per request.
+        "access": {
+            "class": "core.access_log.BufferedStreamHandler",
+            "formatter": "access",
+            "stream": "ext://sys.stdout",
+        },
     },
     "formatters": {
         "plain": {"format": "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"},

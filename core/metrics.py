@@ -3,16 +3,22 @@
 Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set by gunicorn.conf.py before any worker imports this module,
 and prometheus_client then keeps each worker's values in files there; /metrics adds them up.
 Outside gunicorn (tests, adev) the default single-process registry is used.
+
+Counting goes through `Pending` counts in plain dictionaries: prometheus_client takes a lock and writes its file
+for every increment, which cost more than the rest of a small request. This worker's counts reach the exported
+metrics once a second (`flushing`) and before every scrape, so a scrape shows this worker's counts exactly and the
+other workers' as of at most a second ago.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import contextlib
 import os
-import time
+from collections.abc import AsyncIterator
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -23,10 +29,86 @@ from prometheus_client import (
     multiprocess,
 )
 
-from db.pool import DatabaseUnavailable
-
+FLUSH_INTERVAL = 1.0  # seconds between this worker's flushes of its pending counts into the exported metrics
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection before the answer"
 UNMATCHED_ROUTE = "unmatched"  # every path no route matches (404s, scanners) shares this one label value
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class PendingCounter:
+    """A prometheus_client Counter whose increments wait in a dictionary, by label values, until the next flush."""
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...] = ()) -> None:
+        self.exported = Counter(name, documentation, labelnames)
+        self._labelnames = labelnames
+        self._pending: dict[tuple[str, ...], float] = {}
+        _PENDING.append(self)
+
+    def labels(self, *values: str, **named: str) -> _PendingChild:
+        """The counter of these label values (given in order, or by name)."""
+        return _PendingChild(self, values or tuple(named[name] for name in self._labelnames))
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Count `amount` on a counter without labels."""
+        self.add((), amount)
+
+    def add(self, key: tuple[str, ...], amount: float) -> None:
+        """Count `amount` under the label values `key`."""
+        self._pending[key] = self._pending.get(key, 0.0) + amount
+
+    def flush(self) -> None:
+        """Hand the pending counts to prometheus_client."""
+        pending, self._pending = self._pending, {}
+        for key, amount in pending.items():
+            (self.exported.labels(*key) if key else self.exported).inc(amount)
+
+
+class _PendingChild:
+    __slots__ = ("_counter", "_key")
+
+    def __init__(self, counter: PendingCounter, key: tuple[str, ...]) -> None:
+        self._counter = counter
+        self._key = tuple(str(value) for value in key)
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Count `amount`."""
+        self._counter.add(self._key, amount)
+
+
+class RequestMetrics:
+    """HTTP requests counted and timed by (method, route template, status): per key, one count per latency bucket
+    and the sum of the latencies, until the next flush."""
+
+    def __init__(self, requests: Counter, latency: Histogram) -> None:
+        self._requests = requests
+        self._latency = latency
+        self._bounds = LATENCY_BUCKETS
+        self._pending: dict[tuple[str, str, str], list[float]] = {}
+        _PENDING.append(self)
+
+    def record(self, key: tuple[str, str, str], seconds: float) -> None:
+        """One request answered in `seconds`."""
+        entry = self._pending.get(key)
+        if entry is None:
+            entry = self._pending[key] = [0.0] * (len(self._bounds) + 2)  # the buckets, +Inf, and the sum
+        entry[bisect.bisect_left(self._bounds, seconds)] += 1  # the first bucket whose bound is >= seconds
+        entry[-1] += seconds
+
+    def flush(self) -> None:
+        """Hand the pending counts and latencies to prometheus_client."""
+        pending, self._pending = self._pending, {}
+        for key, entry in pending.items():
+            self._requests.labels(*key).inc(sum(entry[:-1]))
+            # prometheus_client has no call to add many observations at once: its histogram child keeps one value
+            # per bucket (non-cumulative, +Inf last) and the sum, which take the counts as observe() would have.
+            child = self._latency.labels(*key)
+            child._sum.inc(entry[-1])
+            for bucket, count in zip(child._buckets, entry[:-1], strict=True):
+                if count:
+                    bucket.inc(count)
+
+
+_PENDING: list[PendingCounter | RequestMetrics] = []
 
 HTTP_REQUESTS = Counter(
     "chatterd_http_requests_total",
@@ -37,47 +119,48 @@ HTTP_LATENCY = Histogram(
     "chatterd_http_request_duration_seconds",
     "Time to answer an HTTP request, by method, route template and status.",
     ["method", "route", "status"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    buckets=LATENCY_BUCKETS,
 )
+REQUESTS = RequestMetrics(HTTP_REQUESTS, HTTP_LATENCY)
 
 # ---- counters the sign-in, throttling and revocation code increments --------------------------------------------
 
-SIGN_INS = Counter(
+SIGN_INS = PendingCounter(
     "chatterd_sign_ins_total",
     "Sign-in attempts, by kind (google, google_web, password, refresh) and outcome "
     "(success, failure, reuse, throttled, unavailable).",
-    ["kind", "outcome"],
+    ("kind", "outcome"),
 )
-THROTTLES = Counter(
+THROTTLES = PendingCounter(
     "chatterd_throttles_total",
     "Requests refused with a 429, by what was throttled (login, signup, ...).",
-    ["kind"],
+    ("kind",),
 )
-REVOCATIONS = Counter(
+REVOCATIONS = PendingCounter(
     "chatterd_revocations_total",
     "Revocations, by how: jwt or chatterid (a logout with one: its session), session (DELETE /sessions/{id}), "
     "others (sign out everywhere else), reuse (a refresh token used twice), all (log out everywhere).",
-    ["kind"],
+    ("kind",),
 )
-SESSIONS_OPENED = Counter(
+SESSIONS_OPENED = PendingCounter(
     "chatterd_sessions_opened_total",
     "Sessions opened by a sign-in, by kind (password, google, google_web, passkey).",
-    ["kind"],
+    ("kind",),
 )
-SESSIONS_ENDED = Counter(
+SESSIONS_ENDED = PendingCounter(
     "chatterd_sessions_ended_total",
     "Sessions ended before their time, by reason (logout, revoked, revoke_others, refresh_reuse, ...); "
     "log out everywhere is counted in chatterd_revocations_total only.",
-    ["reason"],
+    ("reason",),
 )
-SESSION_LAST_SEEN_WRITES = Counter(
+SESSION_LAST_SEEN_WRITES = PendingCounter(
     "chatterd_session_last_seen_writes_total",
     "Sessions whose last use was written (at most once a minute each).",
 )
-CERTIFICATE_FETCHES = Counter(
+CERTIFICATE_FETCHES = PendingCounter(
     "chatterd_google_certificate_fetches_total",
     "Fetches of Google's signing certificates, by outcome (success, failure).",
-    ["outcome"],
+    ("outcome",),
 )
 
 
@@ -90,28 +173,33 @@ def route_label(request: web.Request) -> str:
     return resource.canonical.rstrip("/") or "/"
 
 
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count each request and time it, labelled by route template and final status."""
-    started = time.perf_counter()
-    status = 500
+def count_request(request: web.Request, status: int, seconds: float) -> None:
+    """Count one answered request, labelled by method, route template and final status."""
+    REQUESTS.record((request.method, route_label(request), str(status)), seconds)
+
+
+def flush() -> None:
+    """Hand every pending count of this worker to prometheus_client (its files, under gunicorn)."""
+    for pending in _PENDING:
+        pending.flush()
+
+
+async def flushing(app: web.Application) -> AsyncIterator[None]:
+    """Flush this worker's pending counts every FLUSH_INTERVAL while the app runs, and once more at its end."""
+
+    async def every_interval() -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            flush()
+
+    task = asyncio.create_task(every_interval())
     try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    except DatabaseUnavailable:
-        status = 503  # what the error middleware outside this one turns it into
-        raise
-    except asyncio.CancelledError:
-        status = CLIENT_CLOSED  # the client went away: not a server error, and no alert should think so
-        raise
+        yield
     finally:
-        labels = (request.method, route_label(request), str(status))
-        HTTP_REQUESTS.labels(*labels).inc()
-        HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - started)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        flush()
 
 
 def multiprocess_dir() -> str | None:
@@ -121,6 +209,7 @@ def multiprocess_dir() -> str | None:
 
 def exposition() -> bytes:
     """The metrics in Prometheus' text format: every worker's, added up, under gunicorn; this process's otherwise."""
+    flush()
     if multiprocess_dir() is None:
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()
@@ -139,7 +228,8 @@ __all__ = [
     "SESSION_LAST_SEEN_WRITES",
     "SIGN_INS",
     "THROTTLES",
+    "count_request",
     "exposition",
-    "metrics_middleware",
+    "flushing",
     "route_label",
 ]

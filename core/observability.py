@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextvars
 import datetime
 import logging
+import os
 import re
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,6 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.typedefs import Handler
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # What aiohttp's access logger writes: the request line has the query string, so the redactor rewrites it.
@@ -42,26 +41,32 @@ def sane_request_id(value: str | None) -> str | None:
     return None
 
 
-def new_request_id() -> str:
-    """A fresh, unguessable request id."""
-    return secrets.token_hex(16)
+class _RandomIds:
+    """Unguessable ids of 128 bits from the system's generator, read 4 KiB at a time rather than once per request."""
+
+    SIZE = 16
+    BATCH = 256
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._offset = 0
+        # A forked process (a gunicorn worker) must not hand out what its parent had read.
+        os.register_at_fork(after_in_child=self.forget)
+
+    def forget(self) -> None:
+        """Drop what was read; the next id reads afresh."""
+        self._pool, self._offset = b"", 0
+
+    def next(self) -> str:
+        """A fresh id, as 32 hex digits."""
+        if self._offset >= len(self._pool):
+            self._pool, self._offset = os.urandom(self.SIZE * self.BATCH), 0
+        start = self._offset
+        self._offset = start + self.SIZE
+        return self._pool[start : self._offset].hex()
 
 
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give each request an id (the client's, if sane), log under it, and return it, on errors too."""
-    request_id = sane_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_request_id()
-    request[request_id_key] = request_id
-    token = request_id_var.set(request_id)
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers[REQUEST_ID_HEADER] = request_id
-        raise
-    finally:
-        request_id_var.reset(token)
-    response.headers[REQUEST_ID_HEADER] = request_id
-    return response
+new_request_id = _RandomIds().next
 
 
 class RequestIdFilter(logging.Filter):
