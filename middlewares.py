@@ -28,6 +28,7 @@ from core.errors import (
     Unprocessable,
     from_http_exception,
 )
+from core.headers import add_security_headers
 from core.keys import auth_problem_key, authenticator_key, credential_key, settings_key, user_key
 from core.metrics import CLIENT_CLOSED, count_request
 from core.observability import REQUEST_ID_HEADER, new_request_id, request_id_key, request_id_var, sane_request_id
@@ -46,8 +47,8 @@ View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give each request an id (the client's, if sane) that its log lines and its answer carry, errors included;
-    render every error as the contract's JSON (a 500 is logged with its traceback first); count and time the request
-    by route template and final status."""
+    render every error as the contract's JSON (a 500 is logged with its traceback first); add the security headers;
+    count and time the request by route template and final status."""
     request_id = sane_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_request_id()
     request[request_id_key] = request_id
     token = request_id_var.set(request_id)
@@ -59,6 +60,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         error = _rendered(request, exc)
         status = error.status
         error.headers[REQUEST_ID_HEADER] = request_id
+        add_security_headers(request, error.headers)
         if error is exc:
             raise
         raise error from None
@@ -68,6 +70,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     else:
         status = response.status
         response.headers[REQUEST_ID_HEADER] = request_id
+        add_security_headers(request, response.headers)
         return response
     finally:
         request_id_var.reset(token)

@@ -74,6 +74,7 @@ class Measurement:
     runs: list[WrkResult]
     queries_per_request: float | None
     worker_cpu: tuple[float, ...] = ()  # share of one core each worker used during the measured runs
+    cpu_seconds: float = 0.0  # CPU time the workers used in all during the measured runs
 
     @property
     def rps(self) -> float:
@@ -103,6 +104,8 @@ class Measurement:
         if self.worker_cpu:
             busy = " + ".join(f"{100 * share:.0f} %" for share in self.worker_cpu)
             notes.append(f"workers busy {busy} of a core each")
+        if self.cpu_seconds and self.requests:
+            notes.append(f"{1e6 * self.cpu_seconds / self.requests:.0f} µs of worker CPU per request")
         if non_2xx:
             notes.append(f"{non_2xx} of {self.requests} responses were not 2xx")
         if socket_errors:
@@ -202,6 +205,31 @@ class Bench:
             return None
         return await asyncio.to_thread(self.postgres.statement_calls)
 
+    async def statement_times(self) -> dict[str, tuple[int, float, float]]:
+        """pg_stat_statements' calls, planning and execution milliseconds per statement so far (empty without it)."""
+        if not self.postgres.has_statements:
+            return {}
+        return await asyncio.to_thread(self.postgres.statement_times)
+
+    @staticmethod
+    def statement_notes(
+        before: dict[str, tuple[int, float, float]], after: dict[str, tuple[int, float, float]], top: int = 2
+    ) -> list[str]:
+        """The statements that took Postgres the most time between two readings: calls, mean planning and execution."""
+        spent = []
+        for query, (calls, plan, run) in after.items():
+            calls0, plan0, run0 = before.get(query, (0, 0.0, 0.0))
+            if calls > calls0:
+                spent.append((plan + run - plan0 - run0, calls - calls0, plan - plan0, run - run0, query))
+        notes = []
+        for _, calls, plan, run, query in sorted(spent, reverse=True)[:top]:
+            text = " ".join(query.split())
+            notes.append(
+                f"statement `{text[:70]}…`: {calls:,} calls, planning {1000 * plan / calls:.0f} µs"
+                f" and executing {1000 * run / calls:.0f} µs each"
+            )
+        return notes
+
     async def wrk_run(self, specs: list[str], *, url: str | None = None, duration: float | None = None) -> WrkResult:
         """One wrk run with the bench's connection and thread counts."""
         return await run_wrk(
@@ -235,11 +263,12 @@ class Bench:
             if profiler is not None:
                 self.profile_notes.append((name, await profiler.finish()))
         elapsed = time.monotonic() - started
-        worker_cpu = tuple((cpu_seconds(pid) - cpu) / elapsed for pid, cpu in zip(pids, cpu_before, strict=True))
+        used = [cpu_seconds(pid) - cpu for pid, cpu in zip(pids, cpu_before, strict=True)]
+        worker_cpu = tuple(seconds / elapsed for seconds in used)
         after = await self.query_calls()
         total = sum(r.requests for r in results)
         queries = None if before is None or after is None or not total else (after - before) / total
-        return Measurement(results, queries, worker_cpu)
+        return Measurement(results, queries, worker_cpu, sum(used))
 
     def row_from(self, name: str, m: Measurement) -> Row:
         """A table row for scenario `name` with the measurement's medians and its ratio to hello."""
@@ -402,8 +431,10 @@ async def postchatt(b: Bench) -> Row:
     """POST /postchatt/ (anonymous, as in the original lab)."""
     body = {"username": "bench", "message": MESSAGE}
     await b.expect({200}, "POST", "/postchatt/", body=body)
+    times = await b.statement_times()
     m = await b.measure("postchatt", [_spec("POST", "/postchatt/", body=body)])
     row = b.row_from("postchatt", m)
+    row.notes += b.statement_notes(times, await b.statement_times(), top=1)
     row.judge(m.clean(), b.ratio_at_least(row, 0.16), b.peer_at_least(row, "postchatt", 2.0))
     return row
 
@@ -413,8 +444,10 @@ async def postauth(b: Bench) -> Row:
     signed_in = await b.google_sign_in("bench-postauth", "Bench Poster")
     body = {"chatterID": signed_in["chatterID"], "message": MESSAGE}
     await b.expect({200}, "POST", "/postauth/", body=body)
+    times = await b.statement_times()
     m = await b.measure("postauth", [_spec("POST", "/postauth/", body=body)])
     row = b.row_from("postauth", m)
+    row.notes += b.statement_notes(times, await b.statement_times(), top=1)
     row.judge(
         m.clean(),
         b.ratio_at_least(row, 0.15),
@@ -456,10 +489,12 @@ async def adduser(b: Bench) -> Row:
     # The other worker may not have fetched yet: a warm-up run lets both fill their caches before counting.
     await b.wrk_run(specs, duration=max(1.0, b.options.warmup))
     fetches = b.google.fetches
+    times = await b.statement_times()
     m = await b.measure("adduser", specs)
     fetched = b.google.fetches - fetches
     row = b.row_from("adduser", m)
     row.notes.append(f"{fetched} certificate fetches during the measured runs")
+    row.notes += b.statement_notes(times, await b.statement_times())
     row.judge(m.clean(), b.ratio_at_least(row, 0.08), b.peer_at_least(row, "adduser", 3.0), fetched == 0)
     return row
 
@@ -483,7 +518,16 @@ async def adduser_flood(b: Bench) -> Row:
             await b.wrk_run(specs, url=server.url, duration=b.options.warmup)
         pg_before = await asyncio.to_thread(b.postgres.cpu_seconds)
         started = time.monotonic()
-        runs = [await b.wrk_run(specs, url=server.url) for _ in range(b.options.runs)]
+        runs = []
+        for i in range(b.options.runs):
+            profiler = None
+            if b.options.profile and i == 0 and server.worker_pids():
+                profile = b.results_dir / "profile-adduser_flood.txt"
+                profiler = Profiler(server.worker_pids()[0], profile, b.options.duration)
+                await profiler.start()
+            runs.append(await b.wrk_run(specs, url=server.url))
+            if profiler is not None:
+                b.profile_notes.append(("adduser_flood", await profiler.finish()))
         pg_share = (await asyncio.to_thread(b.postgres.cpu_seconds) - pg_before) / (time.monotonic() - started)
     finally:
         await server.stop()

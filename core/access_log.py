@@ -3,18 +3,18 @@
 aiohttp's own access logger interprets its format string for every request, formats the time with strftime, and goes
 through `Logger.info`, which walks the stack to find its caller; the stream handler then writes and flushes each line
 with a system call of its own. Together that cost more than the rest of a small request. Here the line of
-ACCESS_LOG_FORMAT is built directly, the record is made from a template and handed to the logger's filters and
-handlers as before (the redactor and the request-id filter still see it), and `BufferedStreamHandler` writes the
-lines a few at a time, from a thread of its own, at most FLUSH_INTERVAL after they were logged.
+ACCESS_LOG_FORMAT is built directly, and `BufferedStreamHandler` writes the lines a batch at a time, at most
+FLUSH_INTERVAL after the first of them was logged. When the access logger writes plain lines only to such handlers
+(as gunicorn.conf.py configures it without LOG_FORMAT=json), the line goes straight into their buffers, redacted as
+AccessLogRedactor would; otherwise a record is made and handed to the logger's filters and handlers as usual.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import datetime
 import logging
 import os
-import threading
 import time
 from typing import Any
 
@@ -23,7 +23,13 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from core.observability import ACCESS_LOG_FORMAT, REQUEST_ID_HEADER
+from core.observability import (
+    ACCESS_LOG_FORMAT,
+    REQUEST_ID_HEADER,
+    AccessLogRedactor,
+    RequestIdFilter,
+    redact_access_line,
+)
 
 FLUSH_INTERVAL = 0.2  # seconds a logged line may wait in the buffer
 FLUSH_SIZE = 64 * 1024  # characters that make the buffer go out at once
@@ -33,11 +39,12 @@ class AccessLogger(AbstractAccessLogger):
     """Writes ACCESS_LOG_FORMAT's line with the same fields aiohttp's AccessLogger gives (so the JSON lines keep their
     keys); any other format goes to aiohttp's AccessLogger."""
 
-    __slots__ = ("_fallback",)
+    __slots__ = ("_fallback", "_plain")
 
     def __init__(self, logger: logging.Logger, log_format: str = ACCESS_LOG_FORMAT) -> None:
         super().__init__(logger, log_format)
         self._fallback = None if log_format == ACCESS_LOG_FORMAT else web_log.AccessLogger(logger, log_format)
+        self._plain = _plain_handlers(logger)  # one look per connection: logging is configured before serving
 
     @property
     def enabled(self) -> bool:
@@ -46,16 +53,51 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         """Log one answered request that took `time` seconds."""
-        if self._fallback is not None:
-            self._fallback.log(request, response, time)
-            return
         try:
-            self.logger.handle(_record(self.logger.name, request, response, time))
+            if self._fallback is not None:
+                self._fallback.log(request, response, time)
+            elif self._plain:
+                line = _line(request, response, time)
+                for handler in self._plain:
+                    handler.write_line(line)
+            else:
+                self.logger.handle(_record(self.logger.name, request, response, time))
         except Exception:
             self.logger.exception("Error in logging")
 
 
+def _plain_handlers(logger: logging.Logger) -> tuple[BufferedStreamHandler, ...]:
+    """The logger's handlers when a line may go straight into them: all BufferedStreamHandlers writing the message
+    alone, no filter but the redactor on the logger and the request-id filter on the handlers, nothing propagated."""
+    handlers = logger.handlers
+    if logger.propagate or not handlers or not logger.isEnabledFor(logging.INFO):
+        return ()
+    if not all(isinstance(f, AccessLogRedactor) for f in logger.filters):
+        return ()
+    for handler in handlers:
+        if not isinstance(handler, BufferedStreamHandler) or handler.level > logging.INFO:
+            return ()
+        formatter = handler.formatter
+        if type(formatter) is not logging.Formatter or formatter._fmt != "%(message)s":
+            return ()
+        if not all(isinstance(f, RequestIdFilter) for f in handler.filters):
+            return ()
+    return tuple(handler for handler in handlers if isinstance(handler, BufferedStreamHandler))
+
+
+def _line(request: BaseRequest, response: StreamResponse, elapsed: float) -> str:
+    """ACCESS_LOG_FORMAT's line, redacted as AccessLogRedactor redacts it."""
+    version = request.version
+    first_line = f"{request.method} {request.path_qs} HTTP/{version.major}.{version.minor}"
+    line = (
+        f'{request.remote or "-"} {_start_time(elapsed)} "{first_line}" {response.status} {response.body_length}'
+        f' {elapsed:06f} "{request.headers.get("User-Agent", "-")}" rid={response.headers.get(REQUEST_ID_HEADER, "-")}'
+    )
+    return redact_access_line(line, first_line) if "?" in line else line
+
+
 def _record(name: str, request: BaseRequest, response: StreamResponse, elapsed: float) -> logging.LogRecord:
+    """A record of ACCESS_LOG_FORMAT's line with the fields aiohttp's AccessLogger gives, by the same names."""
     remote = request.remote or "-"
     version = request.version
     first_line = f"{request.method} {request.path_qs} HTTP/{version.major}.{version.minor}"
@@ -66,7 +108,6 @@ def _record(name: str, request: BaseRequest, response: StreamResponse, elapsed: 
     status, size = response.status, response.body_length
     record = _new_record(name)
     record.msg = f'{remote} {started} "{first_line}" {status} {size} {duration} "{user_agent}" rid={request_id}'
-    # The fields aiohttp's AccessLogger gives for this format, by the same names.
     record.remote_address = remote
     record.request_start_time = started
     record.first_request_line = first_line
@@ -120,37 +161,51 @@ def _start_time(elapsed: float) -> str:
 
 
 class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A StreamHandler that writes its lines in batches: when FLUSH_SIZE characters are waiting, else from a thread
-    of its own every FLUSH_INTERVAL, and at flush() and close() (logging does both at exit)."""
+    """A StreamHandler that writes its lines in batches: FLUSH_INTERVAL after the first line waiting (a timer of the
+    running event loop's), at once when FLUSH_SIZE characters wait, and at flush() and close() (logging does both at
+    exit). Outside an event loop it writes each line at once, as StreamHandler does."""
 
     def __init__(self, stream: Any = None) -> None:
         super().__init__(stream)
         self._buffer: list[str] = []
         self._size = 0
-        self._flusher: threading.Thread | None = None
-        os.register_at_fork(after_in_child=self._forget_flusher)  # a thread does not survive a fork
+        self._timer: asyncio.TimerHandle | None = None
+        os.register_at_fork(after_in_child=self._forget_timer)  # the parent's loop is not the child's
 
-    def _forget_flusher(self) -> None:
-        self._flusher = None
+    def _forget_timer(self) -> None:
+        self._timer = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Format the record and put its line in the buffer."""
+        """Format the record and put its line in the buffer (the handler's lock is held)."""
         try:
-            line = self.format(record) + self.terminator
+            self._add(self.format(record) + self.terminator)
         except Exception:
             self.handleError(record)
-            return
-        self._buffer.append(line)  # the handler's lock is held (Handler.handle)
-        self._size += len(line)
+
+    def write_line(self, line: str) -> None:
+        """Put a line already formatted as this handler would format it into the buffer."""
+        self.acquire()
+        try:
+            self._add(line + self.terminator)
+        finally:
+            self.release()
+
+    def _add(self, text: str) -> None:
+        self._buffer.append(text)
+        self._size += len(text)
         if self._size >= FLUSH_SIZE:
             self._write()
-        elif self._flusher is None:
-            self._flusher = threading.Thread(target=self._flush_periodically, name="access-log", daemon=True)
-            self._flusher.start()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._write()
+                return
+            self._timer = loop.call_later(FLUSH_INTERVAL, self.flush)
 
     def _write(self) -> None:
         lines, self._buffer, self._size = self._buffer, [], 0
-        if lines:
+        if lines and self.stream is not None:
             self.stream.write("".join(lines))
             self.stream.flush()
 
@@ -158,13 +213,9 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         """Write whatever is waiting."""
         self.acquire()
         try:
-            if self.stream is not None and hasattr(self, "_buffer"):
-                self._write()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._write()
         finally:
             self.release()
-
-    def _flush_periodically(self) -> None:
-        while True:
-            time.sleep(FLUSH_INTERVAL)
-            with contextlib.suppress(OSError, ValueError):  # a closed or broken stream: lines are lost as they would be
-                self.flush()

@@ -118,13 +118,19 @@ class AccessLogRedactor(logging.Filter):
             line = None
         if isinstance(record.msg, str) and "?" in record.msg:
             message = record.msg % record.args if record.args else record.msg
-            if line is not None:
-                # aiohttp hands over the exact request line: replace it as a whole, whatever characters it holds.
-                message = message.replace(line, redact_first_line(line))
-            record.msg, record.args = redact_request_line(message), None
+            record.msg, record.args = redact_access_line(message, line), None
         if line is not None:
             record.first_request_line = redact_first_line(line)
         return True
+
+
+def redact_access_line(message: str, first_request_line: str | None) -> str:
+    """An access line with the query of its request line (given exactly, when known) and of anything else in it
+    that looks like a request line redacted."""
+    if first_request_line is not None and "?" in first_request_line:
+        # aiohttp hands over the exact request line: replace it as a whole, whatever characters it holds.
+        message = message.replace(first_request_line, redact_first_line(first_request_line))
+    return redact_request_line(message)
 
 
 class MalformedRequestFilter(logging.Filter):
