@@ -209,6 +209,11 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.stream.write("".join(lines))
             self.stream.flush()
 
+    def close(self) -> None:
+        """Write whatever is waiting, then close as StreamHandler does."""
+        self.flush()
+        super().close()
+
     def flush(self) -> None:
         """Write whatever is waiting."""
         self.acquire()
