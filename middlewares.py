@@ -1,8 +1,8 @@
-"""The middleware chain (request ids, metrics and JSON errors first, then authentication) and the guards that protect
+"""The middleware (request ids, authentication, JSON errors, security headers, metrics) and the guards that protect
 views.
 
-The chain is two middlewares, not one per concern: each layer costs a coroutine per request, and the whole chain
-must stay a small part of the smallest request.
+It is one middleware, not one per concern: each layer costs a coroutine per request, and the whole chain must stay a
+small part of the smallest request.
 """
 
 from __future__ import annotations
@@ -46,16 +46,23 @@ View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give each request an id (the client's, if sane) that its log lines and its answer carry, errors included;
-    render every error as the contract's JSON (a 500 is logged with its traceback first); add the security headers;
-    count and time the request by route template and final status."""
+    """Everything around a view, in one layer: a request id (the client's, if sane) that the request's log lines and
+    its answer carry, errors included; the caller, from the credential presented; the contract's JSON for every error
+    (a 500 is logged with its traceback first); the security headers; the request counted and timed by route
+    template and final status."""
     request_id = sane_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_request_id()
     request[request_id_key] = request_id
     token = request_id_var.set(request_id)
     started = time.perf_counter()
     status = 500
     try:
+        # The caller, before any view runs (None when anonymous); a login cookie slides after the view.
+        request[user_key] = None
+        request[credential_key] = None
+        signed_in_by = await _authenticate(request) if _may_carry_credential(request) else None
         response = await handler(request)
+        if signed_in_by == "cookie":
+            await renew_login_cookie(request, response)
     except Exception as exc:
         error = _rendered(request, exc)
         status = error.status
@@ -136,38 +143,33 @@ def _same_origin(request: web.Request, trusted: tuple[str, ...]) -> bool:
     return from_trusted_site(request, trusted)
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Put the caller into request[user_key] (None when anonymous) before any view runs; slide a login cookie after."""
-    request[user_key] = None
-    request[credential_key] = None
+def _may_carry_credential(request: web.Request) -> bool:
+    """Whether a credential can be anywhere in the request: a header, a cookie, or a body (unsafe methods)."""
     headers = request.headers
-    if (
-        "Authorization" not in headers
-        and "Cookie" not in headers
-        and (request.method in SAFE_METHODS or not request.can_read_body)
-    ):
-        return await handler(request)  # no credential anywhere: nothing to look at
+    return (
+        "Authorization" in headers
+        or "Cookie" in headers
+        or (request.method not in SAFE_METHODS and request.can_read_body)
+    )
+
+
+async def _authenticate(request: web.Request) -> str | None:
+    """Put the caller the credential presented names into request[user_key], or why it was refused into
+    request[auth_problem_key]; where the accepted credential came from ("header", "cookie", "body")."""
     presented = await _presented_token(request)
-    if presented is not None:
-        token, source = presented
-        settings = request.app[settings_key]
-        if (
-            source == "cookie"
-            and request.method not in SAFE_METHODS
-            and not _same_origin(request, settings.cors_origins)
-        ):
-            request[auth_problem_key] = "csrf"
-        else:
-            found = await request.app[authenticator_key].resolve(token)
-            if found is None:
-                request[auth_problem_key] = "invalid"
-            else:
-                request[user_key], request[credential_key] = found
-    response = await handler(request)
-    if presented is not None and presented[1] == "cookie" and request[credential_key] is not None:
-        await renew_login_cookie(request, response)
-    return response
+    if presented is None:
+        return None
+    token, source = presented
+    settings = request.app[settings_key]
+    if source == "cookie" and request.method not in SAFE_METHODS and not _same_origin(request, settings.cors_origins):
+        request[auth_problem_key] = "csrf"
+        return None
+    found = await request.app[authenticator_key].resolve(token)
+    if found is None:
+        request[auth_problem_key] = "invalid"
+        return None
+    request[user_key], request[credential_key] = found
+    return source
 
 
 def current_user(request: web.Request) -> User:

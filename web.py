@@ -48,7 +48,7 @@ from db.migrations import migrate
 from db.pool import Database, DatabaseUnavailable, connect_dsn, create_pool
 from google_signin.certs import GoogleCertificates
 from google_signin.oidc import OpenIdDiscovery
-from middlewares import auth_middleware, request_middleware
+from middlewares import request_middleware
 from settings import Settings
 from views import add_routes
 
@@ -197,7 +197,7 @@ async def create_app(settings: Settings | None = None) -> web.Application:
     install_access_redactor()
     install_malformed_request_filter()
     app = web.Application(
-        middlewares=[request_middleware, auth_middleware],
+        middlewares=[request_middleware],
         client_max_size=settings.max_body_size,
         # aiohttp's keep-alive timer runs from a connection's opening (and from each answer) until a request's headers
         # have all arrived, however slowly they trickle in: so it bounds slow or unfinished headers (slowloris) as well

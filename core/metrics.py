@@ -19,6 +19,7 @@ import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractResource
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -76,18 +77,18 @@ class _PendingChild:
 
 
 class RequestMetrics:
-    """HTTP requests counted and timed by (method, route template, status): per key, one count per latency bucket
-    and the sum of the latencies, until the next flush."""
+    """HTTP requests counted and timed by method, route and status: per key, one count per latency bucket and the sum
+    of the latencies, until the next flush (which labels them with the route's template)."""
 
     def __init__(self, requests: Counter, latency: Histogram) -> None:
         self._requests = requests
         self._latency = latency
         self._bounds = LATENCY_BUCKETS
-        self._pending: dict[tuple[str, str, str], list[float]] = {}
+        self._pending: dict[tuple[str, AbstractResource | None, int], list[float]] = {}
         _PENDING.append(self)
 
-    def record(self, key: tuple[str, str, str], seconds: float) -> None:
-        """One request answered in `seconds`."""
+    def record(self, key: tuple[str, AbstractResource | None, int], seconds: float) -> None:
+        """One request (method, matched resource or None, status) answered in `seconds`."""
         entry = self._pending.get(key)
         if entry is None:
             entry = self._pending[key] = [0.0] * (len(self._bounds) + 2)  # the buckets, +Inf, and the sum
@@ -97,11 +98,19 @@ class RequestMetrics:
     def flush(self) -> None:
         """Hand the pending counts and latencies to prometheus_client."""
         pending, self._pending = self._pending, {}
-        for key, entry in pending.items():
-            self._requests.labels(*key).inc(sum(entry[:-1]))
+        labelled: dict[tuple[str, str, str], list[float]] = {}
+        for (method, resource, status), entry in pending.items():
+            labels = (method, resource_label(resource), str(status))
+            total = labelled.get(labels)
+            if total is None:
+                labelled[labels] = entry
+            else:
+                labelled[labels] = [a + b for a, b in zip(total, entry, strict=True)]
+        for labels, entry in labelled.items():
+            self._requests.labels(*labels).inc(sum(entry[:-1]))
             # prometheus_client has no call to add many observations at once: its histogram child keeps one value
             # per bucket (non-cumulative, +Inf last) and the sum, which take the counts as observe() would have.
-            child = self._latency.labels(*key)
+            child = self._latency.labels(*labels)
             child._sum.inc(entry[-1])
             for bucket, count in zip(child._buckets, entry[:-1], strict=True):
                 if count:
@@ -166,7 +175,11 @@ CERTIFICATE_FETCHES = PendingCounter(
 
 def route_label(request: web.Request) -> str:
     """The matched resource's template ("/chatts/{id}"), never the raw URL, so unknown paths cannot add series."""
-    resource = request.match_info.route.resource
+    return resource_label(request.match_info.route.resource)
+
+
+def resource_label(resource: AbstractResource | None) -> str:
+    """A resource's template, the same with or without its trailing slash; UNMATCHED_ROUTE for none."""
     if resource is None:
         return UNMATCHED_ROUTE
     # "/getchatts" and "/getchatts/" are one endpoint.
@@ -175,7 +188,7 @@ def route_label(request: web.Request) -> str:
 
 def count_request(request: web.Request, status: int, seconds: float) -> None:
     """Count one answered request, labelled by method, route template and final status."""
-    REQUESTS.record((request.method, route_label(request), str(status)), seconds)
+    REQUESTS.record((request.method, request.match_info.route.resource, status), seconds)
 
 
 def flush() -> None:
