@@ -12,6 +12,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -40,8 +41,10 @@ from models.records import User
 logger = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CALLER_MARK = "_chatterd_reads_caller"  # set by reads_caller on views that act on their caller
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 @web.middleware
@@ -112,18 +115,19 @@ def _bearer(header: str) -> str:
 
 async def _presented_token(request: web.Request) -> tuple[str, str] | None:
     """The first credential the request carries, by the contract's order: header, cookie, body."""
-    header = request.headers.get("Authorization")
+    headers = request.headers
+    header = headers.get("Authorization")
     if header:
         return _bearer(header), "header"
-    try:
-        cookie = login_cookie(request, secure=request.app[settings_key].cookie_secure)
-    except AmbiguousCookie:
-        request[auth_problem_key] = "ambiguous"  # no credential is taken: not the cookie, and not the body
-        return None
-    if cookie:
-        return cookie, "cookie"
-    # Only for a route that exists: a 404 or 405 reads no body.
-    if request.method not in SAFE_METHODS and request.can_read_body and request.match_info.http_exception is None:
+    if "Cookie" in headers:
+        try:
+            cookie = login_cookie(request, secure=request.app[settings_key].cookie_secure)
+        except AmbiguousCookie:
+            request[auth_problem_key] = "ambiguous"  # no credential is taken: not the cookie, and not the body
+            return None
+        if cookie:
+            return cookie, "cookie"
+    if _body_may_carry_credential(request):
         try:
             body = await read_body(request)  # read as the view will read it, and kept for it
         except (BadRequest, Unprocessable):
@@ -144,12 +148,19 @@ def _same_origin(request: web.Request, trusted: tuple[str, ...]) -> bool:
 
 
 def _may_carry_credential(request: web.Request) -> bool:
-    """Whether a credential can be anywhere in the request: a header, a cookie, or a body (unsafe methods)."""
+    """Whether the request can carry a credential: in a header, a cookie, or a body (see below)."""
     headers = request.headers
+    return "Authorization" in headers or "Cookie" in headers or _body_may_carry_credential(request)
+
+
+def _body_may_carry_credential(request: web.Request) -> bool:
+    """A body is looked at for a chatterID only where a credential counts: an unsafe request to a view that acts on
+    its caller (`reads_caller`, which login_required and requires apply). Elsewhere nobody would use it, and a view
+    that takes no credential (a sign-in, anonymous posting) can refuse a request before its body is read."""
     return (
-        "Authorization" in headers
-        or "Cookie" in headers
-        or (request.method not in SAFE_METHODS and request.can_read_body)
+        request.method not in SAFE_METHODS
+        and request.can_read_body
+        and getattr(request.match_info.handler, CALLER_MARK, False)
     )
 
 
@@ -180,6 +191,13 @@ def current_user(request: web.Request) -> User:
     return user
 
 
+def reads_caller(view: T) -> T:
+    """Mark a view that acts on its caller, so that a chatterID in its body signs the request in (login_required and
+    requires mark theirs; other views get no body credential looked at)."""
+    setattr(view, CALLER_MARK, True)
+    return view
+
+
 def login_required(view: View) -> View:
     """Let the view run only for a signed-in caller: 401 with WWW-Authenticate otherwise."""
 
@@ -196,7 +214,7 @@ def login_required(view: View) -> View:
             raise Unauthorized("Sign-in required.")
         return await view(request)
 
-    return guarded
+    return reads_caller(guarded)
 
 
 def requires(*roles: str) -> Callable[[View], View]:
