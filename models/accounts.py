@@ -6,20 +6,14 @@ import psycopg2.errors
 
 from auth.usernames import username_key
 from db.pool import Cursor, Database
-from models.fragments import AUDIT_INSERT, COUNT_IN_WINDOW
+from models.fragments import AUDIT_INSERT, RATE_ATTEMPT
 from models.records import Account, NewRefreshToken, RateLimited, User, UsernameTaken
 
 # One round trip: the same Google subject is always the same user (whose name follows Google's), plus a chatterID
 # and a refresh-token family. The per-address rate count is part of the same statement: nothing is written past the
 # limit. Each sign-in also removes a few expired chatterIDs (the "purged" part), so no full-table DELETE is needed.
 SIGN_IN_GOOGLE_USER = f"""
-WITH attempt AS (
-    INSERT INTO throttle AS t (key, hits, max_hits, window_start)
-    SELECT %(rate_key)s, 1, 0, now() WHERE %(limit)s > 0
-    ON CONFLICT (key) DO UPDATE SET {COUNT_IN_WINDOW}
-    RETURNING hits, extract(epoch FROM now() - window_start)::float8 AS age
-),
-allowed AS (SELECT 1 WHERE %(limit)s = 0 OR (SELECT hits FROM attempt) <= %(limit)s),
+WITH {RATE_ATTEMPT},
 existing AS (SELECT id, username, role, email FROM users WHERE google_sub = %(sub)s),
 inserted AS (
     INSERT INTO users (username, google_sub, email)
