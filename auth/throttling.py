@@ -96,6 +96,18 @@ class LoginThrottle:
         )
 
 
+async def claim_code_attempt(db: Database, settings: Settings, user_id: int) -> str:
+    """Count an attempt at the user's one-time code outside sign-in (turning TOTP off) before it is checked; 429 past
+    LOGIN_MAX_FAILURES within LOGIN_LOCKOUT_SECONDS. Returns the counter's key, which a success clears."""
+    key = f"totp:user:{user_id}"
+    window = settings.login_lockout_seconds
+    wait = await models.claim_attempt(db, {key: settings.login_max_failures}, window=window, lockout=window)
+    if wait is not None:
+        THROTTLES.labels("totp").inc()
+        raise TooManyRequests("Too many wrong one-time codes; try again later.", retry_after=math.ceil(wait))
+    return key
+
+
 async def limit_rate(db: Database, address: str, kind: str, *, limit: int, window: int) -> None:
     """Count one `kind` attempt from `address`; 429 with Retry-After past `limit` in `window` seconds."""
     hits, age = await models.count_attempt(db, f"{kind}:addr:{address}", window=window)

@@ -429,10 +429,12 @@ PATHS: dict[str, Any] = {
         "post": {
             "tags": ["accounts"],
             "summary": "Turn TOTP off, given a current code or a recovery code",
+            "description": "Attempts are counted before the code is checked, as at /login: past LOGIN_MAX_FAILURES "
+            "within LOGIN_LOCKOUT_SECONDS, 429. Each wrong code is written to the audit log.",
             "operationId": "totpDisable",
             "security": SIGNED_IN,
             "requestBody": _body(OtpOrRecoveryCode, {"otp": "123456"}),
-            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
+            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, 429, *COMMON)},
         }
     },
     "/token/refresh": {

@@ -132,6 +132,7 @@ UPDATE recovery_codes SET used_at = now() WHERE user_id = %s AND code_hash = %s 
 
 DISABLE_TOTP = f"""
 WITH codes AS (DELETE FROM recovery_codes WHERE user_id = %(user_id)s),
+cleared AS (DELETE FROM throttle WHERE key = %(throttle_key)s),
 audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'totp_off', NULL, %(address)s, '{{}}'))
 UPDATE users SET totp_enabled = false, totp_secret = NULL, totp_last_step = NULL WHERE id = %(user_id)s
 """
@@ -262,6 +263,6 @@ async def use_recovery_code(db: Database, user_id: int, code_hash: bytes) -> boo
     return await db.fetch_one(USE_RECOVERY_CODE, (user_id, code_hash)) is not None
 
 
-async def disable_totp(db: Database, user_id: int, address: str) -> None:
-    """Turn TOTP off and drop the recovery codes."""
-    await db.execute(DISABLE_TOTP, {"user_id": user_id, "address": address})
+async def disable_totp(db: Database, user_id: int, address: str, throttle_key: str) -> None:
+    """Turn TOTP off, drop the recovery codes and clear the counter of attempts at them."""
+    await db.execute(DISABLE_TOTP, {"user_id": user_id, "address": address, "throttle_key": throttle_key})
