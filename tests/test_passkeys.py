@@ -11,7 +11,7 @@ import pytest
 from auth.cookies import COOKIE_NAME
 from auth.passkeys import MAX_PASSKEYS
 from core.keys import db_key
-from settings import apk_key_hash_origin
+from settings import ConfigError, Settings, apk_key_hash_origin
 from tests.support.authenticator import Authenticator, b64url, unb64url
 from tests.support.common import bearer
 
@@ -487,3 +487,45 @@ async def test_app_association_documents_come_from_the_settings(make_client):
     authenticator = Authenticator(APP_ORIGIN)
     await add_passkey(client, token, authenticator)
     assert (await passkey_login(client, authenticator.get(await login_options(client))))[0] == 200
+
+
+def test_passkey_settings_from_the_environment():
+    env = {
+        "SECRET_KEY": "k" * 48,
+        "PUBLIC_URL": "https://chat.example.com/",
+        "WEBAUTHN_ANDROID_APPS": "com.example.chatter=" + APP_FINGERPRINT.lower(),
+        "WEBAUTHN_APPLE_APP_IDS": "ABCDE12345.edu.chatter",
+    }
+    settings = Settings.from_env(env)
+    assert settings.passkey_rp_id == "chat.example.com"
+    assert settings.passkey_origins == ("https://chat.example.com", APP_ORIGIN)
+    assert settings.android_apps == (("com.example.chatter", APP_FINGERPRINT),)
+    explicit = Settings.from_env(
+        {**env, "WEBAUTHN_RP_ID": "example.com", "WEBAUTHN_ORIGINS": "https://example.com, https://chat.example.com"}
+    )
+    assert explicit.passkey_rp_id == "example.com"
+    assert explicit.passkey_origins == ("https://example.com", "https://chat.example.com")
+    # PUBLIC_URL on an address: no relying party (an address cannot be an RP ID), and the server still starts.
+    assert Settings.from_env({"SECRET_KEY": "k" * 48, "PUBLIC_URL": "http://10.0.0.5:8000"}).passkey_rp_id is None
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"WEBAUTHN_RP_ID": "127.0.0.1", "WEBAUTHN_ORIGINS": "https://a.test"}, "domain"),
+        ({"WEBAUTHN_RP_ID": "Chatter.Test", "WEBAUTHN_ORIGINS": "https://chatter.test"}, "domain"),
+        ({"WEBAUTHN_RP_ID": "chatter.test"}, "needs WEBAUTHN_ORIGINS"),
+        ({"WEBAUTHN_ORIGINS": "https://chatter.test"}, "needs WEBAUTHN_RP_ID"),
+        ({"WEBAUTHN_RP_ID": "chatter.test", "WEBAUTHN_ORIGINS": "https://evil.test"}, "not on WEBAUTHN_RP_ID"),
+        ({"WEBAUTHN_RP_ID": "chatter.test", "WEBAUTHN_ORIGINS": "https://xchatter.test"}, "not on WEBAUTHN_RP_ID"),
+        ({"WEBAUTHN_RP_ID": "chatter.test", "WEBAUTHN_ORIGINS": "https://chatter.test/"}, "origins"),
+        ({"WEBAUTHN_RP_ID": "chatter.test", "WEBAUTHN_ORIGINS": "https://chatter.test:x"}, "origins"),
+        ({"WEBAUTHN_RP_ID": "chatter.test", "WEBAUTHN_ORIGINS": "android:apk-key-hash:abc"}, "apk-key-hash"),
+        ({"WEBAUTHN_ANDROID_APPS": "com.example.chatter"}, "WEBAUTHN_ANDROID_APPS"),
+        ({"WEBAUTHN_ANDROID_APPS": "chatter=" + APP_FINGERPRINT}, "WEBAUTHN_ANDROID_APPS"),
+        ({"WEBAUTHN_APPLE_APP_IDS": "edu.chatter"}, "WEBAUTHN_APPLE_APP_IDS"),
+    ],
+)
+def test_bad_passkey_settings_stop_the_start(env, needle):
+    with pytest.raises(ConfigError, match=needle):
+        Settings.from_env({"SECRET_KEY": "k" * 48, **env})
