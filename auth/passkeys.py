@@ -6,7 +6,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from aiohttp import web
 from webauthn.authentication.verify_authentication_response import VerifiedAuthentication
@@ -19,6 +19,7 @@ from auth.usernames import username_key
 from core.errors import Conflict, Forbidden, TooManyRequests, Unauthorized, Unprocessable
 from core.keys import db_key, settings_key
 from core.metrics import SIGN_INS, THROTTLES
+from db.pool import Database
 from models.records import (
     PasskeyDescriptor,
     PasskeyEntry,
@@ -161,27 +162,33 @@ async def check_assertion(
     return passkey, verified
 
 
+async def _refused(db: Database, address: str, user_id: int | None, refusal: Unauthorized) -> NoReturn:
+    """Count and audit a refused passkey sign-in (under the passkey's owner once it is known), then refuse it."""
+    SIGN_INS.labels("passkey", "failure").inc()
+    detail = {"reason": refusal.message}
+    await models.record_event(
+        db, user_id=user_id, event="sign_in_failed", kind="passkey", address=address, detail=detail
+    )
+    raise refusal
+
+
 async def sign_in(app: web.Application, rp: RelyingParty, credential: dict[str, Any], address: str) -> Issued:
     """Sign in with a passkey: a valid assertion, with user verification when the account has TOTP on."""
     settings, db = app[settings_key], app[db_key]
     try:
         passkey, verified = await check_assertion(app, rp, credential)
     except Unauthorized as exc:
-        SIGN_INS.labels("passkey", "failure").inc()
-        await models.record_event(
-            db, user_id=None, event="sign_in_failed", kind="passkey", address=address, detail={"reason": exc.message}
-        )
-        raise
+        await _refused(db, address, None, exc)
     user = passkey.user
     if passkey.banned_until is not None and passkey.banned_until > time.time():
         raise Forbidden("This account is banned.", error=BANNED)
     if passkey.totp_enabled and not verified.user_verified:
         # A passkey is a second factor only when it verified its user (PIN, biometrics).
-        SIGN_INS.labels("passkey", "failure").inc()
-        raise Unauthorized(
-            "This account has two-factor sign-in on: use a passkey that verifies you (PIN or biometrics), or sign "
-            "in with your password and a one-time code."
+        message = (
+            "This account has two-factor sign-in on: use a passkey that verifies you (PIN or biometrics), or sign in "
+            "with your password and a one-time code."
         )
+        await _refused(db, address, user.id, Unauthorized(message))
     refresh_token, refresh = new_refresh_family(settings)
     completed = await models.complete_passkey_sign_in(
         db,
@@ -192,7 +199,6 @@ async def sign_in(app: web.Application, rp: RelyingParty, credential: dict[str, 
         address=address,
     )
     if not completed:
-        SIGN_INS.labels("passkey", "failure").inc()
-        raise Unauthorized(f"{REFUSED}: its signature counter did not move forward.")
+        await _refused(db, address, user.id, Unauthorized(f"{REFUSED}: its signature counter did not move forward."))
     SIGN_INS.labels("passkey", "success").inc()
     return issue(app, user, refresh.family_id, refresh_token)
