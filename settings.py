@@ -194,6 +194,8 @@ class Settings:
     db_acquire_timeout: float = 5.0
     db_statement_timeout: float = 10.0
     http_client_timeout: float = 10.0
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
     retry_after: int = 5
     cookie_secure: bool = True
     cors_origins: tuple[str, ...] = ()
@@ -311,6 +313,8 @@ class Settings:
             db_acquire_timeout=_float(env, "DB_ACQUIRE_TIMEOUT", 5.0),
             db_statement_timeout=_float(env, "DB_STATEMENT_TIMEOUT", 10.0),
             http_client_timeout=_float(env, "HTTP_CLIENT_TIMEOUT", 10.0),
+            header_timeout=_float(env, "HEADER_TIMEOUT", 10.0),
+            body_timeout=_float(env, "BODY_TIMEOUT", 30.0),
             cookie_secure=_bool(env, "COOKIE_SECURE", True),
             cors_origins=_list(env, "CORS_ORIGINS"),
             trusted_proxies=_int(env, "TRUSTED_PROXIES", 0),

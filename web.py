@@ -178,6 +178,10 @@ async def create_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, metrics_middleware, auth_middleware],
         client_max_size=settings.max_body_size,
+        # aiohttp's keep-alive timer runs from a connection's opening (and from each answer) until a request's headers
+        # have all arrived, however slowly they trickle in: so it bounds slow or unfinished headers (slowloris) as well
+        # as idle connections. Set here, it holds under gunicorn (whose --keep-alive it replaces), adev and the tests.
+        handler_args={"keepalive_timeout": settings.header_timeout},
     )
     app[settings_key] = settings
     app[token_codec_key] = TokenCodec.from_settings(settings)  # reads the signing key files, if any, once

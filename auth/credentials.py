@@ -174,7 +174,7 @@ class Authenticator:
             # Without the listener a logout on another worker could be missed: ask Postgres, as for chatterIDs.
             if not self.store.live and await models.token_revoked(self.db, jti=claims.jti, family_id=claims.session_id):
                 return None
-            standing = await self.directory.standing(claims.user_id)
+            standing = await self.directory.standing(claims.user_id, at_least=claims.standing_version)
             if standing is None or not standing.admits(claims.issued_at, now):
                 return None
             return standing.user, Credential(claims=claims)

@@ -57,10 +57,12 @@ def new_refresh_family(settings: Settings) -> tuple[str, NewRefreshToken]:
     return token, NewRefreshToken(token_hash, str(uuid.uuid4()), settings.refresh_token_lifetime)
 
 
-def issue(app: web.Application, user: User, family_id: str, refresh_token: str) -> Issued:
+def issue(
+    app: web.Application, user: User, family_id: str, refresh_token: str, *, standing_version: int | None = None
+) -> Issued:
     """Mint the access JWT of a sign-in (or refresh) whose refresh family is already stored."""
     codec = app[token_codec_key]
-    token, _ = codec.mint(user.id, user.username, user.role, session_id=family_id)
+    token, _ = codec.mint(user.id, user.username, user.role, session_id=family_id, standing_version=standing_version)
     return Issued(user, token, codec.lifetime, refresh_token)
 
 
@@ -105,8 +107,15 @@ async def with_password(app: web.Application, *, username: str, password: str, o
         refresh=refresh,
         address=address,
     )
+    # The name and role are read again, now: the password check took a while, and a demotion or rename answered
+    # meanwhile must not be minted into the token (clients and JWKS verifiers read its claims). The token carries
+    # the standing's version, so no worker lets it act on an older copy of the standing than it was minted from.
+    standing = await models.user_standing(db, user.id)
+    if standing is None:  # deleted meanwhile
+        SIGN_INS.labels("password", "failure").inc()
+        raise Unauthorized(BAD_LOGIN)
     SIGN_INS.labels("password", "success").inc()
-    return issue(app, user, refresh.family_id, refresh_token)
+    return issue(app, standing.user, refresh.family_id, refresh_token, standing_version=standing.version)
 
 
 async def second_factor_ok(db: Database, user_id: int, secret: str, last_step: int | None, otp: object) -> bool:

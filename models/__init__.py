@@ -40,7 +40,9 @@ from models.passkeys import (
 )
 from models.records import (
     Account,
+    ChattRefused,
     NewRefreshToken,
+    PosterGone,
     RateLimited,
     Refreshed,
     Revocations,
@@ -64,7 +66,9 @@ from models.throttle import claim_attempt, count_attempt
 
 __all__ = [
     "Account",
+    "ChattRefused",
     "NewRefreshToken",
+    "PosterGone",
     "RateLimited",
     "Refreshed",
     "Revocations",

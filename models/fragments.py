@@ -21,6 +21,9 @@ RATE_ATTEMPT = f"""attempt AS (
 ),
 allowed AS (SELECT 1 WHERE %(limit)s = 0 OR (SELECT hits FROM attempt) <= %(limit)s)"""
 
+# A user row `users` whose credentials may still act (not deleted, not banned): checked again where a write happens.
+USER_IN_GOOD_STANDING = "users.deleted_at IS NULL AND (users.banned_until IS NULL OR users.banned_until <= now())"
+
 # Every audit entry goes through these columns.
 AUDIT_INSERT = "INSERT INTO auth_events (user_id, event, kind, address, detail)"
 

@@ -8,7 +8,7 @@ from typing import Any
 import pyotp
 import pytest
 
-from auth.cookies import COOKIE_NAME
+from auth.cookies import HOST_COOKIE_NAME
 from auth.passkeys import MAX_PASSKEYS
 from core.keys import db_key
 from settings import ConfigError, Settings, apk_key_hash_origin
@@ -85,7 +85,7 @@ async def test_register_sign_in_without_a_name_and_delete(client, algorithm):
     assert resp.status == 200, await resp.text()
     issued = await resp.json()
     assert issued["token_type"] == "Bearer" and issued["refresh_token"] and issued["expires_in"] > 0
-    assert resp.cookies[COOKIE_NAME].value == issued["token"]
+    assert resp.cookies[HOST_COOKIE_NAME].value == issued["token"]
     client.session.cookie_jar.clear()
     me = await (await client.get("/get-user", headers=bearer(issued["token"]))).json()
     assert me["user"]["username"] == "ann"

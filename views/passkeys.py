@@ -8,7 +8,7 @@ import models
 from auth import app_links, passkeys
 from auth.ceremonies import relying_party
 from auth.throttling import request_address
-from core.bodies import canonical_uuid, json_response, parse, read_json
+from core.bodies import canonical_uuid, json_response, parse, read_body
 from core.errors import NotFound
 from core.keys import db_key, settings_key
 from core.origins import refuse_cross_site_sign_in
@@ -29,7 +29,7 @@ async def register_options(request: web.Request) -> web.Response:
 @login_required
 async def register(request: web.Request) -> web.Response:
     """POST /passkeys/register: keep the passkey the authenticator made from those options."""
-    credential, name = parse(PasskeyRegistration, await read_json(request))
+    credential, name = parse(PasskeyRegistration, await read_body(request))
     user = current_user(request)
     entry = await passkeys.finish_registration(
         request.app, relying_party(request), user, credential, name, request_address(request)
@@ -65,7 +65,7 @@ async def delete_passkey(request: web.Request) -> web.Response:
 
 async def login_options(request: web.Request) -> web.Response:
     """POST /passkeys/login/options: request options, for one account's passkeys or for any discoverable one."""
-    body = await read_json(request) if request.body_exists else {}
+    body = await read_body(request) if request.body_exists else {}
     username = parse(PasskeyLoginOptions, body).username
     rp = relying_party(request)
     return json_response(await passkeys.start_sign_in(request.app, rp, username, request_address(request)))
@@ -74,7 +74,7 @@ async def login_options(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     """POST /passkeys/login: sign in with the authenticator's assertion; a JWT, a refresh token and the cookie."""
     refuse_cross_site_sign_in(request)  # it sets the login cookie: as /login, never for another site's page
-    credential = parse(PasskeyAssertion, await read_json(request)).credential
+    credential = parse(PasskeyAssertion, await read_body(request)).credential
     issued = await passkeys.sign_in(request.app, relying_party(request), credential, request_address(request))
     return issued.response(request.app[settings_key], cookie=True)
 
