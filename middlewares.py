@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from auth.cookies import AmbiguousCookie, login_cookie
+from auth.signin import renew_login_cookie
 from core.bodies import read_body
 from core.errors import (
     ApiError,
@@ -100,7 +101,7 @@ def _same_origin(request: web.Request, trusted: tuple[str, ...]) -> bool:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Put the caller into request[user_key] (None when anonymous) before any view runs."""
+    """Put the caller into request[user_key] (None when anonymous) before any view runs; slide a login cookie after."""
     request[user_key] = None
     request[credential_key] = None
     presented = await _presented_token(request)
@@ -119,7 +120,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 request[auth_problem_key] = "invalid"
             else:
                 request[user_key], request[credential_key] = found
-    return await handler(request)
+    response = await handler(request)
+    if presented is not None and presented[1] == "cookie" and request[credential_key] is not None:
+        await renew_login_cookie(request, response)
+    return response
 
 
 def current_user(request: web.Request) -> User:

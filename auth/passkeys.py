@@ -14,11 +14,12 @@ from webauthn.authentication.verify_authentication_response import VerifiedAuthe
 import models
 from auth import ceremonies
 from auth.ceremonies import CeremonyFailed, MalformedCredential, RelyingParty
-from auth.signin import Issued, issue, new_refresh_family
+from auth.sessions import PASSKEY, Client, new_session, session_policy
+from auth.signin import Issued, issue, new_refresh
 from auth.usernames import username_key
 from core.errors import Conflict, Forbidden, TooManyRequests, Unauthorized, Unprocessable
 from core.keys import db_key, settings_key
-from core.metrics import SIGN_INS, THROTTLES
+from core.metrics import SESSIONS_OPENED, SIGN_INS, THROTTLES
 from db.pool import Database
 from models.records import (
     PasskeyDescriptor,
@@ -34,6 +35,11 @@ MAX_PASSKEYS = 20  # per user: enough for every device one owns, and a bound on 
 DEFAULT_NAME = "Passkey"
 BANNED = "banned"  # the contract's error code for a banned user's sign-in
 REFUSED = "The passkey was refused"
+# A passkey is a second factor only when it verified its user (PIN, biometrics).
+UNVERIFIED = (
+    "This account has two-factor sign-in on: use a passkey that verifies you (PIN or biometrics), or sign in with your "
+    "password and a one-time code."
+)
 Parsed = TypeVar("Parsed")
 
 
@@ -172,9 +178,10 @@ async def _refused(db: Database, address: str, user_id: int | None, refusal: Una
     raise refusal
 
 
-async def sign_in(app: web.Application, rp: RelyingParty, credential: dict[str, Any], address: str) -> Issued:
-    """Sign in with a passkey: a valid assertion, with user verification when the account has TOTP on."""
-    settings, db = app[settings_key], app[db_key]
+async def sign_in(app: web.Application, rp: RelyingParty, credential: dict[str, Any], client: Client) -> Issued:
+    """Sign in with a passkey and open a session of kind `passkey`: a valid assertion, with user verification when the
+    account has TOTP on (a passkey that verified its user counts as both factors)."""
+    settings, db, address = app[settings_key], app[db_key], client.address
     try:
         passkey, verified = await check_assertion(app, rp, credential)
     except Unauthorized as exc:
@@ -183,22 +190,27 @@ async def sign_in(app: web.Application, rp: RelyingParty, credential: dict[str, 
     if passkey.banned_until is not None and passkey.banned_until > time.time():
         raise Forbidden("This account is banned.", error=BANNED)
     if passkey.totp_enabled and not verified.user_verified:
-        # A passkey is a second factor only when it verified its user (PIN, biometrics).
-        message = (
-            "This account has two-factor sign-in on: use a passkey that verifies you (PIN or biometrics), or sign in "
-            "with your password and a one-time code."
-        )
-        await _refused(db, address, user.id, Unauthorized(message))
-    refresh_token, refresh = new_refresh_family(settings)
+        await _refused(db, address, user.id, Unauthorized(UNVERIFIED))
+    refresh_token, refresh = new_refresh(settings)
+    session = await new_session(PASSKEY, client)
     completed = await models.complete_passkey_sign_in(
         db,
         passkey_id=passkey.id,
         sign_count=verified.new_sign_count,
         backed_up=verified.credential_backed_up,
+        session=session,
+        policy=session_policy(settings),
         refresh=refresh,
         address=address,
     )
     if not completed:
         await _refused(db, address, user.id, Unauthorized(f"{REFUSED}: its signature counter did not move forward."))
+    # Who the user is now (name, role), read after the writes: a change answered meanwhile is never minted.
+    standing = await models.user_standing(db, user.id)
+    if standing is None:  # deleted meanwhile
+        await _refused(db, address, user.id, Unauthorized(f"{REFUSED}: its account is gone."))
     SIGN_INS.labels("passkey", "success").inc()
-    return issue(app, user, refresh.family_id, refresh_token)
+    SESSIONS_OPENED.labels(PASSKEY).inc()
+    return issue(
+        app, standing.user, session.id, refresh_token, settings.session_max_age, standing_version=standing.version
+    )

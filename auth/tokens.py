@@ -48,7 +48,7 @@ class AccessClaims:
     jti: str
     issued_at: float
     expires_at: float
-    # The refresh-token family this access token belongs to, if any: revoking the family revokes the token too.
+    # The session (claim `sid`) this access token belongs to, if any: ending the session revokes the token too.
     session_id: str | None = None
     # The version of the user's standing the name and role were read from, when the minter knew it (claim `sv`).
     standing_version: int | None = None

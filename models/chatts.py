@@ -71,7 +71,8 @@ WITH posts AS (
     SELECT posts.position, users.username, posts.message, users.id AS user_id
     FROM unnest(%s::bytea[], %s::text[]) WITH ORDINALITY AS posts (id_hash, message, position)
     JOIN chatter_sessions AS chatter_ids ON chatter_ids.id_hash = posts.id_hash AND chatter_ids.expires_at > now()
-    JOIN users ON users.id = chatter_ids.user_id AND {USER_IN_GOOD_STANDING}
+    JOIN sessions ON sessions.id = chatter_ids.session_id
+    JOIN users ON users.id = sessions.user_id AND {USER_IN_GOOD_STANDING}
 ),
 inserted AS (
     INSERT INTO chatts (username, message, user_id) SELECT username, message, user_id FROM posts ORDER BY position

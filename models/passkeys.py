@@ -6,17 +6,20 @@ from dataclasses import dataclass
 
 from db.pool import Database
 from models.accounts import ACCOUNT_NAMED
-from models.fragments import AUDIT_INSERT, ISO_UTC, RATE_ATTEMPT
+from models.fragments import AUDIT_INSERT, ISO_UTC, PURGE_SESSIONS, RATE_ATTEMPT, SESSION_INSERT, SESSION_VALUES
 from models.records import (
     NewRefreshToken,
+    NewSession,
     PasskeyDescriptor,
     PasskeyEntry,
     PasskeyTaken,
     RateLimited,
+    SessionPolicy,
     StoredPasskey,
     TooManyPasskeys,
     User,
 )
+from models.sessions import session_detail, session_params
 
 # The challenge is written only within the address's rate; a few expired ones go at the same time, so abandoned
 # ceremonies never pile up and no full-table DELETE is needed.
@@ -101,13 +104,17 @@ USE_PASSKEY = """used AS (
     RETURNING user_id
 )"""
 
+# A verified assertion opens the sign-in's session with its first refresh token, in one round trip; nothing is written
+# when the counter was passed meanwhile.
 COMPLETE_SIGN_IN = f"""
 WITH {USE_PASSKEY},
+opened AS ({SESSION_INSERT} SELECT {SESSION_VALUES.format(user_id="used.user_id")} FROM used RETURNING id, expires_at),
 refresh AS (
-    INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)
-    SELECT %(refresh_hash)s, %(family_id)s, user_id, now() + make_interval(secs => %(refresh_lifetime)s) FROM used
+    INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
+    SELECT %(refresh_hash)s, id, least(expires_at, now() + make_interval(secs => %(refresh_lifetime)s)) FROM opened
 ),
-audit AS ({AUDIT_INSERT} SELECT user_id, 'sign_in', 'passkey', %(address)s, '{{}}' FROM used)
+audit AS ({AUDIT_INSERT} SELECT user_id, 'sign_in', 'passkey', %(address)s, %(detail)s::jsonb FROM used),
+{PURGE_SESSIONS}
 SELECT EXISTS (SELECT 1 FROM used)
 """
 
@@ -246,18 +253,27 @@ async def delete_passkey(db: Database, *, passkey_id: str, user_id: int, address
 
 
 async def complete_passkey_sign_in(
-    db: Database, *, passkey_id: str, sign_count: int, backed_up: bool, refresh: NewRefreshToken, address: str
+    db: Database,
+    *,
+    passkey_id: str,
+    sign_count: int,
+    backed_up: bool,
+    session: NewSession,
+    policy: SessionPolicy,
+    refresh: NewRefreshToken,
+    address: str,
 ) -> bool:
-    """Record a verified assertion (its counter, when) and open the sign-in's refresh family; False if the counter
-    was passed meanwhile (then nothing is written)."""
+    """Record a verified assertion (its counter, when) and open the sign-in's session with its refresh token; False
+    when the counter was passed meanwhile (then nothing is written)."""
     params = {
         "passkey_id": passkey_id,
         "sign_count": sign_count,
         "backed_up": backed_up,
         "refresh_hash": refresh.token_hash,
-        "family_id": refresh.family_id,
         "refresh_lifetime": refresh.lifetime,
         "address": address,
+        "detail": session_detail(session),
+        **session_params(session, policy),
     }
     (used,) = await db.fetch_one(COMPLETE_SIGN_IN, params)
     return bool(used)

@@ -212,16 +212,22 @@ async def test_logout_everywhere(client, google):
     assert (await me(client, third)).status == 200
 
 
-async def test_logout_of_a_chatterid(client, google):
+async def test_logout_of_a_chatterid_ends_its_whole_sign_in(client, google):
     token = google.id_token(client_id=CLIENT_ID)
     body = await (await client.post("/adduser/", json={"clientID": CLIENT_ID, "idToken": token})).json()
+    other = await (await client.post("/adduser/", json={"clientID": CLIENT_ID, "idToken": token})).json()
     chatter_id = body["chatterID"]
     assert (await client.get("/get-user", headers={"Authorization": chatter_id})).status == 200
     assert (await client.post("/logout", headers={"Authorization": chatter_id})).status == 204
     assert (await client.get("/get-user", headers={"Authorization": chatter_id})).status == 401
     resp = await client.post("/postauth/", json={"chatterID": chatter_id, "message": "after logout"})
     assert resp.status == 401
-    assert (await me(client, body["token"])).status == 200  # the JWT of that sign-in is a separate credential
+    # The JWT and the refresh token of the same sign-in belong to its session, which the logout ended.
+    assert (await me(client, body["token"])).status == 401
+    assert (await client.post("/token/refresh", json={"refresh_token": body["refresh_token"]})).status == 401
+    # Another sign-in of the same user is another session.
+    assert (await client.get("/get-user", headers={"Authorization": other["chatterID"]})).status == 200
+    assert (await me(client, other["token"])).status == 200
 
 
 async def test_logout_on_one_server_is_refused_on_another(client, make_client):

@@ -289,8 +289,8 @@ async def test_sign_ins_purge_expired_sessions_a_bounded_number_at_a_time(client
     await sign_in(client, google, sub="owner")
     await query(
         client,
-        "INSERT INTO chatter_sessions (id_hash, user_id, expires_at)"
-        " SELECT sha256(g::text::bytea), (SELECT min(id) FROM users), now() - interval '1 hour'"
+        "INSERT INTO chatter_sessions (id_hash, session_id, expires_at)"
+        " SELECT sha256(g::text::bytea), (SELECT min(id::text)::uuid FROM sessions), now() - interval '1 hour'"
         " FROM generate_series(1, 120) AS g RETURNING 1",
     )
     await sign_in(client, google, sub="owner")

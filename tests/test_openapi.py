@@ -63,6 +63,10 @@ CONTRACT = {
     ("get", "/audit"),
     ("get", "/auth/google/login"),
     ("get", "/auth/google/callback"),
+    # sessions and devices
+    ("get", "/sessions"),
+    ("delete", "/sessions/{id}"),
+    ("post", "/sessions/revoke-others"),
     # passkeys
     ("post", "/passkeys/register/options"),
     ("post", "/passkeys/register"),
@@ -76,9 +80,10 @@ CONTRACT = {
 METHODS = {"get", "post", "put", "patch", "delete"}
 # Operations whose documented example cannot succeed here (a made-up Google token, an unknown account,
 # a made-up one-time code, a plain user deleting, a made-up refresh token, TOTP not on, a plain user reading the
-# audit log, Google web sign-in (off here, and a redirect when on), a made-up passkey and an unknown passkey id); every
-# other one must answer 2xx to it at least once.
+# audit log, Google web sign-in (off here, and a redirect when on), a made-up session id, a made-up passkey and an
+# unknown passkey id); every other one must answer 2xx to it at least once.
 NO_SUCCESS_FROM_EXAMPLE = {
+    "deleteSession",
     "addUser",
     "login",
     "totpEnable",

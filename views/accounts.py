@@ -7,7 +7,7 @@ from aiohttp import web
 import models
 from auth import signin
 from auth.cookies import clear_login_cookie
-from auth.throttling import limit_rate, request_address
+from auth.throttling import limit_rate, request_address, request_user_agent
 from auth.usernames import username_problem
 from core.bodies import accepts_form, json_response, parse, read_body
 from core.errors import Conflict, Unprocessable
@@ -47,7 +47,12 @@ async def login(request: web.Request) -> web.Response:
     data = await read_body(request)
     username, password, otp = parse(Login, data)
     issued = await signin.with_password(
-        request.app, username=username, password=password, otp=otp, address=request_address(request)
+        request.app,
+        username=username,
+        password=password,
+        otp=otp,
+        address=request_address(request),
+        user_agent=request_user_agent(request),
     )
     return issued.response(request.app[settings_key], cookie=True)
 
@@ -61,7 +66,7 @@ async def get_user(request: web.Request) -> web.Response:
 
 @login_required
 async def logout(request: web.Request) -> web.Response:
-    """POST /logout: the credential used stops working everywhere; `?everywhere=true` ends every one of the user's."""
+    """POST /logout: the session of the credential used ends everywhere; `?everywhere=true` ends all the user's."""
     user, credential = current_user(request), request[credential_key]
     assert credential is not None  # set with the user by the auth middleware
     authenticator = request.app[authenticator_key]
@@ -69,7 +74,7 @@ async def logout(request: web.Request) -> web.Response:
     if request.query.get("everywhere", "").lower() in {"1", "true", "yes"}:
         await authenticator.revoke_all(user.id, address=address, reason="logout")
     else:
-        await authenticator.revoke(credential, user.id, address)
+        await authenticator.logout(credential, user.id, address)
     response = web.Response(status=204)
     clear_login_cookie(response, secure=request.app[settings_key].cookie_secure)
     return response

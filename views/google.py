@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from auth.throttling import request_address
+from auth.throttling import request_address, request_user_agent
 from core.bodies import json_response, parse, read_body
 from core.shapes import AddUser
 from google_signin import signin
@@ -15,7 +15,11 @@ async def add_user(request: web.Request) -> web.Response:
     data = await read_body(request)
     client_id, id_token = parse(AddUser, data)
     signed_in = await signin.with_id_token(
-        request.app, client_id=client_id, id_token=id_token, address=request_address(request)
+        request.app,
+        client_id=client_id,
+        id_token=id_token,
+        address=request_address(request),
+        user_agent=request_user_agent(request),
     )
     return json_response(
         {

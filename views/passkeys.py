@@ -7,6 +7,7 @@ from aiohttp import web
 import models
 from auth import app_links, passkeys
 from auth.ceremonies import relying_party
+from auth.sessions import Client
 from auth.throttling import request_address
 from core.bodies import canonical_uuid, json_response, parse, read_body
 from core.errors import NotFound
@@ -75,7 +76,7 @@ async def login(request: web.Request) -> web.Response:
     """POST /passkeys/login: sign in with the authenticator's assertion; a JWT, a refresh token and the cookie."""
     refuse_cross_site_sign_in(request)  # it sets the login cookie: as /login, never for another site's page
     credential = parse(PasskeyAssertion, await read_body(request)).credential
-    issued = await passkeys.sign_in(request.app, relying_party(request), credential, request_address(request))
+    issued = await passkeys.sign_in(request.app, relying_party(request), credential, Client.of(request))
     return issued.response(request.app[settings_key], cookie=True)
 
 
