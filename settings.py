@@ -225,6 +225,8 @@ class Settings:
     # Native apps that share the site's passkeys: Android `package=SHA-256 fingerprint`, Apple `TEAMID.bundle.id`.
     webauthn_android_apps: tuple[str, ...] = ()
     webauthn_apple_app_ids: tuple[str, ...] = ()
+    # Step-up: sensitive actions need the session's user to have proved who they are within this many seconds.
+    reauth_max_age: int = 300
     # Passkey challenges one address may ask for per window (0: no limit).
     passkey_options_max_per_address: int = 120
     passkey_options_window_seconds: int = 60
@@ -345,6 +347,7 @@ class Settings:
             webauthn_origins=_list(env, "WEBAUTHN_ORIGINS"),
             webauthn_android_apps=_list(env, "WEBAUTHN_ANDROID_APPS"),
             webauthn_apple_app_ids=_list(env, "WEBAUTHN_APPLE_APP_IDS"),
+            reauth_max_age=_int(env, "REAUTH_MAX_AGE", 300, minimum=1),
             passkey_options_max_per_address=_int(env, "PASSKEY_OPTIONS_MAX_PER_ADDRESS", 120),
             passkey_options_window_seconds=_int(env, "PASSKEY_OPTIONS_WINDOW_SECONDS", 60, minimum=1),
         )

@@ -45,8 +45,11 @@ _in_flight: dict[str, int] = {}  # this worker's attempts being evaluated, by ad
 class LoginThrottle:
     """Sign-in attempts counted per account and per address before they are evaluated; a success clears the account."""
 
-    def __init__(self, db: Database, settings: Settings, address: str, username: str) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, address: str, username: str, *, event: str = "sign_in_failed"
+    ) -> None:
         self.db = db
+        self.event = event  # what a failure is audited as
         self.settings = settings
         self.address = address
         # The same key as the account lookup, so every spelling of a name (case, width, İ forms) shares one counter.
@@ -94,7 +97,7 @@ class LoginThrottle:
         await models.record_event(
             self.db,
             user_id=user_id,
-            event="sign_in_failed",
+            event=self.event,
             kind="password",
             address=self.address,
             detail={"reason": reason},

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from auth.cookies import COOKIE_NAME, HOST_COOKIE_NAME
 from core import openapi_parts as parts
 from core import openapi_passkeys as passkeys
-from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN
+from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN, STEP_UP
 from core.shapes import (
     AUDIT_BEFORE,
     AUDIT_LIMIT,
@@ -138,7 +138,8 @@ SCHEMAS: dict[str, Any] = {
             "message": {"type": "string", "description": "What went wrong, for a person."},
             "error": {
                 "type": "string",
-                "description": "A code for programs, where one is defined (`otp_required` at /login).",
+                "description": "A code for programs, where one is defined (`otp_required` at /login, "
+                "`reauth_required` where a recent sign-in is needed).",
             },
         },
         "additionalProperties": False,
@@ -460,6 +461,7 @@ PATHS: dict[str, Any] = {
         "post": {
             "tags": ["accounts"],
             "summary": "Ten new single-use recovery codes (replacing any earlier ones), shown this once",
+            "description": STEP_UP,
             "operationId": "totpRecoveryCodes",
             "security": SIGNED_IN,
             "responses": {**_ok("The codes.", _ref("RecoveryCodes")), **_errors(401, 403, 422, 503)},
@@ -470,7 +472,7 @@ PATHS: dict[str, Any] = {
             "tags": ["accounts"],
             "summary": "Turn TOTP off, given a current code or a recovery code",
             "description": "Attempts are counted before the code is checked, as at /login: past LOGIN_MAX_FAILURES "
-            "within LOGIN_LOCKOUT_SECONDS, 429. Each wrong code is written to the audit log.",
+            "within LOGIN_LOCKOUT_SECONDS, 429. Each wrong code is written to the audit log. " + STEP_UP,
             "operationId": "totpDisable",
             "security": SIGNED_IN,
             "requestBody": _body(OtpOrRecoveryCode, {"otp": "123456"}, form=True),
@@ -708,7 +710,7 @@ DOCUMENT: dict[str, Any] = {
         {"name": "chatter", "description": "The course's chatter API (mobile clients)."},
         {"name": "accounts", "description": "Password accounts, JWTs and TOTP."},
         {"name": "sessions", "description": "Sessions and devices: where the caller is signed in."},
-        {"name": "passkeys", "description": "Passkeys (WebAuthn): add, list, delete, sign in."},
+        {"name": "passkeys", "description": "Passkeys (WebAuthn): add, list, delete, sign in; and step-up."},
         {"name": "operations", "description": "Health, readiness and metrics for operators."},
         {"name": "page", "description": "The web page and these docs."},
     ],

@@ -1,11 +1,11 @@
-"""The OpenAPI description of passkeys (WebAuthn): their endpoints and the WebAuthn Level 3 JSON forms they use."""
+"""The OpenAPI description of passkeys (WebAuthn), their Level 3 JSON forms, and step-up (POST /reauthenticate)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN, body, errors, json_content, ok, ref
-from core.shapes import PasskeyAssertion, PasskeyLoginOptions, PasskeyRegistration
+from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN, STEP_UP, body, errors, json_content, ok, ref
+from core.shapes import PasskeyAssertion, PasskeyLoginOptions, PasskeyRegistration, Reauthenticate
 
 B64URL = {"type": "string", "pattern": "^[A-Za-z0-9_-]*$", "description": "Base64url, without padding."}
 ISO = {"type": "string", "format": "date-time"}
@@ -200,10 +200,27 @@ ASSERTION_REFUSED = (
 APP_DOCUMENT = {"Cache-Control": {"description": "`public, max-age=3600`.", "schema": {"type": "string"}}}
 
 PATHS: dict[str, Any] = {
+    "/reauthenticate": {
+        "post": {
+            "tags": ["passkeys"],
+            "summary": "Step-up: prove again who you are, with your password (and one-time code) or a passkey",
+            "description": "On success the session of the credential used counts as signed in just now, for every "
+            "credential of the session, for the sensitive actions (email, password, TOTP off, recovery codes, "
+            "passkeys, identities, deleting the account). A password is counted and throttled as at /login "
+            "(`otp_required` when TOTP is on and the code is missing or wrong); a passkey's `credential` answers "
+            "options from /passkeys/login/options and must be the caller's (with user verification when TOTP is on). "
+            'A credential of no live session: 401 `"error": "reauth_required"`.',
+            "operationId": "reauthenticate",
+            "security": SIGNED_IN,
+            "requestBody": body(Reauthenticate, {"password": "correct horse battery"}),
+            "responses": {**NO_CONTENT, **errors(400, 401, 403, 404, 422, 429, *COMMON)},
+        }
+    },
     "/passkeys/register/options": {
         "post": {
             "tags": ["passkeys"],
             "summary": "Start adding a passkey: creation options with a challenge valid 5 minutes",
+            "description": STEP_UP,
             "operationId": "passkeyRegisterOptions",
             "security": SIGNED_IN,
             "responses": {
@@ -218,7 +235,8 @@ PATHS: dict[str, Any] = {
             "summary": "Finish adding a passkey: the authenticator's answer to the creation options",
             "description": "The challenge is spent by its first answer, right or wrong. "
             + ASSERTION_REFUSED
-            + " 409: the passkey is already registered, or the account has 20.",
+            + " 409: the passkey is already registered, or the account has 20. "
+            + STEP_UP,
             "operationId": "passkeyRegister",
             "security": SIGNED_IN,
             "requestBody": body(PasskeyRegistration, REGISTRATION_EXAMPLE),
@@ -241,6 +259,7 @@ PATHS: dict[str, Any] = {
         "delete": {
             "tags": ["passkeys"],
             "summary": "Delete one of the caller's passkeys",
+            "description": STEP_UP,
             "operationId": "deletePasskey",
             "security": SIGNED_IN,
             "parameters": [PASSKEY_ID],

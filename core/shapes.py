@@ -188,6 +188,20 @@ class PasskeyAssertion(NamedTuple):
     credential: Annotated[dict[str, Any], JsonObject("AuthenticationResponseJSON")]
 
 
+class Reauthenticate(NamedTuple):
+    """POST /reauthenticate: the password (and a one-time code when TOTP is on), or a passkey's assertion."""
+
+    password: Annotated[str | None, Text(256, format="password", description="The account's password.")] = None
+    otp: Annotated[str | None, Text(64, min_length=0, description=LOGIN_OTP)] = None
+    credential: Annotated[
+        dict[str, Any] | None,
+        JsonObject(
+            "AuthenticationResponseJSON",
+            description="Instead of the password: a passkey's answer to options from /passkeys/login/options.",
+        ),
+    ] = None
+
+
 REQUEST_BODIES: tuple[type[NamedTuple], ...] = (
     PostChatt,
     AddUser,
@@ -201,4 +215,5 @@ REQUEST_BODIES: tuple[type[NamedTuple], ...] = (
     PasskeyRegistration,
     PasskeyLoginOptions,
     PasskeyAssertion,
+    Reauthenticate,
 )

@@ -71,6 +71,7 @@ from models.sessions import (
     touch_sessions,
 )
 from models.standing import recent_standings, user_standing
+from models.step_up import has_password, reauthenticated_by_passkey, reauthenticated_by_password
 from models.throttle import claim_attempt, count_attempt
 
 __all__ = [
@@ -107,6 +108,7 @@ __all__ = [
     "end_all_sessions",
     "end_other_sessions",
     "end_session",
+    "has_password",
     "issue_challenge",
     "list_chatts",
     "list_events",
@@ -116,6 +118,8 @@ __all__ = [
     "load_revocations",
     "mark_authenticated",
     "passkey_by_credential",
+    "reauthenticated_by_passkey",
+    "reauthenticated_by_password",
     "recent_standings",
     "record_event",
     "replace_recovery_codes",

@@ -24,6 +24,15 @@ allowed AS (SELECT 1 WHERE %(limit)s = 0 OR (SELECT hits FROM attempt) <= %(limi
 # A user row `users` whose credentials may still act (not deleted, not banned): checked again where a write happens.
 USER_IN_GOOD_STANDING = "users.deleted_at IS NULL AND (users.banned_until IS NULL OR users.banned_until <= now())"
 
+# What a right password does, at sign-in and at step-up: the account's failures are cleared, the address's attempt is
+# given back (attempts are counted before they are evaluated, and the address's counter keeps only failures), and the
+# hash is renewed when its parameters changed.
+PASSWORD_ACCEPTED = """cleared AS (DELETE FROM throttle WHERE key = %(throttle_key)s),
+refunded AS (UPDATE throttle SET hits = greatest(hits - 1, 0) WHERE key = %(address_key)s),
+rehashed AS (
+    UPDATE users SET password_hash = %(new_hash)s WHERE id = %(user_id)s AND %(new_hash)s::text IS NOT NULL
+)"""
+
 # Every audit entry goes through these columns.
 AUDIT_INSERT = "INSERT INTO auth_events (user_id, event, kind, address, detail)"
 

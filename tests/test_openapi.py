@@ -67,7 +67,8 @@ CONTRACT = {
     ("get", "/sessions"),
     ("delete", "/sessions/{id}"),
     ("post", "/sessions/revoke-others"),
-    # passkeys
+    # passkeys and step-up
+    ("post", "/reauthenticate"),
     ("post", "/passkeys/register/options"),
     ("post", "/passkeys/register"),
     ("get", "/passkeys"),

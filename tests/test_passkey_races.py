@@ -8,17 +8,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import psycopg2
 import pytest
 
 from auth.passkeys import MAX_PASSKEYS
+from tests.support.accounts import call, signed_in_at
 from tests.support.authenticator import Authenticator
 from tests.support.launcher import Gunicorn, base_env
+from tests.support.passkeys import ORIGIN, RP_ID
 
-PASSWORD = "correct horse battery"
-RP_ID = "chatter.test"
-ORIGIN = "https://chatter.test"
 OPTIONS_LIMIT = 7
 BURST = 24
 
@@ -41,21 +39,6 @@ async def servers(make_database: Any, tmp_path: Path) -> AsyncIterator[list[Guni
         assert await asyncio.gather(*(server.stop() for server in pair)) == [0, 0]
 
 
-async def call(method: str, url: str, *, token: str | None = None, **kwargs: Any) -> tuple[int, Any]:
-    """One request on a new connection (so any worker may answer): its status and JSON body (None when empty)."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
-        async with session.request(method, url, headers=headers, **kwargs) as resp:
-            return resp.status, await resp.json() if resp.content_length else None
-
-
-async def signed_in(url: str, username: str = "ann") -> str:
-    assert (await call("POST", f"{url}/register", json={"username": username, "password": PASSWORD}))[0] == 201
-    status, body = await call("POST", f"{url}/login", json={"username": username, "password": PASSWORD})
-    assert status == 200
-    return str(body["token"])
-
-
 async def add_passkey(url: str, token: str, authenticator: Authenticator) -> None:
     status, options = await call("POST", f"{url}/passkeys/register/options", token=token)
     assert status == 200
@@ -71,7 +54,7 @@ async def login_options(url: str) -> dict[str, Any]:
 
 async def test_one_challenge_used_at_once_on_two_servers_signs_in_exactly_once(servers):
     a, b = servers
-    token = await signed_in(a.url)
+    token = await signed_in_at(a.url)
     authenticator = Authenticator(ORIGIN)
     await add_passkey(a.url, token, authenticator)
     # The same assertion many times, and assertions with higher counters over the same challenge: one challenge.
@@ -89,7 +72,7 @@ async def test_one_challenge_used_at_once_on_two_servers_signs_in_exactly_once(s
 
 async def test_a_cloned_authenticator_racing_itself_signs_in_exactly_once(servers):
     a = servers[0]
-    token = await signed_in(a.url)
+    token = await signed_in_at(a.url)
     authenticator = Authenticator(ORIGIN)
     await add_passkey(a.url, token, authenticator)
     # Many challenges, each answered with the same counter value, as two copies of one key would.
@@ -107,7 +90,7 @@ async def test_a_cloned_authenticator_racing_itself_signs_in_exactly_once(server
 
 async def test_registrations_racing_past_the_cap_stop_at_it(servers):
     a, b = servers
-    token = await signed_in(a.url)
+    token = await signed_in_at(a.url)
     with psycopg2.connect(a.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
         cur.execute(
             "INSERT INTO passkeys (user_id, credential_id, public_key, name)"

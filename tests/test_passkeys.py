@@ -12,12 +12,12 @@ from auth.cookies import HOST_COOKIE_NAME
 from auth.passkeys import MAX_PASSKEYS
 from core.keys import db_key
 from settings import ConfigError, Settings, apk_key_hash_origin
-from tests.support.authenticator import Authenticator, b64url, unb64url
+from tests.support.accounts import signed_in
+from tests.support.authenticator import Authenticator
 from tests.support.common import bearer
+from tests.support.passkeys import ORIGIN, RP_ID, add_passkey, login_options, passkey_login
+from tests.support.signing import b64url, unb64url
 
-PASSWORD = "correct horse battery"
-RP_ID = "chatter.test"
-ORIGIN = "https://chatter.test"
 APP_FINGERPRINT = ":".join(["4F"] * 32)
 APP_ORIGIN = apk_key_hash_origin(APP_FINGERPRINT)
 
@@ -26,41 +26,6 @@ APP_ORIGIN = apk_key_hash_origin(APP_FINGERPRINT)
 async def client(make_client):
     """The app with a relying party: the site chatter.test and an Android app."""
     return await make_client(webauthn_rp_id=RP_ID, webauthn_origins=(ORIGIN, APP_ORIGIN))
-
-
-async def signed_in(client, username: str = "ann") -> str:
-    """A JWT for a new password account."""
-    resp = await client.post("/register", json={"username": username, "password": PASSWORD})
-    assert resp.status == 201, await resp.text()
-    resp = await client.post("/login", json={"username": username, "password": PASSWORD})
-    assert resp.status == 200, await resp.text()
-    client.session.cookie_jar.clear()
-    return str((await resp.json())["token"])
-
-
-async def add_passkey(client, token: str, authenticator: Authenticator, name: str | None = None) -> dict[str, Any]:
-    """Register a new passkey of `authenticator` for the token's user; the answer's body."""
-    resp = await client.post("/passkeys/register/options", headers=bearer(token))
-    assert resp.status == 200, await resp.text()
-    body: dict[str, Any] = {"credential": authenticator.create(await resp.json())}
-    if name is not None:
-        body["name"] = name
-    resp = await client.post("/passkeys/register", json=body, headers=bearer(token))
-    assert resp.status == 201, await resp.text()
-    created: dict[str, Any] = await resp.json()
-    return created
-
-
-async def login_options(client, username: str | None = None) -> dict[str, Any]:
-    resp = await client.post("/passkeys/login/options", json={} if username is None else {"username": username})
-    assert resp.status == 200, await resp.text()
-    options: dict[str, Any] = await resp.json()
-    return options
-
-
-async def passkey_login(client, credential: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    resp = await client.post("/passkeys/login", json={"credential": credential})
-    return resp.status, await resp.json()
 
 
 async def list_passkeys(client, token: str) -> list[dict[str, Any]]:
@@ -529,3 +494,21 @@ def test_passkey_settings_from_the_environment():
 def test_bad_passkey_settings_stop_the_start(env, needle):
     with pytest.raises(ConfigError, match=needle):
         Settings.from_env({"SECRET_KEY": "k" * 48, **env})
+
+
+async def test_a_passkey_sign_in_opens_a_session_of_its_own_kind(client):
+    token = await signed_in(client)
+    authenticator = Authenticator(ORIGIN)
+    await add_passkey(client, token, authenticator)
+    status, issued = await passkey_login(client, authenticator.get(await login_options(client)))
+    assert status == 200
+    client.session.cookie_jar.clear()
+    sessions = (await (await client.get("/sessions", headers=bearer(issued["token"]))).json())["sessions"]
+    assert [(s["kind"], s["current"]) for s in sessions] == [("passkey", True), ("password", False)]
+    # Its credentials end together: log out with the JWT, and its refresh token is refused too.
+    assert (await client.post("/logout", headers=bearer(issued["token"]))).status == 204
+    resp = await client.post("/token/refresh", json={"refresh_token": issued["refresh_token"]})
+    assert resp.status == 401
+    async with client.app[db_key].cursor() as cur:
+        await cur.execute("SELECT detail->>'session' FROM auth_events WHERE event = 'sign_in' AND kind = 'passkey'")
+        assert await cur.fetchall() == [(sessions[0]["id"],)]

@@ -8,21 +8,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pyotp
 
 from core.keys import db_key
+from tests.support.accounts import call, signed_in, signed_in_at
 from tests.support.common import bearer
-from tests.support.launcher import Gunicorn, base_env
+from tests.support.launcher import base_env, running
 
-PASSWORD = "correct horse battery"
 MAX_FAILURES = 3
 
 
 async def signed_in_with_totp(client, username: str = "ann") -> tuple[str, pyotp.TOTP]:
-    assert (await client.post("/register", json={"username": username, "password": PASSWORD})).status == 201
-    token = (await (await client.post("/login", json={"username": username, "password": PASSWORD})).json())["token"]
-    client.session.cookie_jar.clear()
+    token = await signed_in(client, username)
     secret = (await (await client.post("/totp/setup", headers=bearer(token))).json())["secret"]
     totp = pyotp.TOTP(secret)
     assert (await client.post("/totp/enable", json={"otp": totp.now()}, headers=bearer(token))).status == 204
@@ -70,30 +67,16 @@ async def test_a_burst_of_guesses_at_totp_disable_gets_no_more_tries_than_the_li
     env = base_env(
         DATABASE_URL=make_database(), CHATTERD_VAR_DIR=str(tmp_path / "var"), LOGIN_MAX_FAILURES=str(MAX_FAILURES)
     )
-    server = Gunicorn(env, tmp_path / "gunicorn.log")
-    await server.start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"{server.url}/register", json={"username": "ann", "password": PASSWORD}) as resp:
-                assert resp.status == 201
-            async with session.post(f"{server.url}/login", json={"username": "ann", "password": PASSWORD}) as resp:
-                token = (await resp.json())["token"]
-            async with session.post(f"{server.url}/totp/setup", headers=bearer(token)) as resp:
-                totp = pyotp.TOTP((await resp.json())["secret"])
-            async with session.post(f"{server.url}/totp/enable", json={"otp": totp.now()}, headers=bearer(token)) as r:
-                assert r.status == 204
-            session.cookie_jar.clear()
-
-        async def guess(code: str) -> int:
-            connector = aiohttp.TCPConnector(force_close=True)
-            async with aiohttp.ClientSession(connector=connector) as fresh:
-                async with fresh.post(f"{server.url}/totp/disable", json={"otp": code}, headers=bearer(token)) as r:
-                    return r.status
-
+    async with running(env, tmp_path / "gunicorn.log") as server:
+        token = await signed_in_at(server.url)
+        status, body = await call("POST", f"{server.url}/totp/setup", token=token)
+        assert status == 200
+        totp = pyotp.TOTP(body["secret"])
+        assert (await call("POST", f"{server.url}/totp/enable", token=token, json={"otp": totp.now()}))[0] == 204
         # Thirty wrong codes and, last, the right one, all at once over new connections to both workers.
         codes = [wrong_code(totp)] * 30 + [totp.at(time.time() + 30)]
-        statuses = Counter(await asyncio.gather(*(guess(code) for code in codes)))
-    finally:
-        assert await server.stop() == 0
+        url = f"{server.url}/totp/disable"
+        results = await asyncio.gather(*(call("POST", url, token=token, json={"otp": code}) for code in codes))
+    statuses = Counter(status for status, _ in results)
     assert statuses[429] == len(codes) - MAX_FAILURES, statuses
     assert statuses[422] + statuses[204] == MAX_FAILURES, statuses

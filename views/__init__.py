@@ -19,6 +19,7 @@ from views import (
     passkeys,
     refresh,
     sessions,
+    step_up,
     totp,
 )
 
@@ -48,6 +49,7 @@ ROUTES: list[tuple[str, str, View]] = [
     ("GET", "/.well-known/jwks.json", jwks.jwks),
     ("GET", "/auth/google/login", google_web.google_login),
     ("GET", "/auth/google/callback", google_web.google_callback),
+    ("POST", "/reauthenticate", step_up.reauthenticate),
     ("POST", "/passkeys/register/options", passkeys.register_options),
     ("POST", "/passkeys/register", passkeys.register),
     ("GET", "/passkeys", passkeys.list_passkeys),

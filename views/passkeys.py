@@ -14,20 +14,20 @@ from core.errors import NotFound
 from core.keys import db_key, settings_key
 from core.origins import refuse_cross_site_sign_in
 from core.shapes import PasskeyAssertion, PasskeyLoginOptions, PasskeyRegistration
-from middlewares import current_user, login_required
+from middlewares import current_user, login_required, requires_recent_auth
 
 # The app stores fetch these now and then; an hour keeps a changed setting from waiting long.
 APP_LINKS_CACHE = "public, max-age=3600"
 
 
-@login_required
+@requires_recent_auth
 async def register_options(request: web.Request) -> web.Response:
     """POST /passkeys/register/options: creation options for a new passkey of the caller."""
     options = await passkeys.start_registration(request.app, relying_party(request), current_user(request))
     return json_response(options)
 
 
-@login_required
+@requires_recent_auth
 async def register(request: web.Request) -> web.Response:
     """POST /passkeys/register: keep the passkey the authenticator made from those options."""
     credential, name = parse(PasskeyRegistration, await read_body(request))
@@ -52,7 +52,7 @@ async def list_passkeys(request: web.Request) -> web.Response:
     )
 
 
-@login_required
+@requires_recent_auth
 async def delete_passkey(request: web.Request) -> web.Response:
     """DELETE /passkeys/{id}: remove one of the caller's passkeys; 404 for an unknown id or another user's."""
     passkey_id = canonical_uuid(request.match_info["id"])

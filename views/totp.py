@@ -12,7 +12,7 @@ from core.bodies import accepts_form, json_response, parse, read_body
 from core.errors import Unprocessable
 from core.keys import db_key, settings_key
 from core.shapes import Otp, OtpOrRecoveryCode
-from middlewares import current_user, login_required
+from middlewares import current_user, login_required, requires_recent_auth
 
 
 @login_required
@@ -45,7 +45,7 @@ async def totp_enable(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@login_required
+@requires_recent_auth
 async def totp_recovery_codes(request: web.Request) -> web.Response:
     """POST /totp/recovery-codes: ten new single-use codes for when the authenticator is lost, shown this once."""
     user = current_user(request)
@@ -60,7 +60,7 @@ async def totp_recovery_codes(request: web.Request) -> web.Response:
 
 
 @accepts_form
-@login_required
+@requires_recent_auth
 async def totp_disable(request: web.Request) -> web.Response:
     """POST /totp/disable: turn TOTP off, given a current code (or a recovery code)."""
     user = current_user(request)

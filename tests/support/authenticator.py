@@ -6,7 +6,6 @@ It answers a server's options as a browser and a platform authenticator would, i
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import secrets
@@ -18,19 +17,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from webauthn.helpers import encode_cbor
 
+from tests.support.signing import b64url, unb64url
+
 # Authenticator data flags (WebAuthn §6.1).
 UP, UV, BE, BS, AT = 0x01, 0x04, 0x08, 0x10, 0x40
 AAGUID = bytes(16)  # all zero, as with `none` attestation
-
-
-def b64url(data: bytes) -> str:
-    """Base64url without padding, as WebAuthn's JSON forms write bytes."""
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def unb64url(text: str) -> bytes:
-    """The bytes of a base64url string, with or without padding."""
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass
