@@ -14,6 +14,8 @@ from webauthn.authentication.verify_authentication_response import VerifiedAuthe
 import models
 from auth import ceremonies
 from auth.ceremonies import CeremonyFailed, MalformedCredential, RelyingParty
+from auth.devices import UNKNOWN as UNKNOWN_DEVICE
+from auth.devices import clip_user_agent, describe_async
 from auth.sessions import PASSKEY, Client, new_session, session_policy
 from auth.signin import Issued, issue, new_refresh
 from auth.usernames import username_key
@@ -75,9 +77,10 @@ async def start_registration(app: web.Application, rp: RelyingParty, user: User)
 
 
 async def finish_registration(
-    app: web.Application, rp: RelyingParty, user: User, credential: dict[str, Any], name: str | None, address: str
+    app: web.Application, rp: RelyingParty, user: User, credential: dict[str, Any], name: str | None, client: Client
 ) -> PasskeyEntry:
-    """Check the authenticator's answer to this user's creation options and keep the new passkey."""
+    """Check the authenticator's answer to this user's creation options and keep the new passkey, named as given or
+    after the device it was added from ("Chrome 131 on macOS")."""
     db = app[db_key]
     parsed, challenge = _read(ceremonies.parse_registration, credential)
     # Taken before the checks: a challenge is spent by its first answer, right or wrong.
@@ -96,16 +99,22 @@ async def finish_registration(
             credential_id=verified.credential_id,
             public_key=verified.credential_public_key,
             sign_count=verified.sign_count,
-            name=name or DEFAULT_NAME,
+            name=name or await _device_name(client),
             transports=ceremonies.transports_of(parsed),
             backed_up=verified.credential_backed_up,
             max_count=MAX_PASSKEYS,
-            address=address,
+            address=client.address,
         )
     except TooManyPasskeys:
         raise Conflict(f"An account has at most {MAX_PASSKEYS} passkeys: delete one first.") from None
     except PasskeyTaken:
         raise Conflict("This passkey is already registered.") from None
+
+
+async def _device_name(client: Client) -> str:
+    """What to call a passkey given no name: the device it was added from, when its User-Agent tells."""
+    device = await describe_async(clip_user_agent(client.user_agent))
+    return DEFAULT_NAME if device == UNKNOWN_DEVICE else device
 
 
 async def start_sign_in(app: web.Application, rp: RelyingParty, username: str | None, address: str) -> dict[str, Any]:

@@ -164,7 +164,10 @@ class OtpauthUri(NamedTuple):
     uri: Annotated[str, Text(1024, min_length=10, ascii=True, prefix="otpauth://")]
 
 
-PASSKEY_NAME = Text(64, description="What to call the passkey in the list (default: Passkey).")
+PASSKEY_NAME = Text(
+    64,
+    description='What to call the passkey in the list (default: the device it is added from, "Chrome 131 on macOS").',
+)
 
 
 class PasskeyRegistration(NamedTuple):

@@ -90,8 +90,8 @@ async def test_several_named_passkeys_and_username_first(client):
     token = await signed_in(client)
     phone, laptop = Authenticator(ORIGIN), Authenticator(ORIGIN, algorithm="EdDSA")
     await add_passkey(client, token, phone, name="Phone")
-    await add_passkey(client, token, laptop)
-    assert [p["name"] for p in await list_passkeys(client, token)] == ["Phone", "Passkey"]
+    await add_passkey(client, token, laptop)  # no name: named after the device it was added from
+    assert [p["name"] for p in await list_passkeys(client, token)] == ["Phone", "Python aiohttp 3"]
 
     options = await login_options(client, "ANN")  # usernames compare case-folded
     assert {unb64url(item["id"]) for item in options["allowCredentials"]} == {
@@ -104,6 +104,13 @@ async def test_several_named_passkeys_and_username_first(client):
     await signed_in(client, "bob")
     for name in ("nobody", "bob"):  # an unknown name and a name without passkeys look alike
         assert (await login_options(client, name))["allowCredentials"] == []
+    # A device that does not say what it is: "Passkey".
+    options = await (await client.post("/passkeys/register/options", headers=bearer(token))).json()
+    credential = Authenticator(ORIGIN).create(options)
+    resp = await client.post(
+        "/passkeys/register", json={"credential": credential}, headers={**bearer(token), "User-Agent": ""}
+    )
+    assert resp.status == 201 and (await resp.json())["name"] == "Passkey"
 
 
 async def test_a_replayed_assertion_is_401(client):

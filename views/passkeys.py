@@ -33,7 +33,7 @@ async def register(request: web.Request) -> web.Response:
     credential, name = parse(PasskeyRegistration, await read_body(request))
     user = current_user(request)
     entry = await passkeys.finish_registration(
-        request.app, relying_party(request), user, credential, name, request_address(request)
+        request.app, relying_party(request), user, credential, name, Client.of(request)
     )
     return json_response({"id": entry.id, "name": entry.name, "created_at": entry.created_at}, status=201)
 
