@@ -26,6 +26,18 @@ from models.chatts import (
     list_chatts,
     list_newest_versioned,
 )
+from models.passkeys import (
+    add_passkey,
+    complete_passkey_sign_in,
+    delete_passkey,
+    descriptors_named,
+    descriptors_of,
+    issue_challenge,
+    list_passkeys,
+    passkey_by_credential,
+    take_challenge,
+    user_handle,
+)
 from models.records import (
     Account,
     ChatterIdOwner,
@@ -59,6 +71,7 @@ from models.sessions import (
     touch_sessions,
 )
 from models.standing import recent_standings, user_standing
+from models.step_up import has_password, reauthenticated_by_passkey, reauthenticated_by_password
 from models.throttle import claim_attempt, count_attempt
 
 __all__ = [
@@ -79,23 +92,34 @@ __all__ = [
     "account_for_login",
     "add_chatts",
     "add_chatts_for_chatter_ids",
+    "add_passkey",
     "chatter_id_owner",
     "chatts_version",
     "claim_attempt",
     "complete_login",
+    "complete_passkey_sign_in",
     "count_attempt",
     "create_password_user",
     "delete_chatt",
+    "delete_passkey",
+    "descriptors_named",
+    "descriptors_of",
     "disable_totp",
     "end_all_sessions",
     "end_other_sessions",
     "end_session",
+    "has_password",
+    "issue_challenge",
     "list_chatts",
     "list_events",
     "list_newest_versioned",
+    "list_passkeys",
     "list_sessions",
     "load_revocations",
     "mark_authenticated",
+    "passkey_by_credential",
+    "reauthenticated_by_passkey",
+    "reauthenticated_by_password",
     "recent_standings",
     "record_event",
     "replace_recovery_codes",
@@ -106,6 +130,7 @@ __all__ = [
     "set_role",
     "set_totp_secret",
     "sign_in_google_user",
+    "take_challenge",
     "token_revoked",
     "totp_state",
     "touch_sessions",
@@ -113,5 +138,6 @@ __all__ = [
     "use_recovery_code",
     "use_totp_step",
     "user_by_name",
+    "user_handle",
     "user_standing",
 ]
