@@ -53,7 +53,6 @@ logger = logging.getLogger(__name__)
 # argon2 threads run at this nice value (0 normal, 19 lowest): a login storm then takes only the CPU the event
 # loops leave, and the other requests keep their latency.
 HASHING_NICENESS = 15
-STARTUP_DB_WAIT = 30.0  # seconds to keep trying to reach Postgres before a worker gives up starting
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -84,7 +83,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _connect_with_retry(url: str, settings: Settings) -> aiopg.Pool:
-    deadline = asyncio.get_running_loop().time() + STARTUP_DB_WAIT
+    deadline = asyncio.get_running_loop().time() + settings.db_startup_wait
     delay = 0.2
     while True:
         try:
@@ -121,8 +120,6 @@ async def events_ctx(app: web.Application) -> AsyncIterator[None]:
 async def google_ctx(app: web.Application) -> AsyncIterator[None]:
     """One HTTP client session for the app, and the Google certificate cache that uses it."""
     settings = app[settings_key]
-    if not settings.google_client_ids:
-        logger.warning("GOOGLE_CLIENT_IDS is not set: /adduser/ accepts ID tokens for whatever clientID a client sends")
     timeout = aiohttp.ClientTimeout(total=settings.http_client_timeout)
     async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as session:
         app[http_session_key] = session
@@ -139,11 +136,6 @@ async def google_web_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     if settings.google_client_secret:
         logger.info("Google web sign-in is on for client %s", settings.web_client_id)
-        if not settings.public_url:
-            logger.warning(
-                "PUBLIC_URL is not set: Google web sign-in answers only on localhost; set PUBLIC_URL to the site's "
-                "public URL (its redirect URI is PUBLIC_URL + /auth/google/callback)"
-            )
     yield
 
 
@@ -173,6 +165,7 @@ async def announce_ready(app: web.Application) -> None:
 async def create_app(settings: Settings | None = None) -> web.Application:
     """Build the chatterd application; it does no I/O until it starts."""
     settings = settings or Settings.from_env()
+    settings.log_warnings()
     install_access_redactor()
     install_malformed_request_filter()
     app = web.Application(
