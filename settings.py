@@ -77,6 +77,11 @@ def _http_url(name: str, value: str) -> None:
         raise ConfigError(f"{name} must be an absolute http(s) URL without query or fragment, not {value!r}")
 
 
+def var_dir_from_env(env: Mapping[str, str]) -> Path:
+    """The folder of the embedded Postgres, the generated key and the pid files: CHATTERD_VAR_DIR, else ./var."""
+    return Path(env.get("CHATTERD_VAR_DIR") or PROJECT_DIR / "var").resolve()
+
+
 def load_or_create_secret(var_dir: Path) -> str:
     """Return the key kept under var/, making it once; every worker and restart shares it."""
     path = var_dir / SECRET_KEY_FILE
@@ -201,7 +206,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from the environment (or the given mapping)."""
         env = os.environ if env is None else env
-        var_dir = Path(env.get("CHATTERD_VAR_DIR") or PROJECT_DIR / "var").resolve()
+        var_dir = var_dir_from_env(env)
         secret_key = env.get("SECRET_KEY", "")
         secret_key_file = None
         if not secret_key:

@@ -77,9 +77,8 @@ class EmbeddedPostgres:
             # cleanup_mode=None: the wheel never stops the server by itself; stop() decides.
             self._server = wheel.get_server(self.pgdata, cleanup_mode=None)
             self.started_here = running is None
-        admin_url = self._server.get_uri()
-        if _create_database(admin_url, DATABASE_NAME):
-            logger.info("created the database %s", DATABASE_NAME)
+            if _create_database(self._server.get_uri(), DATABASE_NAME):
+                logger.info("created the database %s", DATABASE_NAME)
         socket_dir = self._server.get_postmaster_info().socket_dir
         self.url = f"postgresql://postgres@/{DATABASE_NAME}?host={quote(str(socket_dir))}"
         return self.url
@@ -130,8 +129,8 @@ def _create_database(admin_url: str, name: str) -> bool:
                 return False
             try:
                 cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            except psycopg2.errors.DuplicateDatabase:
-                return False  # another process created it first
+            except (psycopg2.errors.DuplicateDatabase, psycopg2.errors.UniqueViolation):
+                return False  # created meanwhile by a process that does not take our lock
             return True
     finally:
         conn.close()

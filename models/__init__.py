@@ -49,6 +49,7 @@ from models.sessions import (
 )
 from models.standing import recent_standings, user_standing
 from models.throttle import claim_attempt, count_attempt
+from models.users import set_user_role, user_by_id, users_by_email
 
 __all__ = [
     "Account",
@@ -84,12 +85,15 @@ __all__ = [
     "rotate_refresh_token",
     "set_role",
     "set_totp_secret",
+    "set_user_role",
     "sign_in_google_user",
     "token_revoked",
     "totp_state",
     "upsert_google_user",
     "use_recovery_code",
     "use_totp_step",
+    "user_by_id",
     "user_by_name",
     "user_standing",
+    "users_by_email",
 ]
