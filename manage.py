@@ -118,7 +118,7 @@ async def _with_app(args: argparse.Namespace) -> int:
         # ends the user's sessions, so nobody keeps a session begun under other rights.
         await app[authenticator_key].revoke_all(user.id, address="manage", reason=args.command)
         if args.command == "set-role":
-            logger.info("set the role of %r (id %d) to %s and ended their sessions", user.username, user.id, args.role)
+            logger.info("set the role of %r to %s (id %d) and ended their sessions", user.username, args.role, user.id)
         else:
             logger.info("logged %r (id %d) out everywhere", user.username, user.id)
         return 0

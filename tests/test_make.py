@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,19 @@ class Make:
 
     def wait(self, timeout: float = 120) -> int:
         return self.process.wait(timeout=timeout)
+
+
+def make_once(root: Path, target: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`make <target>` to its end; its output."""
+    return subprocess.run(
+        ["make", target],  # noqa: S607 -- make from PATH, as a newcomer types it
+        cwd=root,
+        env=checkout_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def listening(pid: int) -> set[tuple[str, int]]:
@@ -121,7 +135,7 @@ async def test_make_stop_ends_the_servers_and_the_postgres_they_used_and_reset_d
             async with session.post(f"http://127.0.0.1:{first}/register", json=account) as resp:
                 assert resp.status == 201
 
-        stop = subprocess.run(["make", "stop"], cwd=checkout, env=checkout_env(), capture_output=True, text=True)  # noqa: S607
+        stop = await asyncio.to_thread(make_once, checkout, "stop")
         assert stop.returncode == 0, stop.stdout + stop.stderr
         assert stop.stdout.count("stopping chatterd") == 2, stop.stdout
         assert [run.wait() for run in runs] == [0, 0]
@@ -131,7 +145,7 @@ async def test_make_stop_ends_the_servers_and_the_postgres_they_used_and_reset_d
         again = Make(checkout, "run", PORT=str(first))
         runs.append(again)
         await again.ready()
-        reset = subprocess.run(["make", "reset-db"], cwd=checkout, env=checkout_env(), capture_output=True, text=True)  # noqa: S607
+        reset = await asyncio.to_thread(make_once, checkout, "reset-db")
         assert reset.returncode == 0, reset.stdout + reset.stderr
         assert not pgdata.exists() and "deleted" in reset.stdout
 
@@ -147,11 +161,5 @@ async def test_make_stop_ends_the_servers_and_the_postgres_they_used_and_reset_d
 
 
 def test_reset_db_refuses_a_database_of_its_own(checkout):
-    reset = subprocess.run(
-        ["make", "reset-db"],  # noqa: S607
-        cwd=checkout,
-        env=checkout_env(DATABASE_URL="postgresql://nobody@127.0.0.1:1/x"),
-        capture_output=True,
-        text=True,
-    )
+    reset = make_once(checkout, "reset-db", DATABASE_URL="postgresql://nobody@127.0.0.1:1/x")
     assert reset.returncode != 0 and "DATABASE_URL is set" in reset.stdout + reset.stderr
