@@ -31,10 +31,12 @@ run: $(VENV)/.runtime
 	@mkdir -p $(VAR_DIR)/run
 	CHATTERD_BIND=$(BIND) $(BIN)/gunicorn web:create_app -c gunicorn.conf.py --pid $(PIDFILE)
 
-# The same server with one worker, restarted whenever a Python file of the app changes.
+# The same server with one worker, restarted whenever a Python file of the app changes; a reload waits at most
+# 3 s for requests in flight (a browser's), not production's 30.
 dev: $(VENV)/.dev
 	@mkdir -p $(VAR_DIR)/run
-	CHATTERD_BIND=$(BIND) $(BIN)/gunicorn web:create_app -c gunicorn.conf.py --pid $(PIDFILE) --workers 1 --reload
+	CHATTERD_BIND=$(BIND) $(BIN)/gunicorn web:create_app -c gunicorn.conf.py --pid $(PIDFILE) --workers 1 --reload \
+		--graceful-timeout 3
 
 # The test and development tools (httpie among them) in the virtualenv, without running anything.
 dev-tools: $(VENV)/.dev

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ class Make:
 
     def __init__(self, root: Path, *args: str, **env: str) -> None:
         self.root = root
-        self.log_path = root / f"make-{args[0]}.log"
+        self.log_path = root / f"make-{args[0]}-{secrets.token_hex(3)}.log"
         self.port = int(env.get("PORT", "0"))
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -130,6 +131,13 @@ async def test_make_stop_ends_the_servers_and_the_postgres_they_used_and_reset_d
             await run.ready()
         pgdata = checkout / "var" / "pgdata"
         assert postmaster_pid(pgdata) is not None
+        # Two first starts at once: one makes the data folder and the database, and each step says so once.
+        both = runs[0].log() + runs[1].log()
+        assert runs[0].log() != runs[1].log()
+        for step in ("first start: creating a Postgres data folder", "created the database chatterd"):
+            assert both.count(step) == 1, both
+        assert both.count("using the Postgres already running") == 1
+        assert both.count("applied migration 0001_initial") == 1
         async with aiohttp.ClientSession() as session:
             account = {"username": "ann", "password": "correct horse battery"}
             async with session.post(f"http://127.0.0.1:{first}/register", json=account) as resp:
