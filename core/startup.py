@@ -14,7 +14,7 @@ import shutil
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,25 +49,29 @@ class Master:
 
     embedded: EmbeddedPostgres | None = None
     metrics_dir: Path | None = None
+    reservations: list[socket.socket] = field(default_factory=list)
 
 
 MASTER = Master()
 
 
+def _tcp(addresses: list[Any]) -> list[tuple[socket.AddressFamily, str, int]]:
+    """The TCP addresses among gunicorn's (not unix sockets, inherited descriptors or port 0)."""
+    return [
+        (socket.AF_INET6 if ":" in address[0] else socket.AF_INET, address[0], address[1])
+        for address in addresses
+        if isinstance(address, tuple) and address[1]
+    ]
+
+
 def taken_address(addresses: list[Any]) -> str | None:
-    """The first TCP address of `addresses` where another process already listens, if any.
+    """The first TCP address of `addresses` where another process already listens (or holds it), if any.
 
     Each worker binds its own socket with SO_REUSEPORT, so that the kernel spreads connections over them; but the
     same option would let a second server join the port unnoticed and take part of the connections. The master
     therefore binds each address once without it first: that fails while anybody listens there.
     """
-    for address in addresses:
-        if not isinstance(address, tuple):
-            continue  # a unix socket or an inherited descriptor
-        host, port = address[0], address[1]
-        if not port:
-            continue
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for family, host, port in _tcp(addresses):
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             # SO_REUSEADDR: connections of an earlier run lingering in TIME_WAIT do not count, a listener does.
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -78,6 +82,24 @@ def taken_address(addresses: list[Any]) -> str | None:
                     return f"{host}:{port}" if family == socket.AF_INET else f"[{host}]:{port}"
                 # Anything else (an address not on this machine) is gunicorn's to report when it binds.
     return None
+
+
+def reserve(addresses: list[Any]) -> list[socket.socket]:
+    """Hold each TCP address for the master's life, so that no other server starts there even while none of this
+    one's workers listens (all restarting at once): bound with SO_REUSEPORT, which this server's workers share, but
+    not listening, so that no connection comes to it, and without SO_REUSEADDR, so that another master's check fails.
+    """
+    held = []
+    for family, host, port in _tcp(addresses):
+        reservation = socket.socket(family, socket.SOCK_STREAM)
+        reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            reservation.bind((host, port))
+        except OSError:
+            reservation.close()
+            continue  # gunicorn reports an address it cannot bind
+        held.append(reservation)
+    return held
 
 
 def describe_database(url: str) -> str:
@@ -136,6 +158,7 @@ def _start(server: Any) -> None:
         taken = taken_address(server.cfg.address)
         if taken:
             raise StartupError(f"another process already listens on {taken}; stop it or choose another --bind")
+        MASTER.reservations = reserve(server.cfg.address)
     settings = Settings.from_env()
     settings.log_warnings(before_fork=True)
     base = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(settings.var_dir / "prometheus")
@@ -158,10 +181,13 @@ def _start(server: Any) -> None:
 
 
 def stop(server: Any) -> None:
-    """gunicorn's on_exit: stop the embedded Postgres if this master started it, and remove its metrics folder."""
+    """gunicorn's on_exit: stop the embedded Postgres if this master started it, drop its metrics folder and ports."""
     embedded, MASTER.embedded = MASTER.embedded, None
     if embedded is not None:
         embedded.stop()
     metrics_dir, MASTER.metrics_dir = MASTER.metrics_dir, None
     if metrics_dir is not None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+    for reservation in MASTER.reservations:
+        reservation.close()
+    MASTER.reservations = []

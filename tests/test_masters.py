@@ -11,6 +11,7 @@ import psycopg2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from core import startup
 from db.embedded import DATABASE_NAME, postmaster_pid, stop_running
 from tests.support.launcher import Gunicorn, base_env
 from tests.support.load import ACCESS_LOG_ARGS, served, worker_pids
@@ -67,6 +68,24 @@ async def test_a_plain_listener_on_the_port_is_refused_too(make_database, tmp_pa
         server.port = other.getsockname()[1]
         assert await server.refused() == 1
     assert len(refusal_lines(server.log())) == 1, server.log()
+
+
+def test_a_master_holds_its_port_even_while_no_worker_listens():
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        address = free.getsockname()
+    held = startup.reserve([address])
+    try:
+        assert startup.taken_address([address]) == f"127.0.0.1:{address[1]}", "another master is refused"
+        with socket.socket() as worker:  # this master's workers still bind, as gunicorn's do
+            worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            worker.bind(address)
+            worker.listen()
+    finally:
+        for reservation in held:
+            reservation.close()
+    assert startup.taken_address([address]) is None
 
 
 def getchatts_count(text: str) -> float:
