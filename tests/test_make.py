@@ -77,14 +77,15 @@ def make_once(root: Path, target: str, **env: str) -> subprocess.CompletedProces
 
 
 def listening(pid: int) -> set[tuple[str, int]]:
-    """Every TCP address a process and its children listen on."""
-    tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    return {
-        (conn.laddr.ip, conn.laddr.port)
-        for proc in tree
-        for conn in proc.net_connections(kind="inet")
-        if conn.status == psutil.CONN_LISTEN
-    }
+    """Every TCP address a process and its children listen on (children come and go while make starts)."""
+    found = set()
+    for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        try:
+            connections = proc.net_connections(kind="inet")
+        except psutil.NoSuchProcess:
+            continue
+        found |= {(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN}
+    return found
 
 
 async def test_make_dev_listens_on_loopback_only_and_reloads_changed_code(checkout, make_database):
