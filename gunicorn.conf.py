@@ -18,7 +18,7 @@ reuse_port = True
 backlog = 2048
 timeout = 30
 graceful_timeout = 30
-keepalive = 75
+# No `keepalive`: the app sets aiohttp's keep-alive timer itself, from HEADER_TIMEOUT (see web.py).
 accesslog = os.environ.get("ACCESS_LOG", "-") or None
 # aiohttp's format, with the request id; the query string's values are redacted (observability.AccessLogRedactor).
 access_log_format = ACCESS_LOG_FORMAT

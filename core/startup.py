@@ -22,6 +22,7 @@ import psycopg2
 import psycopg2.extensions
 
 from db.embedded import EmbeddedPostgres
+from db.pool import describe_connections
 from settings import ConfigError, Settings
 
 logger = logging.getLogger(__name__)
@@ -112,12 +113,12 @@ def describe_database(url: str) -> str:
     return f"{host}:{port}"
 
 
-def wait_for_database(url: str, *, wait: float, connect_timeout: float) -> str:
+def wait_for_database(url: str, *, wait: float, connect_timeout: float, name: str = "DATABASE_URL") -> str:
     """Connect once to Postgres, retrying for `wait` seconds while it is not up; where it is, or StartupError."""
     try:
         where = describe_database(url)
     except psycopg2.ProgrammingError:
-        raise StartupError("DATABASE_URL is not a libpq URI (postgresql://...) nor a key=value DSN") from None
+        raise StartupError(f"{name} is not a libpq URI (postgresql://...) nor a key=value DSN") from None
     deadline = time.monotonic() + wait
     waiting = False
     while True:
@@ -127,7 +128,7 @@ def wait_for_database(url: str, *, wait: float, connect_timeout: float) -> str:
         except psycopg2.Error as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip()
             if not any(word in str(exc).lower() for word in _TRANSIENT) or time.monotonic() >= deadline:
-                raise StartupError(f"cannot use Postgres at {where} (DATABASE_URL): {reason}") from None
+                raise StartupError(f"cannot use Postgres at {where} ({name}): {reason}") from None
         if not waiting:
             logger.info("waiting up to %g s for Postgres at %s", wait, where)
             waiting = True
@@ -167,17 +168,20 @@ def _start(server: Any) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(MASTER.metrics_dir)
     server.log.info("metrics: this server's files in %s", MASTER.metrics_dir)
     if settings.database_url:
-        where = wait_for_database(
-            settings.database_url, wait=settings.db_startup_wait, connect_timeout=settings.db_connect_timeout
-        )
-        server.log.info("database: Postgres at %s (DATABASE_URL)", where)
-        return
-    MASTER.embedded = EmbeddedPostgres(settings.var_dir)
-    try:
-        os.environ["DATABASE_URL"] = MASTER.embedded.start()
-    except Exception as exc:
-        raise StartupError(f"the embedded Postgres in {MASTER.embedded.pgdata} did not start: {exc}") from exc
-    server.log.info("database: embedded Postgres, data in %s", MASTER.embedded.pgdata)
+        urls = {"DATABASE_URL": settings.database_url, "DATABASE_LISTEN_URL": settings.database_listen_url}
+        for name, url in urls.items():
+            if url:
+                wait_for_database(
+                    url, wait=settings.db_startup_wait, connect_timeout=settings.db_connect_timeout, name=name
+                )
+    else:
+        MASTER.embedded = EmbeddedPostgres(settings.var_dir)
+        try:
+            os.environ["DATABASE_URL"] = MASTER.embedded.start()
+        except Exception as exc:
+            raise StartupError(f"the embedded Postgres in {MASTER.embedded.pgdata} did not start: {exc}") from exc
+        server.log.info("database: embedded Postgres, data in %s", MASTER.embedded.pgdata)
+    server.log.info(describe_connections(os.environ["DATABASE_URL"], settings.database_listen_url))
 
 
 def stop(server: Any) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from views import accounts, audit, chatter, docs, google, google_web, health, jwks, page, refresh, totp
+from views import accounts, audit, chatter, docs, google, google_web, health, jwks, page, refresh, sessions, totp
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -27,6 +27,10 @@ ROUTES: list[tuple[str, str, View]] = [
     ("POST", "/totp/recovery-codes", totp.totp_recovery_codes),
     ("POST", "/totp/disable", totp.totp_disable),
     ("GET", "/audit", audit.list_events),
+    ("GET", "/sessions", sessions.list_sessions),
+    # Hex and dashes only, so that /sessions/revoke-others is no session id (malformed ids are a 404 either way).
+    ("DELETE", "/sessions/{id:[0-9A-Fa-f-]+}", sessions.delete_session),
+    ("POST", "/sessions/revoke-others", sessions.revoke_others),
     ("GET", "/.well-known/jwks.json", jwks.jwks),
     ("GET", "/auth/google/login", google_web.google_login),
     ("GET", "/auth/google/callback", google_web.google_callback),
