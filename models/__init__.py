@@ -73,6 +73,7 @@ from models.sessions import (
 from models.standing import recent_standings, user_standing
 from models.step_up import has_password, reauthenticated_by_passkey, reauthenticated_by_password
 from models.throttle import claim_attempt, count_attempt
+from models.users import set_user_role, user_by_id, users_by_email
 
 __all__ = [
     "Account",
@@ -129,6 +130,7 @@ __all__ = [
     "session_time_left",
     "set_role",
     "set_totp_secret",
+    "set_user_role",
     "sign_in_google_user",
     "take_challenge",
     "token_revoked",
@@ -137,7 +139,9 @@ __all__ = [
     "upsert_google_user",
     "use_recovery_code",
     "use_totp_step",
+    "user_by_id",
     "user_by_name",
     "user_handle",
     "user_standing",
+    "users_by_email",
 ]
