@@ -136,7 +136,7 @@ REQUESTS = RequestMetrics(HTTP_REQUESTS, HTTP_LATENCY)
 
 SIGN_INS = PendingCounter(
     "chatterd_sign_ins_total",
-    "Sign-in attempts, by kind (google, google_web, password, refresh) and outcome "
+    "Sign-in attempts, by kind (google, google_web, password, passkey, refresh) and outcome "
     "(success, failure, reuse, throttled, unavailable).",
     ("kind", "outcome"),
 )

@@ -26,6 +26,18 @@ from models.chatts import (
     list_chatts,
     list_newest_versioned,
 )
+from models.passkeys import (
+    add_passkey,
+    complete_passkey_sign_in,
+    delete_passkey,
+    descriptors_named,
+    descriptors_of,
+    issue_challenge,
+    list_passkeys,
+    passkey_by_credential,
+    take_challenge,
+    user_handle,
+)
 from models.records import (
     Account,
     ChatterIdOwner,
@@ -59,7 +71,9 @@ from models.sessions import (
     touch_sessions,
 )
 from models.standing import recent_standings, user_standing
+from models.step_up import has_password, reauthenticated_by_passkey, reauthenticated_by_password
 from models.throttle import claim_attempt, count_attempt
+from models.users import set_user_role, user_by_id, users_by_email
 
 __all__ = [
     "Account",
@@ -79,23 +93,34 @@ __all__ = [
     "account_for_login",
     "add_chatts",
     "add_chatts_for_chatter_ids",
+    "add_passkey",
     "chatter_id_owner",
     "chatts_version",
     "claim_attempt",
     "complete_login",
+    "complete_passkey_sign_in",
     "count_attempt",
     "create_password_user",
     "delete_chatt",
+    "delete_passkey",
+    "descriptors_named",
+    "descriptors_of",
     "disable_totp",
     "end_all_sessions",
     "end_other_sessions",
     "end_session",
+    "has_password",
+    "issue_challenge",
     "list_chatts",
     "list_events",
     "list_newest_versioned",
+    "list_passkeys",
     "list_sessions",
     "load_revocations",
     "mark_authenticated",
+    "passkey_by_credential",
+    "reauthenticated_by_passkey",
+    "reauthenticated_by_password",
     "recent_standings",
     "record_event",
     "replace_recovery_codes",
@@ -105,13 +130,18 @@ __all__ = [
     "session_time_left",
     "set_role",
     "set_totp_secret",
+    "set_user_role",
     "sign_in_google_user",
+    "take_challenge",
     "token_revoked",
     "totp_state",
     "touch_sessions",
     "upsert_google_user",
     "use_recovery_code",
     "use_totp_step",
+    "user_by_id",
     "user_by_name",
+    "user_handle",
     "user_standing",
+    "users_by_email",
 ]
