@@ -3,10 +3,10 @@
 aiohttp's own access logger interprets its format string for every request, formats the time with strftime, and goes
 through `Logger.info`, which walks the stack to find its caller; the stream handler then writes and flushes each line
 with a system call of its own. Together that cost more than the rest of a small request. Here the line of
-ACCESS_LOG_FORMAT is built directly, and `BufferedStreamHandler` writes the lines a batch at a time, at most
-FLUSH_INTERVAL after the first of them was logged. When the access logger writes plain lines only to such handlers
-(as gunicorn.conf.py configures it without LOG_FORMAT=json), the line goes straight into their buffers, redacted as
-AccessLogRedactor would; otherwise a record is made and handed to the logger's filters and handlers as usual.
+ACCESS_LOG_FORMAT is built directly, and `BufferedStreamHandler` writes the lines of one event-loop iteration at once.
+When the access logger writes plain lines only to such handlers (as gunicorn.conf.py configures it without
+LOG_FORMAT=json), the line goes straight into their buffers, redacted as AccessLogRedactor would; otherwise a record is
+made and handed to the logger's filters and handlers as usual.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from core.observability import (
     redact_access_line,
 )
 
-FLUSH_INTERVAL = 0.2  # seconds a logged line may wait in the buffer
 FLUSH_SIZE = 64 * 1024  # characters that make the buffer go out at once
 
 
@@ -161,19 +160,20 @@ def _start_time(elapsed: float) -> str:
 
 
 class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A StreamHandler that writes its lines in batches: FLUSH_INTERVAL after the first line waiting (a timer of the
-    running event loop's), at once when FLUSH_SIZE characters wait, and at flush() and close() (logging does both at
-    exit). Outside an event loop it writes each line at once, as StreamHandler does."""
+    """A StreamHandler that writes its lines in batches: the lines logged in one iteration of the running event loop
+    go out together at the start of the next (so a busy loop answering many requests at once writes once for all of
+    them, and an idle one as soon as it has answered), at once when FLUSH_SIZE characters wait, and at flush() and
+    close() (logging does both at exit). Outside an event loop it writes each line at once, as StreamHandler does."""
 
     def __init__(self, stream: Any = None) -> None:
         super().__init__(stream)
         self._buffer: list[str] = []
         self._size = 0
-        self._timer: asyncio.TimerHandle | None = None
-        os.register_at_fork(after_in_child=self._forget_timer)  # the parent's loop is not the child's
+        self._pending: asyncio.Handle | None = None  # the flush the event loop will run
+        os.register_at_fork(after_in_child=self._forget_pending)  # the parent's loop is not the child's
 
-    def _forget_timer(self) -> None:
-        self._timer = None
+    def _forget_pending(self) -> None:
+        self._pending = None
 
     def emit(self, record: logging.LogRecord) -> None:
         """Format the record and put its line in the buffer (the handler's lock is held)."""
@@ -195,13 +195,13 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._size += len(text)
         if self._size >= FLUSH_SIZE:
             self._write()
-        elif self._timer is None:
+        elif self._pending is None:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 self._write()
                 return
-            self._timer = loop.call_later(FLUSH_INTERVAL, self.flush)
+            self._pending = loop.call_soon(self.flush)
 
     def _write(self) -> None:
         lines, self._buffer, self._size = self._buffer, [], 0
@@ -218,9 +218,9 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         """Write whatever is waiting."""
         self.acquire()
         try:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            if self._pending is not None:
+                self._pending.cancel()
+                self._pending = None
             self._write()
         finally:
             self.release()

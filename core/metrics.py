@@ -4,17 +4,16 @@ Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set by gunicorn.conf.py before any w
 and prometheus_client then keeps each worker's values in files there; /metrics adds them up.
 Outside gunicorn (tests, adev) the default single-process registry is used.
 
-Counting goes through `Pending` counts in plain dictionaries: prometheus_client takes a lock and writes its file
-for every increment, which cost more than the rest of a small request. This worker's counts reach the exported
-metrics once a second (`flushing`) and before every scrape, so a scrape shows this worker's counts exactly and the
-other workers' as of at most a second ago.
+Counting goes into plain dictionaries first: prometheus_client takes a lock and writes its file for every increment,
+which cost more than the rest of a small request. The counts of one event-loop iteration reach prometheus_client
+together at the start of the next (a loop answering many requests at once pays once for all of them), and before
+every read of the default registry; so a scrape sees every request any worker had answered a moment before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import os
 from collections.abc import AsyncIterator, Iterable
 
@@ -32,7 +31,6 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-FLUSH_INTERVAL = 1.0  # seconds between this worker's flushes of its pending counts into the exported metrics
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection before the answer"
 UNMATCHED_ROUTE = "unmatched"  # every path no route matches (404s, scanners) shares this one label value
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -58,6 +56,7 @@ class PendingCounter:
     def add(self, key: tuple[str, ...], amount: float) -> None:
         """Count `amount` under the label values `key`."""
         self._pending[key] = self._pending.get(key, 0.0) + amount
+        _flush_soon()
 
     def flush(self) -> None:
         """Hand the pending counts to prometheus_client."""
@@ -96,6 +95,7 @@ class RequestMetrics:
             entry = self._pending[key] = [0.0] * (len(self._bounds) + 2)  # the buckets, +Inf, and the sum
         entry[bisect.bisect_left(self._bounds, seconds)] += 1  # the first bucket whose bound is >= seconds
         entry[-1] += seconds
+        _flush_soon()
 
     def flush(self) -> None:
         """Hand the pending counts and latencies to prometheus_client."""
@@ -207,27 +207,42 @@ def count_request(request: web.Request, status: int, seconds: float) -> None:
     REQUESTS.record((request.method, request.match_info.route.resource, status), seconds)
 
 
+_flushing_in: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled in, if any
+
+
+def _flush_soon() -> None:
+    """Flush at the start of the running loop's next iteration (at once outside a loop)."""
+    global _flushing_in
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        flush()
+        return
+    if _flushing_in is not loop:
+        _flushing_in = loop
+        loop.call_soon(flush)
+
+
+def _forget_scheduled_flush() -> None:
+    global _flushing_in
+    _flushing_in = None
+
+
+os.register_at_fork(after_in_child=_forget_scheduled_flush)
+
+
 def flush() -> None:
     """Hand every pending count of this worker to prometheus_client (its files, under gunicorn)."""
+    _forget_scheduled_flush()
     for pending in _PENDING:
         pending.flush()
 
 
 async def flushing(app: web.Application) -> AsyncIterator[None]:
-    """Flush this worker's pending counts every FLUSH_INTERVAL while the app runs, and once more at its end."""
-
-    async def every_interval() -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL)
-            flush()
-
-    task = asyncio.create_task(every_interval())
+    """Flush what is pending when the app stops (its loop may not run the scheduled flush)."""
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         flush()
 
 
