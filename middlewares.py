@@ -33,7 +33,7 @@ from core.errors import (
 from core.headers import add_security_headers
 from core.keys import auth_problem_key, authenticator_key, credential_key, settings_key, user_key
 from core.metrics import CLIENT_CLOSED, count_request
-from core.observability import REQUEST_ID_HEADER, new_request_id, request_id_key, request_id_var, sane_request_id
+from core.observability import REQUEST_ID_HEADER, new_request_id, request_id_var, sane_request_id
 from core.origins import from_trusted_site
 from db.pool import DatabaseUnavailable
 from google_signin.idtoken import CertificatesUnavailable, InvalidIdToken
@@ -55,7 +55,6 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     (a 500 is logged with its traceback first); the security headers; the request counted and timed by route
     template and final status."""
     request_id = sane_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_request_id()
-    request[request_id_key] = request_id
     token = request_id_var.set(request_id)
     started = time.perf_counter()
     status = 500

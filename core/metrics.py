@@ -43,11 +43,16 @@ class PendingCounter:
         self.exported = Counter(name, documentation, labelnames)
         self._labelnames = labelnames
         self._pending: dict[tuple[str, ...], float] = {}
+        self._children: dict[tuple[str, ...], _PendingChild] = {}
         _PENDING.append(self)
 
     def labels(self, *values: str, **named: str) -> _PendingChild:
         """The counter of these label values (given in order, or by name)."""
-        return _PendingChild(self, values or tuple(named[name] for name in self._labelnames))
+        key = values or tuple(named[name] for name in self._labelnames)
+        child = self._children.get(key)
+        if child is None:  # label values are a few fixed words (kinds, outcomes, reasons): kept for good
+            child = self._children[key] = _PendingChild(self, key)
+        return child
 
     def inc(self, amount: float = 1.0) -> None:
         """Count `amount` on a counter without labels."""

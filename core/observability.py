@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
-from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -30,7 +29,6 @@ _REQUEST_LINE = re.compile(r"(?P<head>\b[A-Z]+ [^ ?]*)\?(?P<query>.*?)(?P<rest> 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-request_id_key = web.RequestKey("request_id", str)
 
 
 def sane_request_id(value: str | None) -> str | None:
