@@ -324,8 +324,10 @@ class Bench:
                         " FROM generate_series(1, %(count)s) AS g",
                         {"message": MESSAGE, "count": count - have},
                     ),
-                    # VACUUM too: else autovacuum works through the new rows during the measurement, on the same cores
+                    # VACUUM too: else autovacuum works through the new rows during the measurement, on the same cores;
+                    # and a checkpoint, else the checkpointer writes the new pages out meanwhile
                     "VACUUM (ANALYZE) chatts",
+                    "CHECKPOINT",
                 )
                 have = count
             return have
