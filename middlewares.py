@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from auth import step_up
@@ -116,10 +116,10 @@ def _bearer(header: str) -> str:
 async def _presented_token(request: web.Request) -> tuple[str, str] | None:
     """The first credential the request carries, by the contract's order: header, cookie, body."""
     headers = request.headers
-    header = headers.get("Authorization")
+    header = headers.get(hdrs.AUTHORIZATION)
     if header:
         return _bearer(header), "header"
-    if "Cookie" in headers:
+    if hdrs.COOKIE in headers:
         try:
             cookie = login_cookie(request, secure=request.app[settings_key].cookie_secure)
         except AmbiguousCookie:
@@ -150,7 +150,7 @@ def _same_origin(request: web.Request, trusted: tuple[str, ...]) -> bool:
 def _may_carry_credential(request: web.Request) -> bool:
     """Whether the request can carry a credential: in a header, a cookie, or a body (see below)."""
     headers = request.headers
-    return "Authorization" in headers or "Cookie" in headers or _body_may_carry_credential(request)
+    return hdrs.AUTHORIZATION in headers or hdrs.COOKIE in headers or _body_may_carry_credential(request)
 
 
 def _body_may_carry_credential(request: web.Request) -> bool:

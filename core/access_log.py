@@ -18,7 +18,7 @@ import os
 import time
 from typing import Any
 
-from aiohttp import web_log
+from aiohttp import hdrs, web_log
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
@@ -88,9 +88,10 @@ def _line(request: BaseRequest, response: StreamResponse, elapsed: float) -> str
     """ACCESS_LOG_FORMAT's line, redacted as AccessLogRedactor redacts it."""
     version = request.version
     first_line = f"{request.method} {request.path_qs} HTTP/{version.major}.{version.minor}"
+    user_agent = request.headers.get(hdrs.USER_AGENT, "-")
     line = (
         f'{request.remote or "-"} {_start_time(elapsed)} "{first_line}" {response.status} {response.body_length}'
-        f' {elapsed:06f} "{request.headers.get("User-Agent", "-")}" rid={response.headers.get(REQUEST_ID_HEADER, "-")}'
+        f' {elapsed:06f} "{user_agent}" rid={response.headers.get(REQUEST_ID_HEADER, "-")}'
     )
     return redact_access_line(line, first_line) if "?" in line else line
 
@@ -100,7 +101,7 @@ def _record(name: str, request: BaseRequest, response: StreamResponse, elapsed: 
     remote = request.remote or "-"
     version = request.version
     first_line = f"{request.method} {request.path_qs} HTTP/{version.major}.{version.minor}"
-    user_agent = request.headers.get("User-Agent", "-")
+    user_agent = request.headers.get(hdrs.USER_AGENT, "-")
     request_id = response.headers.get(REQUEST_ID_HEADER, "-")
     started = _start_time(elapsed)
     duration = f"{elapsed:06f}"

@@ -218,6 +218,8 @@ _flushing_in: asyncio.AbstractEventLoop | None = None  # the loop a flush is sch
 def _flush_soon() -> None:
     """Flush at the start of the running loop's next iteration (at once outside a loop)."""
     global _flushing_in
+    if _flushing_in is not None and not _flushing_in.is_closed():
+        return  # already scheduled (a loop closed before running it, as a test's may be, is replaced)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:

@@ -13,8 +13,9 @@ from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from aiohttp.http_exceptions import HttpProcessingError
+from multidict import istr
 
-REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_HEADER = istr("X-Request-ID")  # an istr: header look-ups need no case folding
 # What aiohttp's access logger writes: the request line has the query string, so the redactor rewrites it.
 ACCESS_LOG_FORMAT = '%a %t "%r" %s %b %Tf "%{User-Agent}i" rid=%{X-Request-ID}o'
 # Query parameters whose values are safe to keep in logs; every other value is replaced.
