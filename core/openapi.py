@@ -6,6 +6,7 @@ import re
 from typing import Any, NamedTuple
 
 from auth.cookies import COOKIE_NAME, HOST_COOKIE_NAME
+from core import openapi_page as page
 from core import openapi_parts as parts
 from core import openapi_passkeys as passkeys
 from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN, STEP_UP
@@ -170,6 +171,7 @@ SCHEMAS: dict[str, Any] = {
     "Chatts": {"type": "array", "items": _ref("Chatt")},
     **{shape.__name__: body_schema(shape) for shape in REQUEST_BODIES},
     **passkeys.SCHEMAS,
+    **page.SCHEMAS,
     "AddedUser": {
         "type": "object",
         "required": ["username", "chatterID", "lifetime", "token"],
@@ -351,22 +353,38 @@ CHATT_ID = {
 
 SESSION_ID = {**CHATT_ID, "description": "A session's `id`, as GET /sessions lists it."}
 
+# The query of both reads of chatts (GET /getchatts/ and the page's GET /chatts).
+CHATTS_QUERY = [
+    query_parameter(CHATTS_LIMIT),
+    {
+        "name": "after",
+        "in": "query",
+        "description": "Only chatts posted after the one with this id.",
+        "schema": {"type": "string", "format": "uuid"},
+    },
+]
+
 PATHS: dict[str, Any] = {
     "/getchatts/": {
         "get": {
             "tags": ["chatter"],
             "summary": "Read chatts, oldest first",
             "operationId": "getChatts",
-            "parameters": [
-                query_parameter(CHATTS_LIMIT),
-                {
-                    "name": "after",
-                    "in": "query",
-                    "description": "Only chatts posted after the one with this id.",
-                    "schema": {"type": "string", "format": "uuid"},
-                },
-            ],
+            "parameters": CHATTS_QUERY,
             "responses": {**_ok("The chatts.", _ref("Chatts")), **_errors(422, 503)},
+        }
+    },
+    "/chatts": {
+        "get": {
+            "tags": ["page"],
+            "summary": "Read chatts, oldest first, as objects that say whether each is signed (the web page's)",
+            "description": (
+                "The chatts GET /getchatts/ answers for the same query, as fresh (a post or deletion answered before "
+                "is in it), each an object: the same four fields by name, and `signed`."
+            ),
+            "operationId": "listChatts",
+            "parameters": CHATTS_QUERY,
+            "responses": {**_ok("The chatts.", _ref("PageChatts")), **_errors(422, 503)},
         }
     },
     "/postchatt/": {
@@ -704,6 +722,7 @@ PATHS: dict[str, Any] = {
     },
 }
 PATHS.update(passkeys.PATHS)
+PATHS.update(page.PATHS)
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",

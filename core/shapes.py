@@ -81,6 +81,21 @@ class IntQuery(Generic[DefaultT]):
     example: int | None = None
 
 
+# ---- answers -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Chatt:
+    """A chatt as GET /chatts (the page's read) lists it: /getchatts/'s four fields by name, and whether it is signed
+    (posted by a signed-in user, under that user's name) or anonymous (under any name the poster typed)."""
+
+    id: str
+    username: str
+    message: str
+    timestamp: str
+    signed: bool
+
+
 # ---- query parameters --------------------------------------------------------------------------------------------
 
 CHATTS_LIMIT = IntQuery("limit", 1, 1000, default=1000, description="Return the newest `limit` chatts.", example=50)

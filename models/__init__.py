@@ -5,6 +5,7 @@ Callers use `models.<function>`; the records and domain errors live in `models.r
 
 from models.accounts import (
     account_for_login,
+    account_security,
     create_password_user,
     disable_totp,
     replace_recovery_codes,
@@ -91,6 +92,7 @@ __all__ = [
     "User",
     "UsernameTaken",
     "account_for_login",
+    "account_security",
     "add_chatts",
     "add_chatts_for_chatter_ids",
     "add_passkey",

@@ -7,7 +7,16 @@ import psycopg2.errors
 from auth.usernames import username_key
 from db.pool import Cursor, Database
 from models.fragments import AUDIT_INSERT, PURGE_SESSIONS, RATE_ATTEMPT, SESSION_INSERT, SESSION_VALUES
-from models.records import Account, NewRefreshToken, NewSession, RateLimited, SessionPolicy, User, UsernameTaken
+from models.records import (
+    Account,
+    AccountSecurity,
+    NewRefreshToken,
+    NewSession,
+    RateLimited,
+    SessionPolicy,
+    User,
+    UsernameTaken,
+)
 from models.sessions import session_detail, session_params
 
 # One round trip: the same Google subject is always the same user (whose name follows Google's), plus a session with
@@ -119,6 +128,15 @@ FILL_BATCH = 1000
 SET_TOTP_SECRET = "UPDATE users SET totp_secret = %s WHERE id = %s AND NOT totp_enabled AND password_hash IS NOT NULL"
 
 SELECT_TOTP = "SELECT totp_secret, totp_enabled, totp_last_step FROM users WHERE id = %s"
+
+# What the page shows of an account: whether it has a password (TOTP guards password sign-ins only), its TOTP, and how
+# the caller's session signed in (NULL for a credential of no session, or of another user's).
+SELECT_ACCOUNT_SECURITY = """
+SELECT users.password_hash IS NOT NULL, users.totp_enabled,
+       (SELECT count(*) FROM recovery_codes WHERE recovery_codes.user_id = users.id AND recovery_codes.used_at IS NULL),
+       (SELECT sessions.kind FROM sessions WHERE sessions.id = %(session_id)s AND sessions.user_id = users.id)
+FROM users WHERE users.id = %(user_id)s
+"""
 
 # Only moves forward: of two racing uses of one code, one wins.
 USE_TOTP_STEP = """
@@ -270,6 +288,14 @@ async def totp_state(db: Database, user_id: int) -> tuple[str | None, bool, int 
     """The user's TOTP secret, whether it is enabled, and the last time step used."""
     row = await db.fetch_one(SELECT_TOTP, (user_id,))
     return (row[0], bool(row[1]), row[2]) if row else (None, False, None)
+
+
+async def account_security(db: Database, user_id: int, session_id: str | None) -> AccountSecurity | None:
+    """The user's password and TOTP state and the kind of their session `session_id`; None when there is no user."""
+    row = await db.fetch_one(SELECT_ACCOUNT_SECURITY, {"user_id": user_id, "session_id": session_id})
+    if row is None:
+        return None
+    return AccountSecurity(has_password=row[0], totp_enabled=row[1], recovery_codes_left=row[2], session_kind=row[3])
 
 
 async def use_totp_step(db: Database, user_id: int, secret: str, step: int) -> bool:

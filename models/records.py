@@ -180,3 +180,13 @@ class PasskeyEntry:
     name: str
     created_at: str  # ISO 8601 UTC
     last_used_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSecurity:
+    """What the page shows of a signed-in account beside its name: how to protect it, and how this session signed in."""
+
+    has_password: bool  # TOTP guards password sign-ins: an account without a password (Google only) cannot use it
+    totp_enabled: bool
+    recovery_codes_left: int
+    session_kind: str | None  # password, google, google_web or passkey; None for a credential without a session

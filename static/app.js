@@ -1,11 +1,10 @@
 // The chatter page: plain JavaScript against the HTTP contract (see /docs). No build step, no framework.
 "use strict";
 
-const POLL_MS = 2000;
-const FIRST_LOAD = 200; // newest chatts shown when the page opens
 const TOKEN_KEY = "chatterd.token";
 
-const state = { token: sessionStorage.getItem(TOKEN_KEY), user: null, lastId: null, polling: false, timer: null };
+// user: GET /get-user's; account: GET /account's (signed in or not, and how; two-factor sign-in)
+const state = { token: sessionStorage.getItem(TOKEN_KEY), user: null, account: null };
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,103 +29,26 @@ async function api(method, path, body) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (state.token) headers["Authorization"] = "Bearer " + state.token;
-  const resp = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: "same-origin",
-    referrerPolicy: "same-origin",
-  });
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      referrerPolicy: "same-origin",
+    });
+  } catch {
+    throw new ApiError(0, UNREACHABLE);
+  }
   const isJson = (resp.headers.get("Content-Type") || "").includes("application/json");
   const data = isJson ? await resp.json() : null;
-  if (!resp.ok) {
-    throw new ApiError(resp.status, (data && data.message) || resp.statusText || "Request failed", data && data.error);
-  }
+  if (!resp.ok) throw new ApiError(resp.status, plainMessage(resp, data), data && data.error);
   return data;
 }
 
 function formValues(form) {
   return Object.fromEntries(new FormData(form).entries());
-}
-
-// ---- chatts ------------------------------------------------------------------------------------------------------
-
-function renderChatt([username, message, id, timestamp]) {
-  const li = document.createElement("li");
-  li.dataset.id = id;
-  const who = document.createElement("span");
-  who.className = "who";
-  who.textContent = username;
-  const when = document.createElement("time");
-  when.className = "when";
-  when.dateTime = timestamp;
-  when.textContent = new Date(timestamp).toLocaleString();
-  const text = document.createElement("span");
-  text.className = "text";
-  text.textContent = message; // never innerHTML: chatts are other people's text
-  li.append(who, when, text);
-  return li;
-}
-
-async function refreshChatts() {
-  const list = $("chatts");
-  const path = state.lastId
-    ? "/getchatts/?after=" + encodeURIComponent(state.lastId)
-    : "/getchatts/?limit=" + FIRST_LOAD;
-  let rows;
-  try {
-    rows = await api("GET", path);
-  } catch (err) {
-    if (err.status === 422 && state.lastId) {
-      // The chatt we were reading after is gone (deleted): start again from the newest.
-      state.lastId = null;
-      list.replaceChildren();
-      return refreshChatts();
-    }
-    throw err;
-  }
-  if (!rows.length) return;
-  const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
-  list.append(...rows.map(renderChatt));
-  state.lastId = rows[rows.length - 1][2];
-  if (atBottom) list.scrollTop = list.scrollHeight;
-}
-
-function schedulePoll() {
-  clearTimeout(state.timer);
-  state.timer = setTimeout(poll, POLL_MS);
-}
-
-async function poll() {
-  if (state.polling) return;
-  state.polling = true;
-  try {
-    if (!document.hidden) await refreshChatts();
-  } catch (err) {
-    say("Could not refresh the chatts: " + err.message, true);
-  } finally {
-    state.polling = false;
-    schedulePoll();
-  }
-}
-
-async function postChatt(event) {
-  event.preventDefault();
-  const form = event.target;
-  const { username, message } = formValues(form);
-  try {
-    if (state.user) {
-      await api("POST", "/postauth/", { message });
-    } else {
-      if (!username) throw new ApiError(0, "Give a name, or sign in.");
-      await api("POST", "/postchatt/", { username, message });
-    }
-    $("post-message").value = "";
-    say("Posted.");
-    await poll();
-  } catch (err) {
-    say("Could not post: " + err.message, true);
-  }
 }
 
 // ---- accounts ----------------------------------------------------------------------------------------------------
@@ -155,11 +77,14 @@ function setToken(token) {
   else sessionStorage.removeItem(TOKEN_KEY);
 }
 
-// Who we are: by the JWT this tab keeps, else by the login cookie (which Google web sign-in sets).
+// Who we are: by the JWT this tab keeps, else by the login cookie (which Google web sign-in sets). GET /account
+// answers a visitor who is not signed in too: no 401 to find that out; /get-user is asked only when signed in.
 async function loadUser() {
   state.user = null;
   try {
-    state.user = (await api("GET", "/get-user")).user;
+    state.account = await api("GET", "/account");
+    if (state.account.signed_in) state.user = (await api("GET", "/get-user")).user;
+    else setToken(null);
   } catch (err) {
     setToken(null); // expired or revoked: sign in again
     if (err.status !== 401) say("Could not check who you are: " + err.message, true);
@@ -307,6 +232,7 @@ async function onTotpEnable(event) {
     await api("POST", "/totp/enable", { otp });
     $("totp-details").hidden = true;
     event.target.reset();
+    await loadUser(); // the account shows it on
     say("Two-factor sign-in is on: you will be asked for a code when you sign in.");
   } catch (err) {
     say("Could not turn on two-factor sign-in: " + err.message, true);

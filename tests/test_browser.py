@@ -2,48 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pyotp
 import pytest
 
 from core.keys import db_key
-from tests.support.common import CLIENT_ID, PROJECT_DIR, truncate_all
+from tests.support.browser import ARTIFACTS, WAIT_MS, chromium_page, needs_chromium
+from tests.support.common import CLIENT_ID, truncate_all
 from tools.fake_google import CERTS_PATH, DISCOVERY_PATH
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = PROJECT_DIR / "tests" / "artifacts"
-WAIT_MS = 15_000  # Playwright waits for each condition up to this deadline
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian's chromium package; `make test` installs it as root)"
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 async def browser_page():
-    playwright_api = pytest.importorskip("playwright.async_api", reason="needs the playwright package")
-    async with playwright_api.async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1000, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield page, errors
-        finally:
-            await browser.close()
+    async with chromium_page() as page_and_errors:
+        yield page_and_errors
 
 
 async def register_on_page(page, username: str) -> None:
@@ -156,10 +133,21 @@ async def test_google_web_sign_in_from_the_page(make_client, browser_page, googl
     assert await page.is_hidden("#google")  # the redirect flow needs no Google script on the page
 
     # To the fake provider, which consents at once, back to the callback, and to the page signed in by cookie.
+    failed: list[str] = []
+    page.on("response", lambda resp: failed.append(f"{resp.status} {resp.url}") if resp.status >= 400 else None)
     await link.click()
     await page.locator("#whoami-name", has_text="Test User").wait_for(timeout=WAIT_MS)
     assert page.url == str(client.make_url("/"))
     assert await page.evaluate("sessionStorage.length") == 0  # no token for scripts: it is in an HttpOnly cookie
+    # How this sign-in was made; and no two-factor offer: the account has no password to guard, Google guards it.
+    await page.locator("#whoami-kind", has_text="with Google").wait_for(timeout=WAIT_MS)
+    await page.locator("#sessions-list li", has_text="This device").wait_for(timeout=WAIT_MS)
+    assert await page.is_hidden("#totp")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "state-google.png"), full_page=True)
+    await page.reload()  # found again by the cookie alone
+    await page.locator("#whoami-kind", has_text="with Google").wait_for(timeout=WAIT_MS)
+    assert await page.is_hidden("#totp") and not failed, failed
 
     await page.fill("#post-message", "signed in with the Google redirect")
     await page.click("#post-form button[type=submit]")

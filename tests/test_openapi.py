@@ -77,6 +77,9 @@ CONTRACT = {
     ("post", "/passkeys/login"),
     ("get", "/.well-known/assetlinks.json"),
     ("get", "/.well-known/apple-app-site-association"),
+    # the page's reads
+    ("get", "/chatts"),
+    ("get", "/account"),
 }
 METHODS = {"get", "post", "put", "patch", "delete"}
 # Operations whose documented example cannot succeed here (a made-up Google token, an unknown account,
@@ -253,6 +256,7 @@ async def test_operation_answers_as_documented(client, path, method):
 # Every whole-number query parameter the document gives, with the declaration the view reads it by.
 QUERY_PARAMETERS = {
     ("/getchatts/", "limit"): CHATTS_LIMIT,
+    ("/chatts", "limit"): CHATTS_LIMIT,
     ("/audit", "limit"): AUDIT_LIMIT,
     ("/audit", "before"): AUDIT_BEFORE,
     ("/audit", "user_id"): AUDIT_USER_ID,

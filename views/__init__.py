@@ -28,6 +28,7 @@ View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # (method, path, view); paths are served with and without the trailing slash.
 ROUTES: list[tuple[str, str, View]] = [
     ("GET", "/getchatts/", chatter.get_chatts),
+    ("GET", "/chatts", chatter.list_chatts),
     ("POST", "/postchatt/", chatter.post_chatt),
     ("POST", "/postauth/", chatter.post_auth),
     ("POST", "/adduser/", google.add_user),
@@ -67,6 +68,7 @@ ROUTES: list[tuple[str, str, View]] = [
     ("GET", "/docs", docs.docs_page),
     ("GET", "/", page.index),
     ("GET", "/config.json", page.page_config),
+    ("GET", "/account", page.account),
     ("POST", "/totp/qr", page.totp_qr),
 ]
 
