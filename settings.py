@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mail.smtp import SmtpTarget, sender_address
+
 logger = logging.getLogger(__name__)
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -18,6 +20,7 @@ DEFAULT_GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 DEFAULT_GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 -- a file name, not a secret
 JWT_ALGORITHMS = ("HS256", "ES256", "EdDSA")
+DEFAULT_EMAIL_FROM = "chatterd <chatterd@localhost>"
 
 
 class ConfigError(ValueError):
@@ -140,6 +143,17 @@ class Settings:
     password_threads: int = 1
     refresh_token_lifetime: int = 30 * 24 * 3600
     refresh_grace_seconds: int = 10
+    # Mail: with no SMTP_URL every message is written to the log instead (development).
+    smtp_url: str | None = field(default=None, repr=False)  # may carry the relay's password
+    smtp_ca_file: Path | None = None
+    email_from: str = DEFAULT_EMAIL_FROM
+    mail_retry_seconds: float = 5.0
+    mail_max_attempts: int = 10
+    # Password recovery (/password/forgot and /password/reset), counted per account named and per client address.
+    recovery_max_per_account: int = 5
+    recovery_max_per_address: int = 20
+    recovery_window_seconds: int = 3600
+    pwned_passwords_url: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.secret_key.encode()) < 32:
@@ -159,6 +173,16 @@ class Settings:
             raise ConfigError("GOOGLE_CLIENT_SECRET needs GOOGLE_CLIENT_IDS, the client ID it belongs to among them")
         if self.google_web_client_id and self.google_web_client_id not in self.google_client_ids:
             raise ConfigError("GOOGLE_WEB_CLIENT_ID must be one of GOOGLE_CLIENT_IDS")
+        if self.pwned_passwords_url is not None:
+            _http_url("PWNED_PASSWORDS_URL", self.pwned_passwords_url)
+        try:
+            if self.smtp_url is not None:
+                SmtpTarget.from_url(self.smtp_url)
+            sender_address(self.email_from)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.mail_max_attempts < 1:
+            raise ConfigError("MAIL_MAX_ATTEMPTS must be at least 1")
 
     @property
     def web_client_id(self) -> str | None:
@@ -210,4 +234,13 @@ class Settings:
             refresh_token_lifetime=_int(env, "REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600, minimum=60),
             refresh_grace_seconds=_int(env, "REFRESH_GRACE_SECONDS", 10),
             signup_window_seconds=_int(env, "SIGNUP_WINDOW_SECONDS", 3600, minimum=1),
+            smtp_url=env.get("SMTP_URL", "").strip() or None,
+            smtp_ca_file=Path(env["SMTP_CA_FILE"]) if env.get("SMTP_CA_FILE", "").strip() else None,
+            email_from=env.get("EMAIL_FROM", "").strip() or DEFAULT_EMAIL_FROM,
+            mail_retry_seconds=_float(env, "MAIL_RETRY_SECONDS", 5.0),
+            mail_max_attempts=_int(env, "MAIL_MAX_ATTEMPTS", 10, minimum=1),
+            recovery_max_per_account=_int(env, "RECOVERY_MAX_PER_ACCOUNT", 5, minimum=1),
+            recovery_max_per_address=_int(env, "RECOVERY_MAX_PER_ADDRESS", 20, minimum=1),
+            recovery_window_seconds=_int(env, "RECOVERY_WINDOW_SECONDS", 3600, minimum=1),
+            pwned_passwords_url=(env.get("PWNED_PASSWORDS_URL", "").strip().rstrip("/") or None),
         )

@@ -13,6 +13,8 @@ from core.shapes import (
     REQUEST_BODIES,
     ROLES,
     AddUser,
+    ChangePassword,
+    ForgotPassword,
     IntQuery,
     Login,
     Otp,
@@ -22,7 +24,10 @@ from core.shapes import (
     PostChatt,
     Refresh,
     Register,
+    ResetPassword,
+    SetEmail,
     Text,
+    VerifyEmail,
     fields_of,
 )
 
@@ -114,14 +119,17 @@ NO_CONTENT = {"204": {"description": "Done; no body."}}
 COMMON = (413, 503)
 
 ERROR_TEXT = {
-    400: "The body is not valid JSON (or form data where form data is accepted).",
+    400: (
+        "The body is not valid JSON (or form data where form data is accepted); or an emailed code that is wrong, "
+        'used, expired or out of tries (`"error": "invalid_code"`).'
+    ),
     401: "No credentials where they are required, or unknown, expired, revoked or forged ones.",
     403: (
         "Valid credentials without the needed role, a cross-site request signed in by cookie alone, a sign-in "
         "posted from another site (Origin or Referer neither this site nor CORS_ORIGINS), or a feature off."
     ),
     404: "Unknown path or record.",
-    409: "The username is already taken.",
+    409: "The username is already taken, or the email address is verified by another account.",
     413: "The body is over the size limit.",
     422: "Valid JSON of the wrong shape: a missing field, a wrong type, an empty or over-long value, a NUL character.",
     429: "Too many attempts; come back after Retry-After seconds.",
@@ -151,7 +159,10 @@ SCHEMAS: dict[str, Any] = {
             "message": {"type": "string", "description": "What went wrong, for a person."},
             "error": {
                 "type": "string",
-                "description": "A code for programs, where one is defined (`otp_required` at /login).",
+                "description": (
+                    "A code for programs, where one is defined (`otp_required` at /login, `invalid_code` for emailed "
+                    "codes)."
+                ),
             },
         },
         "additionalProperties": False,
@@ -231,11 +242,17 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "user": {
                 "type": "object",
-                "required": ["id", "username", "role"],
+                "required": ["id", "username", "role", "email", "email_verified"],
                 "properties": {
                     "id": {"type": "integer"},
                     "username": {"type": "string"},
                     "role": {"type": "string", "enum": list(ROLES)},
+                    "email": {"type": "string", "nullable": True, "description": "As typed; null when none."},
+                    "email_verified": {
+                        "type": "boolean",
+                        "description": "Whether the address was confirmed with a mailed code (only then does mail "
+                        "other than that code go to it).",
+                    },
                 },
             }
         },
@@ -369,7 +386,12 @@ PATHS: dict[str, Any] = {
             "tags": ["accounts"],
             "summary": "Create a password account",
             "operationId": "register",
-            "requestBody": _body(Register, {"username": "alice", "password": "correct horse"}, form=True),
+            "description": "With `email`, a 6-digit code goes to that address; /email/verify confirms it.",
+            "requestBody": _body(
+                Register,
+                {"username": "alice", "password": "correct horse battery", "email": "alice@example.com"},
+                form=True,
+            ),
             "responses": {
                 **_ok("Created.", _ref("Registered"), status="201"),
                 **_errors(400, 409, 422, 429, *COMMON),
@@ -461,6 +483,72 @@ PATHS: dict[str, Any] = {
             "operationId": "refreshToken",
             "requestBody": _body(Refresh, {"refresh_token": "x" * 43}, form=True),
             "responses": {**_ok("Rotated.", _ref("Token")), **_errors(400, 401, 422, *COMMON)},
+        }
+    },
+    "/email": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Set or change the caller's email address; a 6-digit code goes to it",
+            "description": (
+                "The address is unverified until /email/verify. A verified address it replaces is told of the change. "
+                "Nothing changes when it already is the caller's verified address."
+            ),
+            "operationId": "setEmail",
+            "security": SIGNED_IN,
+            "requestBody": _body(SetEmail, {"email": "alice@example.com"}, form=True),
+            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 409, 422, 429, *COMMON)},
+        }
+    },
+    "/email/verify": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Verify the caller's address with the code mailed to it",
+            "description": "A code works once, for 15 minutes, and at most 5 tries; then ask /email for a new one.",
+            "operationId": "verifyEmail",
+            "security": SIGNED_IN,
+            "requestBody": _body(VerifyEmail, {"code": "123456"}, form=True),
+            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 409, 422, *COMMON)},
+        }
+    },
+    "/password/forgot": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Mail a password reset code to the account's verified address",
+            "description": (
+                "Always 202, whether or not the account exists or has a verified address (and in the same time). "
+                "Counted per account named and per client address: 429 past the limits."
+            ),
+            "operationId": "forgotPassword",
+            "requestBody": _body(ForgotPassword, {"email": "alice@example.com"}, form=True),
+            "responses": {**_ok("Accepted.", _ref("Empty"), status="202"), **_errors(400, 422, 429, *COMMON)},
+        }
+    },
+    "/password/reset": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Set a new password with the code from /password/forgot; every session of the user ends",
+            "operationId": "resetPassword",
+            "requestBody": _body(
+                ResetPassword,
+                {"email": "alice@example.com", "code": "123456", "password": "a new long passphrase"},
+                form=True,
+            ),
+            "responses": {**NO_CONTENT, **_errors(400, 422, 429, *COMMON)},
+        }
+    },
+    "/password/change": {
+        "post": {
+            "tags": ["accounts"],
+            "summary": "Change the caller's password, given the current one",
+            "description": "A wrong current password is a 403, counted as a failed sign-in.",
+            "operationId": "changePassword",
+            "security": SIGNED_IN,
+            "requestBody": _body(
+                ChangePassword,
+                {"current_password": "correct horse battery", "password": "a new long passphrase"},
+                form=True,
+            ),
+            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, 429, *COMMON)},
         }
     },
     "/audit": {

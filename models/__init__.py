@@ -26,9 +26,14 @@ from models.chatts import (
     list_chatts,
     list_newest_versioned,
 )
+from models.email import register_with_email, set_email, verify_email
+from models.mail import claim_due_message, purge_done_messages, seconds_to_next_due
+from models.passwords import change_password, password_hash_of, request_password_reset, reset_password
 from models.records import (
     Account,
+    EmailTaken,
     NewRefreshToken,
+    OutboxMessage,
     RateLimited,
     Refreshed,
     Revocations,
@@ -52,7 +57,9 @@ from models.throttle import claim_attempt, count_attempt
 
 __all__ = [
     "Account",
+    "EmailTaken",
     "NewRefreshToken",
+    "OutboxMessage",
     "RateLimited",
     "Refreshed",
     "Revocations",
@@ -63,9 +70,11 @@ __all__ = [
     "account_for_login",
     "add_chatts",
     "add_chatts_for_chatter_ids",
+    "change_password",
     "chatter_id_user",
     "chatts_version",
     "claim_attempt",
+    "claim_due_message",
     "complete_login",
     "count_attempt",
     "create_password_user",
@@ -77,11 +86,18 @@ __all__ = [
     "list_events",
     "list_newest_versioned",
     "load_revocations",
+    "password_hash_of",
+    "purge_done_messages",
     "recent_standings",
     "record_event",
+    "register_with_email",
     "replace_recovery_codes",
+    "request_password_reset",
+    "reset_password",
     "revoke_token",
     "rotate_refresh_token",
+    "seconds_to_next_due",
+    "set_email",
     "set_role",
     "set_totp_secret",
     "sign_in_google_user",
@@ -92,4 +108,5 @@ __all__ = [
     "use_totp_step",
     "user_by_name",
     "user_standing",
+    "verify_email",
 ]

@@ -72,7 +72,8 @@ SELECT id, username, role FROM account
 
 # The name as typed is kept for display; uniqueness is on its key (see sql/0005_usernames.sql for the clash column).
 INSERT_PASSWORD_USER = """
-INSERT INTO users (username, username_key, password_hash) VALUES (%s, %s, %s)
+INSERT INTO users (username, username_key, password_hash, email)
+VALUES (%(username)s, %(key)s, %(password_hash)s, %(email)s)
 ON CONFLICT (username_key, username_key_clash) WHERE google_sub IS NULL DO NOTHING
 RETURNING id
 """
@@ -195,7 +196,8 @@ async def upsert_google_user(db: Database, *, sub: str, username: str, email: st
 
 async def create_password_user(db: Database, username: str, password_hash: str) -> User:
     """Create a password account; UsernameTaken when a name with the same key (NFKC, case folded) is in use."""
-    row = await db.fetch_one(INSERT_PASSWORD_USER, (username, username_key(username), password_hash))
+    params = {"username": username, "key": username_key(username), "password_hash": password_hash, "email": None}
+    row = await db.fetch_one(INSERT_PASSWORD_USER, params)
     if row is None:
         raise UsernameTaken(username)
     return User(row[0], username, "user")

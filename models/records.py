@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """A signed-in caller."""
+    """A signed-in caller; the address and whether it is verified come with the standing (else unknown: None)."""
 
     id: int
     username: str
     role: str
+    email: str | None = None
+    email_verified: bool = False
 
 
 class UnknownChatt(Exception):
@@ -28,6 +30,24 @@ class RateLimited(Exception):
 
 class UsernameTaken(Exception):
     """Another password account already has this username."""
+
+
+class EmailTaken(Exception):
+    """Another account has verified this email address."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message the outbox holds for delivery: where it goes, its kind, its sealed parameters, the current name of
+    the user it is about (None once deleted), how many attempts it had, and its age in seconds."""
+
+    id: int
+    recipient: str
+    kind: str
+    sealed: bytes | None
+    username: str | None
+    attempts: int
+    age: float
 
 
 @dataclass(frozen=True, slots=True)

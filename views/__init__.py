@@ -6,7 +6,21 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from views import accounts, audit, chatter, docs, google, google_web, health, jwks, page, refresh, totp
+from views import (
+    accounts,
+    audit,
+    chatter,
+    docs,
+    email,
+    google,
+    google_web,
+    health,
+    jwks,
+    page,
+    passwords,
+    refresh,
+    totp,
+)
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -30,6 +44,11 @@ ROUTES: list[tuple[str, str, View]] = [
     ("GET", "/.well-known/jwks.json", jwks.jwks),
     ("GET", "/auth/google/login", google_web.google_login),
     ("GET", "/auth/google/callback", google_web.google_callback),
+    ("POST", "/email", email.set_email),
+    ("POST", "/email/verify", email.verify_email),
+    ("POST", "/password/forgot", passwords.forgot),
+    ("POST", "/password/reset", passwords.reset),
+    ("POST", "/password/change", passwords.change),
     # operations, docs and the web page
     ("GET", "/healthz", health.healthz),
     ("GET", "/readyz", health.readyz),
