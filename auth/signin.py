@@ -18,6 +18,7 @@ from core.errors import TooManyRequests, Unauthorized
 from core.keys import authenticator_key, db_key, password_hasher_key, settings_key, token_codec_key
 from core.metrics import SIGN_INS
 from db.pool import Database
+from mail.messages import notice
 from models.records import NewRefreshToken, User
 from settings import Settings
 
@@ -135,6 +136,7 @@ async def with_refresh_token(app: web.Application, *, presented: str, address: s
         grace=settings.refresh_grace_seconds,
         address=address,
         notice_for=notice_family,
+        reuse_notice=notice(settings.secret_key, "refresh_reuse", ip=address),
     )
     if outcome.reuse_detected and outcome.family_id is not None:
         app[authenticator_key].family_reused(outcome.family_id)

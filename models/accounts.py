@@ -6,7 +6,9 @@ import psycopg2.errors
 
 from auth.usernames import username_key
 from db.pool import Cursor, Database
+from mail.messages import Letter
 from models.fragments import AUDIT_INSERT, COUNT_IN_WINDOW
+from models.mail import NOTICE_INSERT, letter_params
 from models.records import Account, NewRefreshToken, RateLimited, User, UsernameTaken
 
 # One round trip: the same Google subject is always the same user (whose name follows Google's), plus a chatterID
@@ -137,9 +139,23 @@ USE_RECOVERY_CODE = """
 UPDATE recovery_codes SET used_at = now() WHERE user_id = %s AND code_hash = %s AND used_at IS NULL RETURNING 1
 """
 
+# Turning TOTP on is the first use of a code from the new secret; the notice goes only with the change itself.
+ENABLE_TOTP = f"""
+WITH enabled AS (
+    UPDATE users SET totp_enabled = true, totp_last_step = %(step)s
+    WHERE id = %(user_id)s AND totp_secret = %(secret)s AND NOT totp_enabled
+      AND (totp_last_step IS NULL OR totp_last_step < %(step)s)
+    RETURNING id
+),
+audit AS ({AUDIT_INSERT} SELECT id, 'totp_on', NULL, %(address)s, '{{}}' FROM enabled),
+notice AS ({NOTICE_INSERT} AND EXISTS (SELECT 1 FROM enabled))
+SELECT count(*) FROM enabled
+"""
+
 DISABLE_TOTP = f"""
 WITH codes AS (DELETE FROM recovery_codes WHERE user_id = %(user_id)s),
-audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'totp_off', NULL, %(address)s, '{{}}'))
+audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'totp_off', NULL, %(address)s, '{{}}')),
+notice AS ({NOTICE_INSERT})
 UPDATE users SET totp_enabled = false, totp_secret = NULL, totp_last_step = NULL WHERE id = %(user_id)s
 """
 
@@ -270,6 +286,13 @@ async def use_recovery_code(db: Database, user_id: int, code_hash: bytes) -> boo
     return await db.fetch_one(USE_RECOVERY_CODE, (user_id, code_hash)) is not None
 
 
-async def disable_totp(db: Database, user_id: int, address: str) -> None:
-    """Turn TOTP off and drop the recovery codes."""
-    await db.execute(DISABLE_TOTP, {"user_id": user_id, "address": address})
+async def enable_totp(db: Database, *, user_id: int, secret: str, step: int, address: str, notice: Letter) -> bool:
+    """Turn TOTP on with a code's time step (audited, and the user told); False if it was on, or the step used."""
+    params = {"user_id": user_id, "secret": secret, "step": step, "address": address, **letter_params(notice)}
+    (enabled,) = await db.fetch_one(ENABLE_TOTP, params)
+    return bool(enabled)
+
+
+async def disable_totp(db: Database, user_id: int, address: str, notice: Letter) -> None:
+    """Turn TOTP off and drop the recovery codes (audited, and the user told)."""
+    await db.execute(DISABLE_TOTP, {"user_id": user_id, "address": address, **letter_params(notice)})

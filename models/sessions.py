@@ -7,7 +7,9 @@ from collections.abc import Callable
 import orjson
 
 from db.pool import Database
+from mail.messages import Letter
 from models.fragments import AUDIT_INSERT, NOTIFY
+from models.mail import NOTICE_INSERT, letter_params
 from models.records import NewRefreshToken, Refreshed, Revocations, User
 
 # Only the user's id: who they are now (name, role, ban) is the Directory's.
@@ -67,7 +69,8 @@ REVOKE_FAMILY = f"""
 WITH revoked AS (
     UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = %(family_id)s::uuid AND revoked_at IS NULL
 ),
-audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'refresh_reuse', NULL, %(address)s, %(detail)s::jsonb))
+audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'refresh_reuse', NULL, %(address)s, %(detail)s::jsonb)),
+notice AS ({NOTICE_INSERT})
 SELECT {NOTIFY}
 """
 
@@ -161,9 +164,11 @@ async def rotate_refresh_token(
     grace: float,
     address: str,
     notice_for: Callable[[str], str],
+    reuse_notice: Letter,
 ) -> Refreshed:
-    """Rotate a refresh token to its successor; a token already rotated revokes its family, but within `grace`
-    seconds of the rotation and from the same address it yields the same successor again (racing refreshes)."""
+    """Rotate a refresh token to its successor; a token already rotated revokes its family (and `reuse_notice` goes
+    to the user), but within `grace` seconds of the rotation and from the same address it yields the same successor
+    again (racing refreshes)."""
     async with db.cursor() as cur:
         async with cur.transaction():
             await cur.execute(LOCK_USER_OF_REFRESH, (token_hash,))
@@ -201,6 +206,7 @@ async def rotate_refresh_token(
         "address": address,
         "detail": orjson.dumps({"family": family_id}).decode(),
         "notice": notice_for(family_id),
+        **letter_params(reuse_notice),
     }
     await _revoke(db, REVOKE_FAMILY, params)
     return Refreshed(None, family_id, reuse_detected=True)
