@@ -16,15 +16,6 @@ PASSWORD = "correct horse battery"
 FAST_RETRY = {"mail_retry_seconds": 0.05}
 
 
-@pytest.fixture
-async def smtp():
-    """A plain SMTP server on loopback, already listening."""
-    server = MailServer()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 async def register(client: Any, username: str, email: str) -> None:
     resp = await client.post("/register", json={"username": username, "password": PASSWORD, "email": email})
     assert resp.status == 201, await resp.text()
