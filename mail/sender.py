@@ -118,7 +118,7 @@ class MailSender:
                     await claimed.failed(error=str(exc))
                 else:
                     delay = backoff(self._retry_seconds, attempts)
-                    logger.info("mail %d (%s) not delivered, again in %.0f s: %s", message.id, message.kind, delay, exc)
+                    logger.info("mail %d (%s) not delivered, again in %.1f s: %s", message.id, message.kind, delay, exc)
                     await claimed.retry(delay=delay, error=str(exc))
                 return True
             await claimed.sent()

@@ -125,7 +125,9 @@ async def test_a_new_code_replaces_the_previous_one(mail_client, smtp):
 
 async def test_an_address_verified_by_another_account_is_409_whatever_its_case(mail_client, smtp):
     await verified_account(mail_client, smtp, "ann", "ann@example.com")
-    resp = await mail_client.post("/register", json={"username": "bob", "password": PASSWORD, "email": "ANN@example.com"})
+    resp = await mail_client.post(
+        "/register", json={"username": "bob", "password": PASSWORD, "email": "ANN@example.com"}
+    )
     assert resp.status == 409 and "email" in (await resp.json())["message"]
     await register(mail_client, "bob")
     bob = (await log_in(mail_client, "bob"))["token"]
