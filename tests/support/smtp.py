@@ -56,7 +56,7 @@ class _Keeper:
     def __init__(self, server: MailServer) -> None:
         self.server = server
 
-    async def handle_RCPT(  # noqa: N802 -- aiosmtpd's hook name
+    async def handle_RCPT(
         self, smtp: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         if address in self.server.refused:
@@ -64,7 +64,7 @@ class _Keeper:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
         if self.server.delay:
             await asyncio.sleep(self.server.delay)
         raw = envelope.original_content or envelope.content
