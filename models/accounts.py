@@ -22,19 +22,19 @@ WITH attempt AS (
     RETURNING hits, extract(epoch FROM now() - window_start)::float8 AS age
 ),
 allowed AS (SELECT 1 WHERE %(limit)s = 0 OR (SELECT hits FROM attempt) <= %(limit)s),
-existing AS (SELECT id, username, role, email FROM users WHERE google_sub = %(sub)s),
+existing AS (SELECT id, username, role FROM users WHERE google_sub = %(sub)s),
 inserted AS (
     INSERT INTO users (username, google_sub, email)
     SELECT %(username)s, %(sub)s, %(email)s FROM allowed WHERE NOT EXISTS (SELECT 1 FROM existing)
     ON CONFLICT (google_sub) DO NOTHING
     RETURNING id, username, role
 ),
--- Only a changed name or email is written: a returning user's sign-in takes no lock on its row.
+-- Only a changed name is written: a returning user's sign-in takes no lock on its row. Google's email claim is the
+-- address of a new user only (unverified): after that the address is the user's own, set and verified at /email.
 renamed AS (
-    UPDATE users SET username = %(username)s, email = %(email)s
+    UPDATE users SET username = %(username)s
     FROM existing, allowed
-    WHERE users.id = existing.id
-      AND (existing.username IS DISTINCT FROM %(username)s OR existing.email IS DISTINCT FROM %(email)s)
+    WHERE users.id = existing.id AND existing.username IS DISTINCT FROM %(username)s
     RETURNING users.id, users.username, users.role
 ),
 account AS (
@@ -65,7 +65,7 @@ FROM (SELECT 1) AS one LEFT JOIN account ON true
 UPSERT_GOOGLE_USER = f"""
 WITH account AS (
     INSERT INTO users (username, google_sub, email) VALUES (%(username)s, %(sub)s, %(email)s)
-    ON CONFLICT (google_sub) DO UPDATE SET username = EXCLUDED.username, email = EXCLUDED.email
+    ON CONFLICT (google_sub) DO UPDATE SET username = EXCLUDED.username  -- the address stays the user's (see above)
     RETURNING id, username, role
 ),
 audit AS ({AUDIT_INSERT} SELECT id, 'sign_in', 'google_web', %(address)s, '{{}}' FROM account)
@@ -204,7 +204,7 @@ async def sign_in_google_user(
 
 
 async def upsert_google_user(db: Database, *, sub: str, username: str, email: str | None, address: str) -> User:
-    """Find or create the user for a Google subject (its name and email following Google's), without a chatterID."""
+    """Find or create the user for a Google subject (its name following Google's), without a chatterID."""
     params = {"username": username, "sub": sub, "email": email, "address": address}
     user_id, name, role = await db.fetch_one(UPSERT_GOOGLE_USER, params)
     return User(user_id, name, role)

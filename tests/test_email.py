@@ -6,7 +6,7 @@ import pytest
 
 from core.keys import db_key
 from tests.support.accounts import PASSWORD, log_in, me, register, verified_account, verify
-from tests.support.common import bearer
+from tests.support.common import CLIENT_ID, bearer
 
 INVALID = {"error": "invalid_code"}
 
@@ -180,3 +180,21 @@ async def test_codes_mailed_per_account_are_limited(make_client, smtp):
     assert (await set_email(client, token, "a2@example.com")).status == 204
     resp = await set_email(client, token, "a3@example.com")
     assert resp.status == 429 and int(resp.headers["Retry-After"]) > 0
+
+
+async def test_a_google_users_address_is_googles_at_first_then_their_own(mail_client, smtp, google):
+    async def google_sign_in(email):
+        id_token = google.id_token(client_id=CLIENT_ID, sub="g-1", name="Gail", email=email)
+        resp = await mail_client.post("/adduser/", json={"clientID": CLIENT_ID, "idToken": id_token})
+        assert resp.status == 200
+        return (await resp.json())["token"]
+
+    token = await google_sign_in("gail@gmail.example")
+    user = await me(mail_client, token)
+    assert (user["email"], user["email_verified"]) == ("gail@gmail.example", False)  # Google's, not verified here
+    assert (await set_email(mail_client, token, "gail@example.com")).status == 204
+    assert (await verify(mail_client, token, await smtp.code_for("gail@example.com"))).status == 204
+    # Later sign-ins (Google's claim changed meanwhile) leave the user's own verified address alone.
+    token = await google_sign_in("gail.new@gmail.example")
+    user = await me(mail_client, token)
+    assert (user["email"], user["email_verified"]) == ("gail@example.com", True)
