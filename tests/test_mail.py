@@ -10,7 +10,8 @@ import pytest
 
 from core.keys import db_key
 from tests.support.common import wait_for
-from tests.support.smtp import CODE_IN_SUBJECT, MailServer, make_certificate
+from tests.support.smtp import CODE_IN_SUBJECT, MailServer
+from tests.support.tls import self_signed_certificate
 
 PASSWORD = "correct horse battery"
 FAST_RETRY = {"mail_retry_seconds": 0.05}
@@ -69,7 +70,7 @@ async def test_the_sealed_outbox_holds_no_code_in_clear(make_client):
 
 @pytest.mark.parametrize("implicit_tls", [False, True], ids=["starttls", "smtps"])
 async def test_tls_and_login(make_client, tmp_path, implicit_tls):
-    certificate = make_certificate(tmp_path)
+    certificate = self_signed_certificate(tmp_path)
     server = MailServer(certificate=certificate, implicit_tls=implicit_tls, login=("chatterd", "p@ss:word"))
     await server.start()
     try:
@@ -82,7 +83,7 @@ async def test_tls_and_login(make_client, tmp_path, implicit_tls):
 
 
 async def test_a_wrong_smtp_password_keeps_the_message_waiting_and_says_why(make_client, tmp_path):
-    certificate = make_certificate(tmp_path)
+    certificate = self_signed_certificate(tmp_path)
     server = MailServer(certificate=certificate, login=("chatterd", "right"))
     await server.start()
     try:
