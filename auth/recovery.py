@@ -112,4 +112,6 @@ async def change(app: web.Application, user: User, *, current_password: str, pas
         password_hash=await hasher.hash(password),
         notice=notice(settings.secret_key, "password_changed", ip=address),
         address=address,
+        throttle_key=throttle.account_key,
+        address_key=throttle.address_key,
     )

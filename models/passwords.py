@@ -9,6 +9,7 @@ from db.pool import Database
 from mail.messages import CODE_MINUTES, Letter
 from models.accounts import ACCOUNT_NAMED
 from models.email import CODE_EXPIRES, CODE_UPSERT, audit, try_code
+from models.fragments import PASSWORD_PROVED
 from models.mail import NOTICE_INSERT, letter_params
 from models.sessions import END_ALL_SESSIONS
 from models.throttle import CLAIM_CTES
@@ -44,6 +45,7 @@ LOCK_BY_EMAIL = f"SELECT id FROM users WHERE {BY_EMAIL} FOR NO KEY UPDATE"
 LOCK_BY_USERNAME = f"SELECT id FROM users WHERE {BY_USERNAME} FOR NO KEY UPDATE"
 
 SET_PASSWORD = "UPDATE users SET password_hash = %(password_hash)s WHERE id = %(user_id)s"
+CHANGE_PASSWORD = f"WITH {PASSWORD_PROVED} {SET_PASSWORD}"
 CLEAR_THROTTLE = "DELETE FROM throttle WHERE key = %(throttle_key)s"
 SELECT_PASSWORD_HASH = "SELECT password_hash FROM users WHERE id = %s"
 
@@ -122,11 +124,27 @@ async def reset_password(
     return user_id
 
 
-async def change_password(db: Database, *, user_id: int, password_hash: str, notice: Letter, address: str) -> None:
-    """Set a new password and write the notice, at once."""
-    params = {"user_id": user_id, "password_hash": password_hash, "address": address, **letter_params(notice)}
+async def change_password(
+    db: Database,
+    *,
+    user_id: int,
+    password_hash: str,
+    notice: Letter,
+    address: str,
+    throttle_key: str,
+    address_key: str,
+) -> None:
+    """Set a new password (the current one proved right: its sign-in throttle is settled) and write the notice."""
+    params = {
+        "user_id": user_id,
+        "password_hash": password_hash,
+        "address": address,
+        "throttle_key": throttle_key,
+        "address_key": address_key,
+        **letter_params(notice),
+    }
     async with db.cursor() as cur, cur.transaction():
-        await cur.execute(SET_PASSWORD, params)
+        await cur.execute(CHANGE_PASSWORD, params)
         await cur.execute(NOTICE_INSERT, params)
         await audit(cur, user_id=user_id, event="password_changed", address=address)
 

@@ -8,7 +8,7 @@ import orjson
 
 from db.pool import Database
 from mail.messages import Letter
-from models.fragments import AUDIT_INSERT, NOTIFY
+from models.fragments import AUDIT_INSERT, NOTIFY, PASSWORD_PROVED
 from models.mail import NOTICE_INSERT, letter_params
 from models.records import NewRefreshToken, Refreshed, Revocations, User
 
@@ -19,9 +19,7 @@ SELECT user_id, extract(epoch FROM expires_at)::float8 FROM chatter_sessions WHE
 
 # Everything a successful password sign-in writes, in one round trip.
 COMPLETE_LOGIN = f"""
-WITH cleared AS (DELETE FROM throttle WHERE key = %(throttle_key)s),
--- Attempts are counted before they are evaluated; the address's counter keeps only failures, so one comes back.
-refunded AS (UPDATE throttle SET hits = greatest(hits - 1, 0) WHERE key = %(address_key)s),
+WITH {PASSWORD_PROVED},
 rehashed AS (
     UPDATE users SET password_hash = %(new_hash)s WHERE id = %(user_id)s AND %(new_hash)s::text IS NOT NULL
 ),

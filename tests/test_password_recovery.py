@@ -153,3 +153,14 @@ async def test_password_change_needs_a_sign_in_and_a_password_account(mail_clien
     resp = await mail_client.post("/adduser/", json={"clientID": CLIENT_ID, "idToken": id_token})
     token = (await resp.json())["token"]
     assert (await change(mail_client, token)).status == 422
+
+
+async def test_a_right_current_password_settles_the_sign_in_counters(make_client, smtp):
+    client = await make_client(smtp_url=smtp.url(), login_max_failures=2, login_max_failures_per_address=2)
+    await register(client, "ann")
+    token = (await log_in(client, "ann"))["token"]
+    assert (await change(client, token, current="wrong one")).status == 403
+    passwords = [PASSWORD, NEW_PASSWORD, "yet another passphrase", "and one more passphrase"]
+    for current, new in zip(passwords, passwords[1:], strict=False):
+        assert (await change(client, token, current=current, password=new)).status == 204
+    assert await login_status(client, "ann", passwords[-1]) == 200  # neither the account nor the address is locked
