@@ -43,7 +43,8 @@ async def test_get_user_shows_the_current_name_and_role(client):
     await sql(client, "UPDATE users SET role = 'moderator', username = 'Cara B' WHERE username = 'cara'")
 
     async def updated():
-        return await whoami(client, token) == (200, {"id": 1, "username": "Cara B", "role": "moderator"})
+        expected = {"id": 1, "username": "Cara B", "role": "moderator", "email": None, "email_verified": False}
+        return await whoami(client, token) == (200, expected)
 
     await wait_for(updated, timeout=1.0, what="the new name and role")
 
