@@ -63,6 +63,11 @@ CERTIFICATE_FETCHES = Counter(
     "Fetches of Google's signing certificates, by outcome (success, failure).",
     ["outcome"],
 )
+MAIL_ATTEMPTS = Counter(
+    "chatterd_mail_attempts_total",
+    "Attempts to hand an outbox message to the relay, by kind of message and outcome (sent, retry, failed).",
+    ["kind", "outcome"],
+)
 
 
 def route_label(request: web.Request) -> str:

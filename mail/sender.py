@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from email.message import EmailMessage
 
 import models
+from core.metrics import MAIL_ATTEMPTS
 from db.events import Events
 from db.pool import DatabaseUnavailable
 from mail.messages import CODE_KINDS, CODE_MINUTES, render
@@ -106,6 +107,7 @@ class MailSender:
             try:
                 email = self._write(message)
             except (Unsealable, ValueError, KeyError) as exc:
+                MAIL_ATTEMPTS.labels(message.kind, "failed").inc()
                 logger.warning("mail %d (%s) given up: %s", message.id, message.kind, exc)
                 await claimed.failed(error=f"cannot be written: {exc}")
                 return True
@@ -114,14 +116,17 @@ class MailSender:
             except DeliveryFailed as exc:
                 attempts = message.attempts + 1
                 if exc.permanent or attempts >= self._max_attempts:
+                    MAIL_ATTEMPTS.labels(message.kind, "failed").inc()
                     logger.warning("mail %d (%s) given up, attempt %d: %s", message.id, message.kind, attempts, exc)
                     await claimed.failed(error=str(exc))
                 else:
+                    MAIL_ATTEMPTS.labels(message.kind, "retry").inc()
                     delay = backoff(self._retry_seconds, attempts)
                     logger.info("mail %d (%s) not delivered, again in %.1f s: %s", message.id, message.kind, delay, exc)
                     await claimed.retry(delay=delay, error=str(exc))
                 return True
             await claimed.sent()
+            MAIL_ATTEMPTS.labels(message.kind, "sent").inc()
             logger.info("mail %d (%s) delivered", message.id, message.kind)
             return True
 

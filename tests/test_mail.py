@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from core.keys import db_key
 from tests.support.common import wait_for
@@ -130,13 +131,20 @@ async def test_mail_waiting_when_the_server_stops_goes_out_after_a_restart(make_
         await server.stop()
 
 
+def attempts_counted(outcome: str) -> float:
+    labels = {"kind": "verify_email", "outcome": outcome}
+    return REGISTRY.get_sample_value("chatterd_mail_attempts_total", labels) or 0.0
+
+
 async def test_a_refused_recipient_is_given_up_at_once_with_the_reason(make_client, smtp):
+    failed_before = attempts_counted("failed")
     smtp.refused.add("nobody@example.com")
     client = await make_client(smtp_url=smtp.url(), **FAST_RETRY)
     await register(client, "ann", "nobody@example.com")
     rows = await outbox_settles(client, lambda rows: rows[0][4], "the message to be given up")
     assert rows[0][2:6] == (1, False, True, True)  # one attempt, not sent, failed, its text dropped
     assert "550" in rows[0][6]
+    assert attempts_counted("failed") == failed_before + 1
 
 
 async def test_an_outage_longer_than_the_bound_gives_up_and_records_why(make_client):

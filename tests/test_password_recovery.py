@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tests.support.accounts import NEW_PASSWORD, PASSWORD, log_in, register, verified_account
@@ -161,6 +163,6 @@ async def test_a_right_current_password_settles_the_sign_in_counters(make_client
     token = (await log_in(client, "ann"))["token"]
     assert (await change(client, token, current="wrong one")).status == 403
     passwords = [PASSWORD, NEW_PASSWORD, "yet another passphrase", "and one more passphrase"]
-    for current, new in zip(passwords, passwords[1:], strict=False):
+    for current, new in itertools.pairwise(passwords):
         assert (await change(client, token, current=current, password=new)).status == 204
     assert await login_status(client, "ann", passwords[-1]) == 200  # neither the account nor the address is locked
