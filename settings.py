@@ -103,6 +103,8 @@ class Settings:
 
     secret_key: str = field(repr=False)
     database_url: str | None = field(default=None, repr=False)
+    # A direct connection (not through a pooler) for LISTEN and the migration lock; unset: database_url serves both.
+    database_listen_url: str | None = field(default=None, repr=False)
     var_dir: Path = PROJECT_DIR / "var"
     google_client_ids: tuple[str, ...] = ()
     google_certs_url: str = DEFAULT_GOOGLE_CERTS_URL
@@ -127,6 +129,8 @@ class Settings:
     db_acquire_timeout: float = 5.0
     db_statement_timeout: float = 10.0
     http_client_timeout: float = 10.0
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
     retry_after: int = 5
     cookie_secure: bool = True
     cors_origins: tuple[str, ...] = ()
@@ -143,6 +147,10 @@ class Settings:
     password_threads: int = 1
     refresh_token_lifetime: int = 30 * 24 * 3600
     refresh_grace_seconds: int = 10
+    refresh_max_per_session: int = 60
+    refresh_window_seconds: int = 3600
+    session_idle_timeout: int = 14 * 24 * 3600
+    session_max_age: int = 90 * 24 * 3600
     # Mail: with no SMTP_URL every message is written to the log instead (development).
     smtp_url: str | None = field(default=None, repr=False)  # may carry the relay's password
     smtp_ca_file: Path | None = None
@@ -160,6 +168,8 @@ class Settings:
             raise ConfigError("SECRET_KEY must be at least 32 bytes long")
         if self.db_pool_min > self.db_pool_max or self.db_pool_max < 1:
             raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX, which must be at least 1")
+        if self.database_listen_url and not self.database_url:
+            raise ConfigError("DATABASE_LISTEN_URL needs DATABASE_URL (the embedded Postgres needs neither)")
         if self.jwt_algorithm not in JWT_ALGORITHMS:
             raise ConfigError(f"JWT_ALGORITHM must be one of {', '.join(JWT_ALGORITHMS)}, not {self.jwt_algorithm!r}")
         if self.jwt_algorithm == "HS256" and self.jwt_signing_key_files:
@@ -201,6 +211,7 @@ class Settings:
         return cls(
             secret_key=secret_key,
             database_url=env.get("DATABASE_URL") or None,
+            database_listen_url=env.get("DATABASE_LISTEN_URL") or None,
             var_dir=var_dir,
             google_client_ids=_list(env, "GOOGLE_CLIENT_IDS"),
             google_certs_url=env.get("GOOGLE_CERTS_URL") or DEFAULT_GOOGLE_CERTS_URL,
@@ -221,6 +232,8 @@ class Settings:
             db_acquire_timeout=_float(env, "DB_ACQUIRE_TIMEOUT", 5.0),
             db_statement_timeout=_float(env, "DB_STATEMENT_TIMEOUT", 10.0),
             http_client_timeout=_float(env, "HTTP_CLIENT_TIMEOUT", 10.0),
+            header_timeout=_float(env, "HEADER_TIMEOUT", 10.0),
+            body_timeout=_float(env, "BODY_TIMEOUT", 30.0),
             cookie_secure=_bool(env, "COOKIE_SECURE", True),
             cors_origins=_list(env, "CORS_ORIGINS"),
             trusted_proxies=_int(env, "TRUSTED_PROXIES", 0),
@@ -233,6 +246,10 @@ class Settings:
             password_threads=_int(env, "PASSWORD_THREADS", 1, minimum=1),
             refresh_token_lifetime=_int(env, "REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600, minimum=60),
             refresh_grace_seconds=_int(env, "REFRESH_GRACE_SECONDS", 10),
+            refresh_max_per_session=_int(env, "REFRESH_MAX_PER_SESSION", 60, minimum=1),
+            refresh_window_seconds=_int(env, "REFRESH_WINDOW_SECONDS", 3600, minimum=1),
+            session_idle_timeout=_int(env, "SESSION_IDLE_TIMEOUT", 14 * 24 * 3600, minimum=300),
+            session_max_age=_int(env, "SESSION_MAX_AGE", 90 * 24 * 3600, minimum=300),
             signup_window_seconds=_int(env, "SIGNUP_WINDOW_SECONDS", 3600, minimum=1),
             smtp_url=env.get("SMTP_URL", "").strip() or None,
             smtp_ca_file=Path(env["SMTP_CA_FILE"]) if env.get("SMTP_CA_FILE", "").strip() else None,

@@ -7,18 +7,21 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import aiohttp
 import aiopg
 from aiohttp import web
 
+from auth.activity import SessionActivity
 from auth.credentials import Authenticator, RevocationStore
 from auth.directory import Directory
 from auth.password_policy import PasswordPolicy
 from auth.passwords import PasswordHasher
 from auth.refusals import RefusedAddresses
+from auth.sessions import ended_retention, session_policy
 from auth.tokens import TokenCodec
 from chatter.feed import ChattFeed
 from chatter.writer import ChattWriter
@@ -58,6 +61,7 @@ logger = logging.getLogger(__name__)
 # argon2 threads run at this nice value (0 normal, 19 lowest): a login storm then takes only the CPU the event
 # loops leave, and the other requests keep their latency.
 HASHING_NICENESS = 15
+T = TypeVar("T")
 STARTUP_DB_WAIT = 30.0  # seconds to keep trying to reach Postgres before a worker gives up starting
 
 
@@ -73,9 +77,11 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         pool = await _connect_with_retry(url, settings)
         try:
-            dsn = connect_dsn(url, connect_timeout=settings.db_connect_timeout)
-            db = Database(pool, acquire_timeout=settings.db_acquire_timeout, dsn=dsn)
-            applied = await migrate(db)
+            # LISTEN and the migration lock need a session of their own: a direct connection if DATABASE_URL pools.
+            direct_dsn = connect_dsn(settings.database_listen_url or url, connect_timeout=settings.db_connect_timeout)
+            db = Database(pool, acquire_timeout=settings.db_acquire_timeout, direct_dsn=direct_dsn)
+            # The direct connection may fail where the pool's did not (another address); migrating again is safe.
+            applied = await _retrying(lambda: migrate(db), DatabaseUnavailable)
             if applied:
                 logger.info("database migrated: %s", ", ".join(applied))
             app[db_key] = db
@@ -89,18 +95,26 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _connect_with_retry(url: str, settings: Settings) -> aiopg.Pool:
+    return await _retrying(
+        lambda: create_pool(
+            url,
+            minsize=settings.db_pool_min,
+            maxsize=settings.db_pool_max,
+            connect_timeout=settings.db_connect_timeout,
+            statement_timeout=settings.db_statement_timeout,
+        ),
+        Exception,
+    )
+
+
+async def _retrying(attempt: Callable[[], Awaitable[T]], retry_on: type[Exception]) -> T:
+    """`attempt()` again while it raises `retry_on`, for up to STARTUP_DB_WAIT seconds."""
     deadline = asyncio.get_running_loop().time() + STARTUP_DB_WAIT
     delay = 0.2
     while True:
         try:
-            return await create_pool(
-                url,
-                minsize=settings.db_pool_min,
-                maxsize=settings.db_pool_max,
-                connect_timeout=settings.db_connect_timeout,
-                statement_timeout=settings.db_statement_timeout,
-            )
-        except Exception as exc:
+            return await attempt()
+        except retry_on as exc:
             if asyncio.get_running_loop().time() + delay > deadline:
                 raise DatabaseUnavailable(f"could not reach Postgres: {exc}") from exc
             logger.warning("Postgres not reachable yet (%s); retrying", exc)
@@ -109,19 +123,25 @@ async def _connect_with_retry(url: str, settings: Settings) -> aiopg.Pool:
 
 
 async def events_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Follow the events channel for the life of the app: revocations and users' standing."""
+    """Follow the events channel for the life of the app (revocations, users' standing); record sessions' last use."""
     settings = app[settings_key]
     db = app[db_key]
     events = Events(db)
-    store = RevocationStore(events, settings.jwt_lifetime)
+    store = RevocationStore(events, ended_retention(settings))
     directory = Directory(events)
     events.followers.extend([store, directory])
     app[events_key] = events
-    app[authenticator_key] = Authenticator(app[token_codec_key], store, directory, db)
+    activity = SessionActivity(db)
+    app[authenticator_key] = Authenticator(
+        app[token_codec_key], store, directory, db, activity, session_policy(settings)
+    )
     app[feed_key] = ChattFeed(db)
     app[writer_key] = ChattWriter(db)
-    async with following(events):
-        yield
+    try:
+        async with following(events):
+            yield
+    finally:
+        await activity.close()
 
 
 async def google_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -214,6 +234,10 @@ async def create_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, metrics_middleware, auth_middleware],
         client_max_size=settings.max_body_size,
+        # aiohttp's keep-alive timer runs from a connection's opening (and from each answer) until a request's headers
+        # have all arrived, however slowly they trickle in: so it bounds slow or unfinished headers (slowloris) as well
+        # as idle connections. Set here, it holds under gunicorn (whose --keep-alive it replaces), adev and the tests.
+        handler_args={"keepalive_timeout": settings.header_timeout},
     )
     app[settings_key] = settings
     app[token_codec_key] = TokenCodec.from_settings(settings)  # reads the signing key files, if any, once

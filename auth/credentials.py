@@ -1,4 +1,4 @@
-"""Turning a presented credential (JWT or chatterID) into a user, and keeping revocations current on every worker."""
+"""Turning a presented credential (JWT or chatterID) into a user and its session, and ending sessions everywhere."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import time
 from dataclasses import dataclass
 
 import models
+from auth.activity import SessionActivity
 from auth.directory import Directory
 from auth.tokens import AccessClaims, InvalidToken, TokenCodec, hash_chatter_id, looks_like_jwt
-from core.metrics import REVOCATIONS
+from core.metrics import REVOCATIONS, SESSIONS_ENDED
 from db.events import Events
 from db.pool import Database
-from models.records import User
+from models.records import ChatterIdOwner, Ending, SessionPolicy, User
 
 logger = logging.getLogger(__name__)
 
@@ -22,26 +23,34 @@ VERIFIED_CACHE_LIMIT = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Credential:
-    """What the caller presented: a verified JWT's claims, or a chatterID's hash."""
+    """What the caller presented, a verified JWT's claims or a chatterID's hash, and the session it belongs to."""
 
     claims: AccessClaims | None = None
     chatter_id_hash: bytes | None = None
+    session_id: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """`jwt` or `chatterid` (the login cookie carries a JWT)."""
+        return "jwt" if self.claims is not None else "chatterid"
 
 
 class RevocationStore:
-    """This worker's view of what was revoked: JWT ids, refresh families, and a cache of live chatterIDs.
+    """This worker's view of what was revoked: JWT ids, ended sessions, and a cache of live chatterIDs.
 
     Filled from Postgres at start and kept current by the events channel, so checking a JWT costs no query.
     While the listener is down the chatterID cache is bypassed and JWTs are checked in Postgres, so a missed logout
     cannot keep either alive.
     """
 
-    def __init__(self, events: Events, token_lifetime: float) -> None:
+    def __init__(self, events: Events, retention: float) -> None:
         self._events = events
-        self._token_lifetime = token_lifetime
+        self._retention = retention  # seconds an ended session is remembered: longer than any credential of it lives
         self._jtis: dict[str, float] = {}
-        self._families: dict[str, float] = {}
-        self._chatter_ids: dict[bytes, tuple[int, float]] = {}  # chatterID hash: user id, expiry
+        self._sessions: dict[str, float] = {}  # ended session id: when
+        self._chatter_ids: dict[bytes, ChatterIdOwner] = {}
+        # Bumped by every notice and reload: a chatterID read from the database before a bump may be stale.
+        self.generation = 0
 
     @property
     def live(self) -> bool:
@@ -49,45 +58,48 @@ class RevocationStore:
         return self._events.live
 
     def is_revoked(self, claims: AccessClaims) -> bool:
-        """True when this JWT was logged out or its refresh family revoked (the user's standing is the Directory's)."""
-        return claims.jti in self._jtis or (claims.session_id is not None and claims.session_id in self._families)
+        """True when this JWT was logged out or its session ended (the user's standing is the Directory's)."""
+        return claims.jti in self._jtis or self.session_ended(claims.session_id)
 
-    def revoke_family(self, family_id: str, at: float) -> None:
-        """Refuse every access token minted for this refresh-token family."""
-        self._families[family_id] = at
+    def session_ended(self, session_id: str | None) -> bool:
+        """True when this session was ended (within the retention)."""
+        return session_id is not None and session_id in self._sessions
+
+    def end_session(self, session_id: str, at: float) -> None:
+        """Refuse every credential of this session: its JWTs by `sid`, its chatterID when it is looked up."""
+        self.generation += 1
+        self._sessions[session_id] = at
 
     def revoke_token(self, jti: str, expires_at: float) -> None:
         """Refuse this JWT id until it expires."""
         self._jtis[jti] = expires_at
 
-    def end_chatter_id(self, chatter_id_hash: bytes) -> None:
-        """Forget a chatterID."""
-        self._chatter_ids.pop(chatter_id_hash, None)
-
     def forget_user(self, user_id: int) -> None:
         """Forget the user's cached chatterIDs (they were ended, or the user's standing changed)."""
-        for key in [key for key, (owner, _) in self._chatter_ids.items() if owner == user_id]:
+        self.generation += 1
+        for key in [key for key, owner in self._chatter_ids.items() if owner.user_id == user_id]:
             del self._chatter_ids[key]
 
-    def cached_chatter_id(self, chatter_id_hash: bytes, now: float) -> int | None:
-        """The cached user id of a live chatterID, if the cache may be trusted right now."""
-        entry = self._chatter_ids.get(chatter_id_hash) if self.live else None
-        if entry is None:
+    def cached_chatter_id(self, chatter_id_hash: bytes, now: float) -> ChatterIdOwner | None:
+        """The cached owner of a live chatterID, if the cache may be trusted right now."""
+        owner = self._chatter_ids.get(chatter_id_hash) if self.live else None
+        if owner is None:
             return None
-        if entry[1] <= now:
+        if owner.expires_at <= now:
             del self._chatter_ids[chatter_id_hash]
             return None
-        return entry[0]
+        return owner
 
-    def cache_chatter_id(self, chatter_id_hash: bytes, user_id: int, expires_at: float) -> None:
-        """Remember a chatterID's user until it expires (only while notifications are flowing)."""
-        if not self.live:
+    def cache_chatter_id(self, chatter_id_hash: bytes, owner: ChatterIdOwner, generation: int) -> None:
+        """Remember a chatterID's owner until it expires, if it was read from the database at `generation` (no notice
+        since, which the row read might predate) and notices are flowing."""
+        if not self.live or generation != self.generation:
             return
         if len(self._chatter_ids) >= CHATTER_ID_CACHE_LIMIT:
             self._prune_chatter_ids(time.time())
             if len(self._chatter_ids) >= CHATTER_ID_CACHE_LIMIT:
                 self._chatter_ids.clear()
-        self._chatter_ids[chatter_id_hash] = (user_id, expires_at)
+        self._chatter_ids[chatter_id_hash] = owner
 
     def apply(self, notice: str) -> None:
         """Apply a notice from another worker (see `notice_*`; several may come space-separated); others are ignored."""
@@ -97,57 +109,62 @@ class RevocationStore:
                 if kind == "jti":
                     expires_at, _, jti = rest.partition(":")
                     self.revoke_token(jti, float(expires_at))
-                elif kind == "cid":
-                    self.end_chatter_id(bytes.fromhex(rest))
                 elif kind == "user":
                     self.forget_user(int(rest))
-                elif kind == "fam":
-                    self.revoke_family(rest, time.time())
+                elif kind == "session" and rest:
+                    self.end_session(rest, time.time())
             except ValueError:
                 logger.warning("ignoring malformed revocation notice %r", part[:80])
 
     async def reload(self) -> None:
         """Take a fresh copy of the revocations from the database; cached chatterIDs are dropped."""
-        since = time.time() - self._token_lifetime - 60
+        self.generation += 1
+        since = time.time() - self._retention
         revocations = await models.load_revocations(self._events.db, since=since)
-        self._jtis, self._families = revocations.jtis, revocations.families
+        self._jtis, self._sessions = revocations.jtis, revocations.sessions
         self._chatter_ids.clear()
-        logger.info("loaded %d revoked tokens", len(self._jtis))
+        logger.info("loaded %d revoked tokens and %d ended sessions", len(self._jtis), len(self._sessions))
 
     def tick(self, now: float) -> None:
-        """Drop what can no longer matter: expired JWT ids, families older than any live token, expired chatterIDs."""
+        """Drop what can no longer matter: expired JWT ids, sessions ended before any live credential, expired
+        chatterIDs."""
         self._jtis = {jti: exp for jti, exp in self._jtis.items() if exp > now - 60}
-        self._families = {fam: at for fam, at in self._families.items() if at > now - self._token_lifetime - 60}
+        self._sessions = {sid: at for sid, at in self._sessions.items() if at > now - self._retention}
         self._prune_chatter_ids(now)
 
     def _prune_chatter_ids(self, now: float) -> None:
-        self._chatter_ids = {key: entry for key, entry in self._chatter_ids.items() if entry[1] > now}
+        self._chatter_ids = {key: owner for key, owner in self._chatter_ids.items() if owner.expires_at > now}
 
 
 def notice_token(claims: AccessClaims) -> str:
-    """The notice that revokes one JWT (and its refresh family, if it has one)."""
-    notice = f"jti:{claims.expires_at}:{claims.jti}"
-    return f"{notice} {notice_family(claims.session_id)}" if claims.session_id else notice
+    """The notice that revokes one JWT of no session."""
+    return f"jti:{claims.expires_at}:{claims.jti}"
 
 
-def notice_family(family_id: str) -> str:
-    """The notice that revokes every access token of a refresh-token family."""
-    return f"fam:{family_id}"
-
-
-def notice_chatter_id(chatter_id_hash: bytes) -> str:
-    """The notice that ends one chatterID."""
-    return f"cid:{chatter_id_hash.hex()}"
+def notice_session(session_id: str) -> str:
+    """The notice that ends every credential of a session."""
+    return f"session:{session_id}"
 
 
 class Authenticator:
-    """Resolves a credential string to a user: JWTs in memory, chatterIDs through a cache in front of Postgres."""
+    """Resolves a credential string to a user: JWTs in memory, chatterIDs through a cache in front of Postgres; ends
+    sessions here at once and, through the database, on every worker and server."""
 
-    def __init__(self, codec: TokenCodec, store: RevocationStore, directory: Directory, db: Database) -> None:
+    def __init__(
+        self,
+        codec: TokenCodec,
+        store: RevocationStore,
+        directory: Directory,
+        db: Database,
+        activity: SessionActivity,
+        policy: SessionPolicy,
+    ) -> None:
         self.codec = codec
         self.store = store
         self.directory = directory
         self.db = db
+        self.activity = activity
+        self.policy = policy
         # Signature checks of tokens seen before, by their exact text: a client sends one token many times.
         self._verified: dict[str, AccessClaims] = {}
 
@@ -155,7 +172,8 @@ class Authenticator:
         """The user and credential behind `token`, or None when it is invalid, expired or revoked.
 
         The user's name and role come from their current standing, never from the token: a demotion, a rename,
-        a ban or a deletion applies to credentials already issued.
+        a ban or a deletion applies to credentials already issued. A use of a session is noted (at most one write a
+        minute per session).
         """
         now = time.time()
         if looks_like_jwt(token):
@@ -172,61 +190,100 @@ class Authenticator:
             if self.store.is_revoked(claims):
                 return None
             # Without the listener a logout on another worker could be missed: ask Postgres, as for chatterIDs.
-            if not self.store.live and await models.token_revoked(self.db, jti=claims.jti, family_id=claims.session_id):
+            if not self.store.live and await models.token_revoked(
+                self.db, jti=claims.jti, session_id=claims.session_id
+            ):
                 return None
-            standing = await self.directory.standing(claims.user_id)
+            standing = await self.directory.standing(claims.user_id, at_least=claims.standing_version)
             if standing is None or not standing.admits(claims.issued_at, now):
                 return None
-            return standing.user, Credential(claims=claims)
+            if claims.session_id is not None:
+                self.activity.seen(claims.session_id, now, written_at=claims.issued_at)
+            return standing.user, Credential(claims=claims, session_id=claims.session_id)
         chatter_id_hash = hash_chatter_id(token)
         if chatter_id_hash is None:
             return None
-        user_id = self.store.cached_chatter_id(chatter_id_hash, now)
-        if user_id is None:
-            found = await models.chatter_id_user(self.db, chatter_id_hash)
-            if found is None:
+        owner = self.store.cached_chatter_id(chatter_id_hash, now)
+        if owner is None:
+            generation = self.store.generation
+            owner = await models.chatter_id_owner(self.db, chatter_id_hash)
+            if owner is None:
                 return None
-            user_id, expires_at = found
-            self.store.cache_chatter_id(chatter_id_hash, user_id, expires_at)
-        standing = await self.directory.standing(user_id)
+            self.store.cache_chatter_id(chatter_id_hash, owner, generation)
+        if self.store.session_ended(owner.session_id):
+            return None
+        standing = await self.directory.standing(owner.user_id)
         if standing is None or not standing.admits(None, now):
             return None
-        return standing.user, Credential(chatter_id_hash=chatter_id_hash)
+        self.activity.seen(owner.session_id, now)
+        return standing.user, Credential(chatter_id_hash=chatter_id_hash, session_id=owner.session_id)
 
-    async def revoke(self, credential: Credential, user_id: int, address: str) -> None:
-        """Make this credential stop working at once, here and on every worker sharing the database."""
-        if credential.claims is not None:
+    async def logout(self, credential: Credential, user_id: int, address: str) -> None:
+        """End the session of this credential, every credential of it, at once here and everywhere."""
+        REVOCATIONS.labels(credential.kind).inc()
+        if credential.session_id is not None:
+            await self.end_session(
+                user_id, credential.session_id, address=address, event="logout", reason="logout", kind=credential.kind
+            )
+        elif credential.claims is not None:
+            # A JWT of no session (issued before sessions were): only it can end.
             claims = credential.claims
-            REVOCATIONS.labels("jwt").inc()
             self.store.revoke_token(claims.jti, claims.expires_at)
-            if claims.session_id:
-                self.store.revoke_family(claims.session_id, time.time())
             await models.revoke_token(
                 self.db,
                 jti=claims.jti,
                 expires_at=claims.expires_at,
-                family_id=claims.session_id,
                 user_id=user_id,
                 address=address,
                 notice=notice_token(claims),
             )
-        elif credential.chatter_id_hash is not None:
-            REVOCATIONS.labels("chatterid").inc()
-            self.store.end_chatter_id(credential.chatter_id_hash)
-            await models.end_chatter_id(
-                self.db,
-                chatter_id_hash=credential.chatter_id_hash,
-                user_id=user_id,
-                address=address,
-                notice=notice_chatter_id(credential.chatter_id_hash),
-            )
 
-    def family_reused(self, family_id: str) -> None:
-        """Refuse a refresh family's access tokens here at once (the database announces it to the other workers)."""
-        self.store.revoke_family(family_id, time.time())
+    async def end_session(
+        self,
+        user_id: int,
+        session_id: str,
+        *,
+        address: str,
+        event: str = "session_revoked",
+        reason: str = "revoked",
+        kind: str | None = None,
+        live_only: bool = False,
+    ) -> bool:
+        """End one of the user's sessions everywhere; False when it is not theirs, already over, or (with `live_only`)
+        past its idle or absolute limit."""
+        ending = Ending(event, reason, address, notice_session, kind)
+        policy = self.policy if live_only else None
+        ended = await models.end_session(self.db, user_id=user_id, session_id=session_id, ending=ending, policy=policy)
+        self._ended([session_id] if ended else [], reason)
+        return ended
+
+    async def end_other_sessions(
+        self, user_id: int, keep: str | None, *, address: str, reason: str, event: str = "session_revoked"
+    ) -> list[str]:
+        """End every session of the user but `keep` (a session id; None ends them all), everywhere; the ids ended.
+
+        What "sign out everywhere else" does, and a password change or reset (with its own `reason`).
+        """
+        ending = Ending(event, reason, address, notice_session)
+        ended = await models.end_other_sessions(self.db, user_id=user_id, keep_session_id=keep, ending=ending)
+        self._ended(ended, reason)
+        return ended
+
+    def _ended(self, session_ids: list[str], reason: str) -> None:
+        """Refuse these sessions here at once: their notices reach this worker too, after the requests coming now."""
+        now = time.time()
+        for session_id in session_ids:
+            self.store.end_session(session_id, now)
+        SESSIONS_ENDED.labels(reason).inc(len(session_ids))
+
+    def session_reused(self, session_id: str) -> None:
+        """Refuse a session's credentials here at once (its ending was announced to the other workers)."""
+        REVOCATIONS.labels("reuse").inc()
+        SESSIONS_ENDED.labels("refresh_reuse").inc()
+        self.store.end_session(session_id, time.time())
 
     async def revoke_all(self, user_id: int, *, address: str, reason: str) -> None:
-        """Log a user out everywhere: every JWT issued until now, every chatterID and refresh token."""
+        """Log a user out everywhere: every session, and every JWT issued until now."""
         REVOCATIONS.labels("all").inc()
         # The users row's trigger tells every worker; this one forgets at once, after the change is committed.
         await models.end_all_sessions(self.db, user_id=user_id, cutoff=time.time(), address=address, reason=reason)

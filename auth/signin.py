@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
-import uuid
+import logging
+import math
+import time
 from dataclasses import dataclass
 
 from aiohttp import web
 
 import models
 from auth import totp
-from auth.cookies import set_login_cookie
-from auth.credentials import notice_family
+from auth.cookies import login_cookie_name, set_login_cookie
+from auth.credentials import notice_session
+from auth.sessions import PASSWORD, Client, access_lifetime, new_session, session_policy
 from auth.throttling import LoginThrottle
 from auth.tokens import hash_refresh_token, new_refresh_token, refresh_successor
 from core.bodies import json_response
 from core.errors import TooManyRequests, Unauthorized
-from core.keys import authenticator_key, db_key, password_hasher_key, settings_key, token_codec_key
-from core.metrics import SIGN_INS
-from db.pool import Database
+from core.keys import (
+    authenticator_key,
+    credential_key,
+    db_key,
+    password_hasher_key,
+    settings_key,
+    token_codec_key,
+    user_key,
+)
+from core.metrics import SESSIONS_OPENED, SIGN_INS, THROTTLES
+from db.pool import Database, DatabaseUnavailable
 from mail.messages import notice
 from models.records import NewRefreshToken, User
 from settings import Settings
+
+logger = logging.getLogger(__name__)
 
 BAD_LOGIN = "Wrong username or password."
 REFRESH_REFUSED = "The refresh token is unknown, expired or revoked."
@@ -50,23 +63,80 @@ class Issued:
         return response
 
 
-def new_refresh_family(settings: Settings) -> tuple[str, NewRefreshToken]:
-    """A new refresh token for a sign-in, starting a new family, and what the database keeps of it."""
+def new_refresh(settings: Settings) -> tuple[str, NewRefreshToken]:
+    """The first refresh token of a sign-in's session, and what the database keeps of it."""
     token = new_refresh_token()
     token_hash = hash_refresh_token(token)
     assert token_hash is not None
-    return token, NewRefreshToken(token_hash, str(uuid.uuid4()), settings.refresh_token_lifetime)
+    return token, NewRefreshToken(token_hash, settings.refresh_token_lifetime)
 
 
-def issue(app: web.Application, user: User, family_id: str, refresh_token: str) -> Issued:
-    """Mint the access JWT of a sign-in (or refresh) whose refresh family is already stored."""
-    codec = app[token_codec_key]
-    token, _ = codec.mint(user.id, user.username, user.role, session_id=family_id)
-    return Issued(user, token, codec.lifetime, refresh_token)
+def mint_for_session(
+    app: web.Application, user: User, session_id: str, session_left: float, *, standing_version: int | None = None
+) -> tuple[str, int]:
+    """An access JWT of a stored session (`sid`) and its lifetime, which ends no later than the session may."""
+    lifetime = access_lifetime(app[settings_key], session_left)
+    token, claims = app[token_codec_key].mint(
+        user.id, user.username, user.role, lifetime=lifetime, session_id=session_id, standing_version=standing_version
+    )
+    # A sign-in or refresh wrote the session's last use just now: this worker need not write it again for a while.
+    app[authenticator_key].activity.written(session_id, claims.issued_at)
+    return token, lifetime
 
 
-async def with_password(app: web.Application, *, username: str, password: str, otp: object, address: str) -> Issued:
-    """Sign in with username, password and (when TOTP is on) a one-time or recovery code."""
+def issue(
+    app: web.Application,
+    user: User,
+    session_id: str,
+    refresh_token: str,
+    session_left: float,
+    *,
+    standing_version: int | None = None,
+) -> Issued:
+    """The answer of a sign-in (or refresh) whose session is already stored: its JWT and refresh token."""
+    token, lifetime = mint_for_session(app, user, session_id, session_left, standing_version=standing_version)
+    return Issued(user, token, lifetime, refresh_token)
+
+
+async def renew_login_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    """Slide a cookie sign-in: when the login cookie's JWT is past half its life and its session lives on (not ended,
+    idle or at its limit), the response carries a fresh JWT of the same session in the cookie.
+
+    So a browser signed in by cookie alone (Google web sign-in) stays signed in while it is used, within
+    SESSION_IDLE_TIMEOUT and SESSION_MAX_AGE, and a session ended anywhere is never renewed.
+    """
+    credential = request[credential_key]
+    claims = None if credential is None else credential.claims
+    cookie_name = login_cookie_name(secure=request.app[settings_key].cookie_secure)
+    if claims is None or claims.session_id is None or response.prepared or cookie_name in response.cookies:
+        return
+    now = time.time()
+    if claims.expires_at - now > (claims.expires_at - claims.issued_at) / 2:
+        return
+    app, user = request.app, request[user_key]
+    settings, authenticator = app[settings_key], app[authenticator_key]
+    if user is None or authenticator.store.session_ended(claims.session_id):
+        return
+    try:
+        left = await models.session_time_left(
+            app[db_key], session_id=claims.session_id, user_id=user.id, policy=authenticator.policy
+        )
+    except DatabaseUnavailable as exc:
+        logger.warning("could not renew a login cookie: %s", exc)  # the request itself was answered; it keeps that
+        return
+    if left is None or left < 1:
+        return
+    lifetime = access_lifetime(settings, left)
+    token, _ = app[token_codec_key].mint(
+        user.id, user.username, user.role, lifetime=lifetime, session_id=claims.session_id
+    )
+    set_login_cookie(response, token, max_age=lifetime, secure=settings.cookie_secure)
+
+
+async def with_password(
+    app: web.Application, *, username: str, password: str, otp: object, address: str, user_agent: str = ""
+) -> Issued:
+    """Sign in with username, password and (when TOTP is on) a one-time or recovery code; open a session."""
     settings, db = app[settings_key], app[db_key]
     throttle = LoginThrottle(db, settings, address, username)
     try:
@@ -96,18 +166,31 @@ async def with_password(app: web.Application, *, username: str, password: str, o
             raise Unauthorized(
                 "A valid one-time code is needed: that 'otp' is wrong or was already used.", error=OTP_REQUIRED
             )
-    refresh_token, refresh = new_refresh_family(settings)
+    refresh_token, refresh = new_refresh(settings)
+    session = await new_session(PASSWORD, Client(address, user_agent))
     await models.complete_login(
         db,
         user_id=user.id,
         throttle_key=throttle.account_key,
         address_key=throttle.address_key,
         new_hash=new_hash,
+        session=session,
+        policy=session_policy(settings),
         refresh=refresh,
         address=address,
     )
+    # The name and role are read again, now: the password check took a while, and a demotion or rename answered
+    # meanwhile must not be minted into the token (clients and JWKS verifiers read its claims). The token carries
+    # the standing's version, so no worker lets it act on an older copy of the standing than it was minted from.
+    standing = await models.user_standing(db, user.id)
+    if standing is None:  # deleted meanwhile
+        SIGN_INS.labels("password", "failure").inc()
+        raise Unauthorized(BAD_LOGIN)
     SIGN_INS.labels("password", "success").inc()
-    return issue(app, user, refresh.family_id, refresh_token)
+    SESSIONS_OPENED.labels(PASSWORD).inc()
+    return issue(
+        app, standing.user, session.id, refresh_token, settings.session_max_age, standing_version=standing.version
+    )
 
 
 async def second_factor_ok(db: Database, user_id: int, secret: str, last_step: int | None, otp: object) -> bool:
@@ -120,7 +203,7 @@ async def second_factor_ok(db: Database, user_id: int, secret: str, last_step: i
 
 
 async def with_refresh_token(app: web.Application, *, presented: str, address: str) -> Issued:
-    """Trade a refresh token for a new access JWT and its successor; a reused token ends its whole family."""
+    """Trade a refresh token for a new access JWT and its successor; a reused token ends its whole session."""
     settings = app[settings_key]
     token_hash = hash_refresh_token(presented)
     if token_hash is None:
@@ -134,16 +217,25 @@ async def with_refresh_token(app: web.Application, *, presented: str, address: s
         successor_hash=successor_hash,
         lifetime=settings.refresh_token_lifetime,
         grace=settings.refresh_grace_seconds,
+        max_per_window=settings.refresh_max_per_session,
+        window=settings.refresh_window_seconds,
+        policy=session_policy(settings),
         address=address,
-        notice_for=notice_family,
+        notice_for=notice_session,
         reuse_notice=notice(settings.secret_key, "refresh_reuse", ip=address),
     )
-    if outcome.reuse_detected and outcome.family_id is not None:
-        app[authenticator_key].family_reused(outcome.family_id)
+    if outcome.reuse_detected and outcome.session_id is not None:
+        app[authenticator_key].session_reused(outcome.session_id)
         SIGN_INS.labels("refresh", "reuse").inc()
-        raise Unauthorized("This refresh token was already used; every session it belongs to has been ended.")
-    if outcome.user is None or outcome.family_id is None:
+        raise Unauthorized("This refresh token was already used; the session it belongs to has been ended.")
+    if outcome.retry_after is not None:
+        SIGN_INS.labels("refresh", "throttled").inc()
+        THROTTLES.labels("refresh").inc()
+        raise TooManyRequests(
+            "This session refreshed too often; try again later.", retry_after=math.ceil(outcome.retry_after)
+        )
+    if outcome.user is None or outcome.session_id is None:
         SIGN_INS.labels("refresh", "failure").inc()
         raise Unauthorized(REFRESH_REFUSED)
     SIGN_INS.labels("refresh", "success").inc()
-    return issue(app, outcome.user, outcome.family_id, successor)
+    return issue(app, outcome.user, outcome.session_id, successor, outcome.expires_in)

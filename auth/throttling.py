@@ -32,6 +32,11 @@ def request_address(request: web.Request) -> str:
     return client_address(request, request.app[settings_key].trusted_proxies)
 
 
+def request_user_agent(request: web.Request) -> str:
+    """The caller's User-Agent, as sent (empty when none)."""
+    return request.headers.get("User-Agent", "")
+
+
 # How many password checks one address may have running at once on a worker.
 MAX_HASHES_PER_ADDRESS = 4
 _in_flight: dict[str, int] = {}  # this worker's attempts being evaluated, by address

@@ -55,8 +55,24 @@ THROTTLES = Counter(
 )
 REVOCATIONS = Counter(
     "chatterd_revocations_total",
-    "Credentials revoked, by kind (jwt, chatterid, all).",
+    "Revocations, by how: jwt or chatterid (a logout with one: its session), session (DELETE /sessions/{id}), "
+    "others (sign out everywhere else), reuse (a refresh token used twice), all (log out everywhere).",
     ["kind"],
+)
+SESSIONS_OPENED = Counter(
+    "chatterd_sessions_opened_total",
+    "Sessions opened by a sign-in, by kind (password, google, google_web, passkey).",
+    ["kind"],
+)
+SESSIONS_ENDED = Counter(
+    "chatterd_sessions_ended_total",
+    "Sessions ended before their time, by reason (logout, revoked, revoke_others, refresh_reuse, ...); "
+    "log out everywhere is counted in chatterd_revocations_total only.",
+    ["reason"],
+)
+SESSION_LAST_SEEN_WRITES = Counter(
+    "chatterd_session_last_seen_writes_total",
+    "Sessions whose last use was written (at most once a minute each).",
 )
 CERTIFICATE_FETCHES = Counter(
     "chatterd_google_certificate_fetches_total",
@@ -123,6 +139,9 @@ __all__ = [
     "HTTP_LATENCY",
     "HTTP_REQUESTS",
     "REVOCATIONS",
+    "SESSIONS_ENDED",
+    "SESSIONS_OPENED",
+    "SESSION_LAST_SEEN_WRITES",
     "SIGN_INS",
     "THROTTLES",
     "exposition",

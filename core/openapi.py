@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+from auth.cookies import COOKIE_NAME, HOST_COOKIE_NAME
 from core.shapes import (
     AUDIT_BEFORE,
     AUDIT_LIMIT,
@@ -12,6 +13,8 @@ from core.shapes import (
     CHATTS_LIMIT,
     REQUEST_BODIES,
     ROLES,
+    SESSION_KINDS,
+    SESSIONS_LISTED,
     AddUser,
     ChangePassword,
     ForgotPassword,
@@ -115,8 +118,9 @@ def query_parameter(param: IntQuery[Any]) -> dict[str, Any]:
 
 SIGNED_IN: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
 NO_CONTENT = {"204": {"description": "Done; no body."}}
-# Errors any endpoint may give: a 413 for a body over the limit, a 503 when Postgres is down.
-COMMON = (413, 503)
+# Errors any endpoint may give: a 408 for a body slower than BODY_TIMEOUT, a 413 for a body over the limit, a 503
+# when Postgres is down.
+COMMON = (408, 413, 503)
 
 ERROR_TEXT = {
     400: (
@@ -129,6 +133,7 @@ ERROR_TEXT = {
         "posted from another site (Origin or Referer neither this site nor CORS_ORIGINS), or a feature off."
     ),
     404: "Unknown path or record.",
+    408: "The body did not arrive within BODY_TIMEOUT; the connection is closed.",
     409: "The username is already taken, or the email address is verified by another account.",
     413: "The body is over the size limit.",
     422: "Valid JSON of the wrong shape: a missing field, a wrong type, an empty or over-long value, a NUL character.",
@@ -236,6 +241,39 @@ SCHEMAS: dict[str, Any] = {
             }
         },
     },
+    "Sessions": {
+        "type": "object",
+        "required": ["sessions"],
+        "properties": {
+            "sessions": {
+                "type": "array",
+                "description": f"The caller's live sessions, newest first (at most {SESSIONS_LISTED}).",
+                "maxItems": SESSIONS_LISTED,
+                "items": {
+                    "type": "object",
+                    "required": ["id", "kind", "created_at", "last_seen_at", "ip", "user_agent", "device", "current"],
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid", "description": "Opaque: not a credential."},
+                        "kind": {"type": "string", "enum": list(SESSION_KINDS)},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "last_seen_at": {
+                            "type": "string",
+                            "format": "date-time",
+                            "description": "May lag real use by up to 60 s.",
+                        },
+                        "ip": {"type": "string", "nullable": True, "description": "Where it was last refreshed from."},
+                        "user_agent": {"type": "string", "nullable": True},
+                        "device": {
+                            "type": "string",
+                            "nullable": True,
+                            "description": "Read from the user agent: `Chrome 131 on macOS`, `chatter iOS app`, ...",
+                        },
+                        "current": {"type": "boolean", "description": "The session of the credential used."},
+                    },
+                },
+            }
+        },
+    },
     "CurrentUser": {
         "type": "object",
         "required": ["user"],
@@ -335,6 +373,8 @@ CHATT_ID = {
     "example": "0b7e1c5e-8c1f-4a63-9d6e-1f2b3c4d5e6f",
 }
 
+SESSION_ID = {**CHATT_ID, "description": "A session's `id`, as GET /sessions lists it."}
+
 PATHS: dict[str, Any] = {
     "/getchatts/": {
         "get": {
@@ -426,7 +466,8 @@ PATHS: dict[str, Any] = {
     "/logout": {
         "post": {
             "tags": ["accounts"],
-            "summary": "Revoke the credential used, on every worker and server at once",
+            "summary": "End the session of the credential used (all its credentials), on every worker and server",
+            "description": "`?everywhere=true` ends every session of the user, and every JWT issued until now.",
             "operationId": "logout",
             "security": SIGNED_IN,
             "responses": {**NO_CONTENT, **_errors(401, 403, 503)},
@@ -450,7 +491,7 @@ PATHS: dict[str, Any] = {
             "summary": "Turn TOTP on with a code from the secret",
             "operationId": "totpEnable",
             "security": SIGNED_IN,
-            "requestBody": _body(Otp, {"otp": "123456"}),
+            "requestBody": _body(Otp, {"otp": "123456"}, form=True),
             "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
         }
     },
@@ -469,7 +510,7 @@ PATHS: dict[str, Any] = {
             "summary": "Turn TOTP off, given a current code or a recovery code",
             "operationId": "totpDisable",
             "security": SIGNED_IN,
-            "requestBody": _body(OtpOrRecoveryCode, {"otp": "123456"}),
+            "requestBody": _body(OtpOrRecoveryCode, {"otp": "123456"}, form=True),
             "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
         }
     },
@@ -477,12 +518,13 @@ PATHS: dict[str, Any] = {
         "post": {
             "tags": ["accounts"],
             "summary": "Rotate a refresh token: a new access JWT and the next refresh token",
-            "description": "Presenting a refresh token that was already rotated ends its whole family (every session "
-            "that descends from the same sign-in), except for a repeat by the same client within a few seconds, "
-            "which gets the same successor.",
+            "description": "Presenting a refresh token that was already rotated ends its whole session (every "
+            "credential of the same sign-in), except for a repeat by the same client within a few seconds, which gets "
+            "the same successor. A session may rotate REFRESH_MAX_PER_SESSION times per REFRESH_WINDOW_SECONDS "
+            "(429 past that).",
             "operationId": "refreshToken",
             "requestBody": _body(Refresh, {"refresh_token": "x" * 43}, form=True),
-            "responses": {**_ok("Rotated.", _ref("Token")), **_errors(400, 401, 422, *COMMON)},
+            "responses": {**_ok("Rotated.", _ref("Token")), **_errors(400, 401, 422, 429, *COMMON)},
         }
     },
     "/email": {
@@ -540,7 +582,9 @@ PATHS: dict[str, Any] = {
         "post": {
             "tags": ["accounts"],
             "summary": "Change the caller's password, given the current one",
-            "description": "A wrong current password is a 403, counted as a failed sign-in.",
+            "description": (
+                "Every other session of the user ends. A wrong current password is a 403, counted as a failed sign-in."
+            ),
             "operationId": "changePassword",
             "security": SIGNED_IN,
             "requestBody": _body(
@@ -563,6 +607,36 @@ PATHS: dict[str, Any] = {
                 query_parameter(AUDIT_USER_ID),
             ],
             "responses": {**_ok("Events.", _ref("AuditEvents")), **_errors(401, 403, 422, 503)},
+        }
+    },
+    "/sessions": {
+        "get": {
+            "tags": ["sessions"],
+            "summary": "Where the caller is signed in: every live session, the current one marked",
+            "operationId": "listSessions",
+            "security": SIGNED_IN,
+            "responses": {**_ok("The sessions.", _ref("Sessions")), **_errors(401, 503)},
+        }
+    },
+    "/sessions/{id}": {
+        "delete": {
+            "tags": ["sessions"],
+            "summary": "Sign out one device: every credential of that session stops working at once, everywhere",
+            "description": "Any id that is not one of the caller's live sessions (malformed, unknown, ended, another "
+            "user's) is a 404.",
+            "operationId": "deleteSession",
+            "security": SIGNED_IN,
+            "parameters": [SESSION_ID],
+            "responses": {**NO_CONTENT, **_errors(401, 403, 404, 503)},
+        }
+    },
+    "/sessions/revoke-others": {
+        "post": {
+            "tags": ["sessions"],
+            "summary": "Sign out everywhere else: every session of the caller but the current one ends at once",
+            "operationId": "revokeOtherSessions",
+            "security": SIGNED_IN,
+            "responses": {**NO_CONTENT, **_errors(401, 403, 503)},
         }
     },
     "/totp/qr": {
@@ -643,7 +717,7 @@ PATHS: dict[str, Any] = {
             "description": (
                 "Checks `state` against the flow cookie, exchanges `code` (with the PKCE verifier and the client "
                 "secret) at Google's token endpoint, verifies the ID token as /adduser/ does plus its `nonce`, sets "
-                "the `chatterd_token` login cookie as /login does, and redirects to the `next` path given to "
+                "the login cookie as /login does, and redirects to the `next` path given to "
                 "/auth/google/login. When Google answers with `error` (the user cancelled), it redirects to "
                 "`/#google-error=<code>` instead."
             ),
@@ -737,6 +811,7 @@ DOCUMENT: dict[str, Any] = {
     "tags": [
         {"name": "chatter", "description": "The course's chatter API (mobile clients)."},
         {"name": "accounts", "description": "Password accounts, JWTs and TOTP."},
+        {"name": "sessions", "description": "Sessions and devices: where the caller is signed in."},
         {"name": "operations", "description": "Health, readiness and metrics for operators."},
         {"name": "page", "description": "The web page and these docs."},
     ],
@@ -750,7 +825,15 @@ DOCUMENT: dict[str, Any] = {
                 "scheme": "bearer",
                 "description": "A JWT from /login or /adduser/, or a chatterID (a bare token without 'Bearer' works).",
             },
-            "cookie": {"type": "apiKey", "in": "cookie", "name": "chatterd_token", "description": "Set by /login."},
+            "cookie": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": HOST_COOKIE_NAME,
+                "description": (
+                    f"Set by /login; `{COOKIE_NAME}` when the server runs with COOKIE_SECURE=0 (plain-HTTP"
+                    " development). Sent twice, it is refused (401)."
+                ),
+            },
         },
     },
 }

@@ -8,6 +8,8 @@ from typing import Annotated, Generic, NamedTuple, TypeVar, get_args, get_origin
 
 # The order is the documentation's; the auth code only tests membership.
 ROLES: tuple[str, ...] = ("user", "moderator", "admin")
+# A session's kind says how it was signed in (sql/0008_sessions.sql checks the same list).
+SESSION_KINDS: tuple[str, ...] = ("password", "google", "google_web", "passkey")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,9 @@ AUDIT_LIMIT = IntQuery("limit", 1, 1000, default=100, description="How many even
 # Ids are Postgres bigints; 2**62 keeps well inside them.
 AUDIT_BEFORE = IntQuery("before", 1, 2**62, default=None, description="Only events older than the one with this id.")
 AUDIT_USER_ID = IntQuery("user_id", 1, 2**62, default=None, description="Only events of this user.")
+
+# GET /sessions lists at most this many, the newest.
+SESSIONS_LISTED = 500
 
 
 # ---- request bodies ----------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 import models
-from auth.signin import Issued, issue, new_refresh_family
+from auth.sessions import GOOGLE, GOOGLE_WEB, Client, new_session, session_policy
+from auth.signin import Issued, issue, mint_for_session, new_refresh
 from auth.throttling import limit_rate
 from auth.tokens import new_chatter_id
 from core.errors import ServiceUnavailable, TooManyRequests, Unauthorized
@@ -22,9 +23,8 @@ from core.keys import (
     http_session_key,
     refused_addresses_key,
     settings_key,
-    token_codec_key,
 )
-from core.metrics import SIGN_INS, THROTTLES
+from core.metrics import SESSIONS_OPENED, SIGN_INS, THROTTLES
 from google_signin.idtoken import GoogleIdentity, InvalidIdToken, verify_id_token
 from google_signin.oidc import DiscoveryUnavailable, ProviderMetadata, ProviderUnavailable, TokenRefused, exchange_code
 from google_signin.web_flow import Flow
@@ -59,8 +59,10 @@ def display_name(identity: GoogleIdentity) -> str:
     return (identity.name or NO_NAME)[:MAX_NAME]
 
 
-async def with_id_token(app: web.Application, *, client_id: str, id_token: str, address: str) -> AppSignIn:
-    """Verify a Google ID token, find or create its user, and open a chatterID and a refresh family."""
+async def with_id_token(
+    app: web.Application, *, client_id: str, id_token: str, address: str, user_agent: str = ""
+) -> AppSignIn:
+    """Verify a Google ID token, find or create its user, and open a session: a chatterID, a JWT, a refresh token."""
     settings = app[settings_key]
     refused = app[refused_addresses_key]
     waiting = refused.retry_after(address)
@@ -88,7 +90,8 @@ async def with_id_token(app: web.Application, *, client_id: str, id_token: str, 
     if lifetime <= 0:
         raise Unauthorized("The ID token has expired.")
     chatter_id, chatter_id_hash = new_chatter_id()
-    refresh_token, refresh = new_refresh_family(settings)
+    refresh_token, refresh = new_refresh(settings)
+    session = await new_session(GOOGLE, Client(address, user_agent))
     try:
         user = await models.sign_in_google_user(
             app[db_key],
@@ -97,6 +100,8 @@ async def with_id_token(app: web.Application, *, client_id: str, id_token: str, 
             email=identity.email,
             chatter_id_hash=chatter_id_hash,
             lifetime=lifetime,
+            session=session,
+            policy=session_policy(settings),
             refresh=refresh,
             address=address,
             rate_key=f"adduser:addr:{address}",
@@ -107,7 +112,9 @@ async def with_id_token(app: web.Application, *, client_id: str, id_token: str, 
         refused.refuse(address, exc.retry_after)
         raise too_many(exc.retry_after) from None
     SIGN_INS.labels("google", "success").inc()
-    return AppSignIn(issue(app, user, refresh.family_id, refresh_token), chatter_id, lifetime)
+    SESSIONS_OPENED.labels(GOOGLE).inc()
+    issued = issue(app, user, session.id, refresh_token, settings.session_max_age)
+    return AppSignIn(issued, chatter_id, lifetime)
 
 
 async def provider(app: web.Application) -> ProviderMetadata:
@@ -129,10 +136,11 @@ async def with_web_code(
     client_secret: str,
     redirect_uri: str,
     address: str,
-) -> tuple[User, str]:
-    """Trade the web flow's code for an ID token, check it and its nonce, and find or create the user.
+    user_agent: str = "",
+) -> tuple[User, str, int]:
+    """Trade the web flow's code for an ID token, check it and its nonce, find or create the user, open a session.
 
-    Returns the user and an access JWT for the login cookie.
+    Returns the user, and the session's access JWT for the login cookie with its lifetime.
     """
     settings = app[settings_key]
     await limit_rate(
@@ -180,9 +188,17 @@ async def with_web_code(
     if identity.nonce is None or not hmac.compare_digest(identity.nonce.encode(), flow.nonce.encode()):
         SIGN_INS.labels("google_web", "failure").inc()
         raise Unauthorized("The ID token was refused: its nonce is not this sign-in's.")
+    session = await new_session(GOOGLE_WEB, Client(address, user_agent))
     user = await models.upsert_google_user(
-        app[db_key], sub=identity.sub, username=display_name(identity), email=identity.email, address=address
+        app[db_key],
+        sub=identity.sub,
+        username=display_name(identity),
+        email=identity.email,
+        session=session,
+        policy=session_policy(settings),
+        address=address,
     )
     SIGN_INS.labels("google_web", "success").inc()
-    token, _ = app[token_codec_key].mint(user.id, user.username, user.role)
-    return user, token
+    SESSIONS_OPENED.labels(GOOGLE_WEB).inc()
+    token, lifetime = mint_for_session(app, user, session.id, settings.session_max_age)
+    return user, token, lifetime

@@ -7,13 +7,14 @@ import psycopg2.errors
 from auth.usernames import username_key
 from db.pool import Cursor, Database
 from mail.messages import Letter
-from models.fragments import AUDIT_INSERT, COUNT_IN_WINDOW
+from models.fragments import AUDIT_INSERT, COUNT_IN_WINDOW, PURGE_SESSIONS, SESSION_INSERT, SESSION_VALUES
 from models.mail import NOTICE_INSERT, letter_params
-from models.records import Account, NewRefreshToken, RateLimited, User, UsernameTaken
+from models.records import Account, NewRefreshToken, NewSession, RateLimited, SessionPolicy, User, UsernameTaken
+from models.sessions import session_detail, session_params
 
-# One round trip: the same Google subject is always the same user (whose name follows Google's), plus a chatterID
-# and a refresh-token family. The per-address rate count is part of the same statement: nothing is written past the
-# limit. Each sign-in also removes a few expired chatterIDs (the "purged" part), so no full-table DELETE is needed.
+# One round trip: the same Google subject is always the same user (whose name follows Google's), plus a session with
+# its chatterID and refresh token. The per-address rate count is part of the same statement: nothing is written past
+# the limit. Each sign-in also removes a few expired chatterIDs and sessions, so no full-table DELETE is needed.
 SIGN_IN_GOOGLE_USER = f"""
 WITH attempt AS (
     INSERT INTO throttle AS t (key, hits, max_hits, window_start)
@@ -43,32 +44,36 @@ account AS (
     UNION ALL SELECT existing.id, existing.username, existing.role FROM existing, allowed
               WHERE NOT EXISTS (SELECT 1 FROM renamed)
 ),
+opened AS ({SESSION_INSERT} SELECT {SESSION_VALUES.format(user_id="id")} FROM account RETURNING id, expires_at),
 chatter_id AS (
-    INSERT INTO chatter_sessions (id_hash, user_id, expires_at)
-    SELECT %(id_hash)s, id, now() + make_interval(secs => %(lifetime)s) FROM account
+    INSERT INTO chatter_sessions (id_hash, session_id, expires_at)
+    SELECT %(id_hash)s, id, now() + make_interval(secs => %(lifetime)s) FROM opened
 ),
 refresh AS (
-    INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)
-    SELECT %(refresh_hash)s, %(family_id)s, id, now() + make_interval(secs => %(refresh_lifetime)s) FROM account
+    INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
+    SELECT %(refresh_hash)s, id, least(expires_at, now() + make_interval(secs => %(refresh_lifetime)s)) FROM opened
 ),
-audit AS ({AUDIT_INSERT} SELECT id, 'sign_in', 'google', %(address)s, '{{}}' FROM account),
+audit AS ({AUDIT_INSERT} SELECT id, 'sign_in', 'google', %(address)s, %(detail)s::jsonb FROM account),
 purged AS (
     DELETE FROM chatter_sessions WHERE id_hash IN (
         SELECT id_hash FROM chatter_sessions WHERE expires_at < now() ORDER BY expires_at LIMIT 50
     )
-)
+),
+{PURGE_SESSIONS}
 SELECT account.id, account.username, account.role, (SELECT age FROM attempt), EXISTS (SELECT 1 FROM allowed)
 FROM (SELECT 1) AS one LEFT JOIN account ON true
 """
 
-# Web sign-in (the redirect flow) wants the user only: it issues a JWT in a cookie, no chatterID.
+# Web sign-in (the redirect flow) opens a session whose only credential is the JWT in the login cookie.
 UPSERT_GOOGLE_USER = f"""
 WITH account AS (
     INSERT INTO users (username, google_sub, email) VALUES (%(username)s, %(sub)s, %(email)s)
     ON CONFLICT (google_sub) DO UPDATE SET username = EXCLUDED.username  -- the address stays the user's (see above)
     RETURNING id, username, role
 ),
-audit AS ({AUDIT_INSERT} SELECT id, 'sign_in', 'google_web', %(address)s, '{{}}' FROM account)
+opened AS ({SESSION_INSERT} SELECT {SESSION_VALUES.format(user_id="id")} FROM account),
+audit AS ({AUDIT_INSERT} SELECT id, 'sign_in', 'google_web', %(address)s, %(detail)s::jsonb FROM account),
+{PURGE_SESSIONS}
 SELECT id, username, role FROM account
 """
 
@@ -168,13 +173,15 @@ async def sign_in_google_user(
     email: str | None,
     chatter_id_hash: bytes,
     lifetime: int,
+    session: NewSession,
+    policy: SessionPolicy,
     refresh: NewRefreshToken,
     address: str,
     rate_key: str,
     rate_limit: int,
     rate_window: int,
 ) -> User:
-    """Find or create the user for a Google subject; open a chatterID and a refresh-token family for it.
+    """Find or create the user for a Google subject; open a session with a chatterID and a refresh token.
 
     RateLimited (with the seconds to wait) when `rate_key` is past `rate_limit` attempts in `rate_window` seconds;
     a limit of 0 counts nothing.
@@ -186,12 +193,13 @@ async def sign_in_google_user(
         "id_hash": chatter_id_hash,
         "lifetime": lifetime,
         "refresh_hash": refresh.token_hash,
-        "family_id": refresh.family_id,
         "refresh_lifetime": refresh.lifetime,
         "address": address,
         "rate_key": rate_key,
         "limit": rate_limit,
         "window": rate_window,
+        "detail": session_detail(session),
+        **session_params(session, policy),
     }
     # A first sign-in racing another for the same subject finds the row only on a second try.
     for _ in range(2):
@@ -203,9 +211,25 @@ async def sign_in_google_user(
     raise RuntimeError(f"could not find or create the user for Google subject {sub!r}")
 
 
-async def upsert_google_user(db: Database, *, sub: str, username: str, email: str | None, address: str) -> User:
-    """Find or create the user for a Google subject (its name following Google's), without a chatterID."""
-    params = {"username": username, "sub": sub, "email": email, "address": address}
+async def upsert_google_user(
+    db: Database,
+    *,
+    sub: str,
+    username: str,
+    email: str | None,
+    session: NewSession,
+    policy: SessionPolicy,
+    address: str,
+) -> User:
+    """Find or create the user for a Google subject (its name following Google's) and open a session."""
+    params = {
+        "username": username,
+        "sub": sub,
+        "email": email,
+        "address": address,
+        "detail": session_detail(session),
+        **session_params(session, policy),
+    }
     user_id, name, role = await db.fetch_one(UPSERT_GOOGLE_USER, params)
     return User(user_id, name, role)
 

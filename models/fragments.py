@@ -10,6 +10,9 @@ HITS_IN_WINDOW = f"CASE WHEN {WINDOW_OVER} THEN 1 ELSE t.hits + 1 END"
 COUNT_IN_WINDOW = f"""hits = {HITS_IN_WINDOW},
     window_start = CASE WHEN {WINDOW_OVER} THEN now() ELSE t.window_start END"""
 
+# A user row `users` whose credentials may still act (not deleted, not banned): checked again where a write happens.
+USER_IN_GOOD_STANDING = "users.deleted_at IS NULL AND (users.banned_until IS NULL OR users.banned_until <= now())"
+
 # The password proved right (a sign-in, a password change): the account's failures are cleared, and the attempt,
 # counted before it was evaluated, comes back to the address, whose counter keeps only failures. Two CTEs.
 PASSWORD_PROVED = """cleared AS (DELETE FROM throttle WHERE key = %(throttle_key)s),
@@ -19,7 +22,46 @@ refunded AS (UPDATE throttle SET hits = greatest(hits - 1, 0) WHERE key = %(addr
 AUDIT_INSERT = "INSERT INTO auth_events (user_id, event, kind, address, detail)"
 
 # Announce %(notice)s to every listening worker and server, in the transaction of the change it describes.
-NOTIFY = f"pg_notify('{CHANNEL}', %(notice)s)"
+CHANNEL_LITERAL = f"'{CHANNEL}'"
+NOTIFY = f"pg_notify({CHANNEL_LITERAL}, %(notice)s)"
 
 # Timestamps as the contract writes them (ISO 8601, UTC, microseconds), formatted by Postgres.
 ISO_UTC = """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""
+
+# A session `s` that still counts: not ended, within its absolute limit, and used within %(idle_timeout)s seconds.
+LIVE_SESSION = (
+    "s.ended_at IS NULL AND s.expires_at > now() AND s.last_seen_at > now() - make_interval(secs => %(idle_timeout)s)"
+)
+
+# Opening a session: the columns, and their values for a user id given as SQL (%(session_*)s from session_params()).
+SESSION_INSERT = "INSERT INTO sessions (id, user_id, kind, ip, user_agent, device, expires_at)"
+SESSION_VALUES = (
+    "%(session_id)s::uuid, {user_id}, %(session_kind)s, %(session_ip)s, %(session_user_agent)s, %(session_device)s,"
+    " now() + make_interval(secs => %(session_max_age)s)"
+)
+
+# Sessions past their absolute limit, idle, or ended longer ago than any of their JWTs can live are deleted with
+# their credentials, a bounded batch per sign-in, each found through its own index. The three sets are disjoint (one
+# statement must not delete a row twice); SKIP LOCKED passes over a session being refreshed or ended right now.
+PURGE_BATCH = 20
+PURGE_SESSIONS = f"""
+purged_expired AS (
+    DELETE FROM sessions WHERE id IN (
+        SELECT id FROM sessions WHERE ended_at IS NULL AND expires_at < now()
+        ORDER BY expires_at LIMIT {PURGE_BATCH} FOR UPDATE SKIP LOCKED
+    )
+),
+purged_idle AS (
+    DELETE FROM sessions WHERE id IN (
+        SELECT id FROM sessions
+        WHERE ended_at IS NULL AND last_seen_at < now() - make_interval(secs => %(idle_timeout)s)
+          AND expires_at >= now()
+        ORDER BY last_seen_at LIMIT {PURGE_BATCH} FOR UPDATE SKIP LOCKED
+    )
+),
+purged_ended AS (
+    DELETE FROM sessions WHERE id IN (
+        SELECT id FROM sessions WHERE ended_at < now() - make_interval(secs => %(keep_ended)s)
+        ORDER BY ended_at LIMIT {PURGE_BATCH} FOR UPDATE SKIP LOCKED
+    )
+)"""

@@ -111,6 +111,7 @@ async def reset_password(
             "password_hash": password_hash,
             "cutoff": cutoff,
             "address": address,
+            "reason": "password_reset",
             "detail": orjson.dumps({"reason": "password_reset"}).decode(),
             "throttle_key": throttle_key,
             **letter_params(notice),

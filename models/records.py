@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from mail.messages import Letter
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +21,14 @@ class User:
 
 class UnknownChatt(Exception):
     """No chatt has the given id."""
+
+
+class ChattRefused(Exception):
+    """The database refused to store a chatt (a constraint it breaks); the message names the constraint."""
+
+
+class PosterGone(ChattRefused):
+    """A chatt's user was deleted while it was being stored (after the statement's snapshot, before its insert)."""
 
 
 class RateLimited(Exception):
@@ -62,29 +73,81 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True)
+class NewSession:
+    """A session a sign-in opens: its listed id, its kind, and the client it was opened from."""
+
+    id: str
+    kind: str  # password, google, google_web or passkey
+    ip: str
+    user_agent: str
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    """How long sessions last (seconds): idle, at most, and how long an ended one is kept (its JWTs' lifetime)."""
+
+    idle_timeout: int
+    max_age: int
+    keep_ended: int
+
+    def params(self) -> dict[str, int]:
+        """The SQL parameters the session statements share."""
+        return {"idle_timeout": self.idle_timeout, "session_max_age": self.max_age, "keep_ended": self.keep_ended}
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """Why sessions end and how it is told: the audit event (and kind), the reason each session keeps, the address
+    it came from, the notice that makes every worker refuse a session at once, and the letter (if any) that tells
+    the user at their verified address."""
+
+    event: str
+    reason: str
+    address: str
+    notice_for: Callable[[str], str]
+    kind: str | None = None
+    letter: Letter | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewRefreshToken:
-    """Where a new refresh token goes: its hash, its family and how long it lives (seconds)."""
+    """Where a new refresh token goes: its hash and how long it lives (seconds); its session is the sign-in's."""
 
     token_hash: bytes
-    family_id: str
     lifetime: int
 
 
 @dataclass(frozen=True, slots=True)
 class Refreshed:
-    """The outcome of presenting a refresh token: the user and family when it may be rotated, else why not."""
+    """The outcome of presenting a refresh token: the user and session when it was rotated, else why not.
+
+    `expires_in` is how many seconds the session has left before its absolute limit; `retry_after` is set when the
+    session refreshed too often.
+    """
 
     user: User | None
-    family_id: str | None
+    session_id: str | None
+    expires_in: float = 0.0
     reuse_detected: bool = False
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Revocations:
-    """What a worker must refuse: JWT ids and refresh-token families (each with a time)."""
+    """What a worker must refuse: logged-out JWT ids (with their expiry) and ended sessions (with when)."""
 
     jtis: dict[str, float]
-    families: dict[str, float]
+    sessions: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatterIdOwner:
+    """Whom a live chatterID acts for: its user and session, and when it expires (epoch seconds)."""
+
+    user_id: int
+    session_id: str
+    expires_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +158,7 @@ class Standing:
     tokens_valid_after: float  # epoch seconds: JWTs issued up to then are refused (log out everywhere)
     banned_until: float | None  # epoch seconds
     deleted: bool
+    version: int  # drawn anew by every change to the above (sql/0006); JWTs carry the one they were minted from
 
     def admits(self, issued_at: float | None, now: float) -> bool:
         """Whether a credential issued at `issued_at` (None: not a JWT) may act for this user at `now`."""

@@ -1,20 +1,37 @@
-"""Sign-in sessions: chatterIDs, refresh-token families, completing a password sign-in, and revocations."""
+"""Sessions: opening one at sign-in, listing, last use, step-up time, and ending them with all their credentials.
+
+Revocations of one user meet at the users row, taken first FOR NO KEY UPDATE, so two of them never lock the same
+sessions in different orders; each then locks the session rows it ends. A refresh holds its session's row while it
+rotates (models/refresh.py): an ending waits for the rotation in flight, then (in a statement of its own, which sees
+what the rotation wrote) drops every credential of the session, the successor included; a refresh that comes later
+waits for the ending and then finds its session ended. Whatever the timing, once an ending has answered, no refresh
+of that session succeeds.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import orjson
 
 from db.pool import Database
-from mail.messages import Letter
-from models.fragments import AUDIT_INSERT, NOTIFY, PASSWORD_PROVED
+from models.fragments import (
+    AUDIT_INSERT,
+    CHANNEL_LITERAL,
+    ISO_UTC,
+    LIVE_SESSION,
+    NOTIFY,
+    PASSWORD_PROVED,
+    PURGE_SESSIONS,
+    SESSION_INSERT,
+    SESSION_VALUES,
+)
 from models.mail import NOTICE_INSERT, letter_params
-from models.records import NewRefreshToken, Refreshed, Revocations, User
+from models.records import ChatterIdOwner, Ending, NewRefreshToken, NewSession, Revocations, SessionPolicy
 
-# Only the user's id: who they are now (name, role, ban) is the Directory's.
-SELECT_CHATTER_ID_USER = """
-SELECT user_id, extract(epoch FROM expires_at)::float8 FROM chatter_sessions WHERE id_hash = %s AND expires_at > now()
+# Whom a chatterID acts for: only ids and the expiry; who the user is now (name, role, ban) is the Directory's.
+SELECT_CHATTER_ID_OWNER = """
+SELECT s.user_id, s.id::text, extract(epoch FROM c.expires_at)::float8
+FROM chatter_sessions AS c JOIN sessions AS s ON s.id = c.session_id
+WHERE c.id_hash = %s AND c.expires_at > now() AND s.ended_at IS NULL
 """
 
 # Everything a successful password sign-in writes, in one round trip.
@@ -23,63 +40,106 @@ WITH {PASSWORD_PROVED},
 rehashed AS (
     UPDATE users SET password_hash = %(new_hash)s WHERE id = %(user_id)s AND %(new_hash)s::text IS NOT NULL
 ),
+opened AS ({SESSION_INSERT} VALUES ({SESSION_VALUES.format(user_id="%(user_id)s")}) RETURNING id, expires_at),
 refresh AS (
-    INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)
-    VALUES (%(refresh_hash)s, %(family_id)s, %(user_id)s, now() + make_interval(secs => %(refresh_lifetime)s))
+    INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
+    SELECT %(refresh_hash)s, id, least(expires_at, now() + make_interval(secs => %(refresh_lifetime)s)) FROM opened
 ),
-audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'sign_in', 'password', %(address)s, '{{}}'))
+audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'sign_in', 'password', %(address)s, %(detail)s::jsonb)),
+{PURGE_SESSIONS}
 SELECT 1
 """
 
-# Refreshes and revocations of one user meet at the users row, always taken first: a refresh holds it FOR SHARE
-# (refreshes do not wait for each other), a revocation FOR NO KEY UPDATE. So a revocation waits for the refreshes in
-# flight and then sees what they wrote, and a refresh that comes later waits for the revocation and then finds its
-# token revoked. Whatever the timing, once a revocation has answered no refresh of what it revoked succeeds.
-LOCK_USER_OF_REFRESH = """
-SELECT id FROM users WHERE id = (SELECT user_id FROM refresh_tokens WHERE token_hash = %s) FOR SHARE
-"""
 LOCK_USER_FOR_REVOCATION = "SELECT id FROM users WHERE id = %(user_id)s FOR NO KEY UPDATE"
 
-SELECT_REFRESH_FOR_UPDATE = """
-SELECT tokens.family_id::text, tokens.user_id, users.username, users.role,
-       tokens.expires_at > now() AND tokens.revoked_at IS NULL,
-       extract(epoch FROM now() - tokens.rotated_at)::float8, tokens.rotated_by
-FROM refresh_tokens AS tokens JOIN users ON users.id = tokens.user_id
-WHERE tokens.token_hash = %s
-FOR UPDATE OF tokens
+# The sessions one ending takes: its rows are locked (waiting for a refresh rotating now) and marked ended.
+END_ONE = """
+UPDATE sessions SET ended_at = now(), end_reason = %(reason)s
+WHERE id = %(session_id)s::uuid AND user_id = %(user_id)s AND ended_at IS NULL
+RETURNING id::text
+"""
+# Only live sessions can be named from outside (DELETE /sessions/{id}): an expired one is as good as unknown.
+END_ONE_LIVE = f"""
+UPDATE sessions AS s SET ended_at = now(), end_reason = %(reason)s
+WHERE s.id = %(session_id)s::uuid AND s.user_id = %(user_id)s AND {LIVE_SESSION}
+RETURNING s.id::text
+"""
+END_OTHERS = """
+UPDATE sessions SET ended_at = now(), end_reason = %(reason)s
+WHERE user_id = %(user_id)s AND ended_at IS NULL AND id IS DISTINCT FROM %(keep)s::uuid
+RETURNING id::text
 """
 
-ROTATE_REFRESH = f"""
-WITH rotated AS (
-    UPDATE refresh_tokens SET rotated_at = now(), rotated_by = %(address)s WHERE token_hash = %(token_hash)s
+# Then, seeing whatever a rotation that held a session wrote: its credentials go, each ending is audited, and every
+# worker and server hears of it in the same transaction.
+DROP_SESSION_CREDENTIALS = f"""
+WITH ended (id) AS (SELECT unnest(%(ids)s::uuid[])),
+chatter_ids AS (DELETE FROM chatter_sessions WHERE session_id IN (SELECT id FROM ended)),
+tokens AS (DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM ended)),
+audit AS (
+    {AUDIT_INSERT}
+    SELECT %(user_id)s, %(event)s, %(kind)s, %(address)s, jsonb_build_object('session', id) || %(detail)s::jsonb
+    FROM ended
+)
+SELECT pg_notify({CHANNEL_LITERAL}, notice) FROM unnest(%(notices)s::text[]) AS notice
+"""
+# Notices of many sessions go together, space-separated, this many to a NOTIFY (whose payload holds 8000 bytes).
+NOTICES_PER_NOTIFY = 100
+
+# The users row goes first and alone: its trigger announces the change to every worker (JWTs issued before the
+# cut-off are refused by every worker's Directory, cached chatterIDs of the user dropped).
+END_ALL_SESSIONS = [
+    "UPDATE users SET tokens_valid_after = greatest(tokens_valid_after, %(cutoff)s) WHERE id = %(user_id)s",
+    "UPDATE sessions SET ended_at = now(), end_reason = %(reason)s WHERE user_id = %(user_id)s AND ended_at IS NULL",
+    "DELETE FROM chatter_sessions WHERE session_id IN (SELECT id FROM sessions WHERE user_id = %(user_id)s)",
+    "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = %(user_id)s)",
+    f"{AUDIT_INSERT} VALUES (%(user_id)s, 'logout_everywhere', NULL, %(address)s, %(detail)s::jsonb)",
+]
+
+SELECT_SESSIONS = f"""
+SELECT s.id::text, s.kind, to_char(s.created_at AT TIME ZONE 'UTC', {ISO_UTC}),
+       to_char(s.last_seen_at AT TIME ZONE 'UTC', {ISO_UTC}), s.ip, s.user_agent, s.device
+FROM sessions AS s
+WHERE s.user_id = %(user_id)s AND {LIVE_SESSION}
+ORDER BY s.created_at DESC, s.id
+LIMIT %(limit)s
+"""
+
+# Last use, at most once per %(interval)s seconds per session whichever worker or server asks: the rows due are
+# locked (a session being refreshed or ended right now is passed over: that writes it anyway), written, and every
+# asked-for session's last-seen time comes back, so each worker knows when to ask again.
+TOUCH_SESSIONS = """
+WITH due AS (
+    SELECT id FROM sessions
+    WHERE id = ANY(%(ids)s::uuid[]) AND ended_at IS NULL
+      AND last_seen_at <= now() - make_interval(secs => %(interval)s)
+    FOR NO KEY UPDATE SKIP LOCKED
 ),
-audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'refresh', NULL, %(address)s, '{{}}'))
-INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)
-VALUES (%(successor_hash)s, %(family_id)s::uuid, %(user_id)s, now() + make_interval(secs => %(lifetime)s))
+touched AS (UPDATE sessions SET last_seen_at = now() FROM due WHERE sessions.id = due.id RETURNING sessions.id)
+SELECT id::text, extract(epoch FROM CASE WHEN id IN (SELECT id FROM touched) THEN now() ELSE last_seen_at END)::float8,
+       id IN (SELECT id FROM touched)
+FROM sessions WHERE id = ANY(%(ids)s::uuid[])
 """
 
-SUCCESSOR_IS_CURRENT = """
-SELECT 1 FROM refresh_tokens
-WHERE token_hash = %s AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > now()
+SELECT_TIME_LEFT = f"""
+SELECT extract(epoch FROM s.expires_at - now())::float8 FROM sessions AS s
+WHERE s.id = %(session_id)s::uuid AND s.user_id = %(user_id)s AND {LIVE_SESSION}
 """
 
-REVOKE_FAMILY = f"""
-WITH revoked AS (
-    UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = %(family_id)s::uuid AND revoked_at IS NULL
-),
-audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'refresh_reuse', NULL, %(address)s, %(detail)s::jsonb)),
-notice AS ({NOTICE_INSERT})
-SELECT {NOTIFY}
+SELECT_AUTHENTICATED_AT = f"""
+SELECT extract(epoch FROM s.authenticated_at)::float8 FROM sessions AS s
+WHERE s.id = %(session_id)s::uuid AND {LIVE_SESSION}
+"""
+MARK_AUTHENTICATED = f"""
+UPDATE sessions AS s SET authenticated_at = now()
+WHERE s.id = %(session_id)s::uuid AND s.user_id = %(user_id)s AND {LIVE_SESSION}
 """
 
-# The revocation is stored and announced to every listening worker in one transaction.
+# A JWT without a session (minted before sessions existed) is logged out by its id alone.
 REVOKE_TOKEN = f"""
 WITH revoked AS (
     INSERT INTO revoked_tokens (jti, expires_at) VALUES (%(jti)s, to_timestamp(%(expires_at)s))
     ON CONFLICT (jti) DO NOTHING
-),
-family AS (
-    UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = %(family_id)s::uuid AND revoked_at IS NULL
 ),
 audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'logout', 'jwt', %(address)s, '{{}}')),
 purged AS (
@@ -90,41 +150,41 @@ purged AS (
 SELECT {NOTIFY}
 """
 
-END_CHATTER_ID = f"""
-WITH ended AS (DELETE FROM chatter_sessions WHERE id_hash = %(id_hash)s),
-audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'logout', 'chatterid', %(address)s, '{{}}'))
-SELECT {NOTIFY}
-"""
-
-# The users row goes first and alone: its lock waits for any refresh rotating now (which holds the row FOR SHARE),
-# and the statements after it see what that rotation wrote. Its trigger announces the change to every worker.
-END_ALL_SESSIONS = [
-    "UPDATE users SET tokens_valid_after = greatest(tokens_valid_after, %(cutoff)s) WHERE id = %(user_id)s",
-    "DELETE FROM chatter_sessions WHERE user_id = %(user_id)s",
-    "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = %(user_id)s AND revoked_at IS NULL",
-    f"{AUDIT_INSERT} VALUES (%(user_id)s, 'logout_everywhere', NULL, %(address)s, %(detail)s::jsonb)",
-]
-
 SELECT_REVOKED_TOKENS = """
 SELECT jti, extract(epoch FROM expires_at)::float8 FROM revoked_tokens WHERE expires_at > now()
 """
-
-SELECT_REVOKED_FAMILIES = """
-SELECT family_id::text, extract(epoch FROM max(revoked_at))::float8 FROM refresh_tokens
-WHERE revoked_at > to_timestamp(%s) GROUP BY family_id
+SELECT_ENDED_SESSIONS = """
+SELECT id::text, extract(epoch FROM ended_at)::float8 FROM sessions WHERE ended_at > to_timestamp(%s)
 """
 
-# What a worker asks while it cannot follow revocations: this JWT logged out, or its refresh family revoked.
+# What a worker asks while it cannot follow revocations: this JWT logged out, or its session ended.
 SELECT_TOKEN_REVOKED = """
 SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = %(jti)s)
-    OR EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = %(family_id)s::uuid AND revoked_at IS NOT NULL)
+    OR EXISTS (SELECT 1 FROM sessions WHERE id = %(session_id)s::uuid AND ended_at IS NOT NULL)
 """
 
 
-async def chatter_id_user(db: Database, chatter_id_hash: bytes) -> tuple[int, float] | None:
-    """The id of the user a live chatterID belongs to and when it expires (epoch seconds), or None."""
-    row = await db.fetch_one(SELECT_CHATTER_ID_USER, (chatter_id_hash,))
-    return None if row is None else (int(row[0]), float(row[1]))
+def session_params(session: NewSession, policy: SessionPolicy) -> dict[str, object]:
+    """The %(session_*)s parameters of SESSION_VALUES, with the policy's."""
+    return {
+        "session_id": session.id,
+        "session_kind": session.kind,
+        "session_ip": session.ip,
+        "session_user_agent": session.user_agent,
+        "session_device": session.device,
+        **policy.params(),
+    }
+
+
+def session_detail(session: NewSession) -> str:
+    """The audit detail of a sign-in: the session it opened."""
+    return orjson.dumps({"session": session.id}).decode()
+
+
+async def chatter_id_owner(db: Database, chatter_id_hash: bytes) -> ChatterIdOwner | None:
+    """The user and session a live chatterID belongs to, and when it expires; None when it is unknown or over."""
+    row = await db.fetch_one(SELECT_CHATTER_ID_OWNER, (chatter_id_hash,))
+    return None if row is None else ChatterIdOwner(int(row[0]), str(row[1]), float(row[2]))
 
 
 async def complete_login(
@@ -134,10 +194,12 @@ async def complete_login(
     throttle_key: str,
     address_key: str,
     new_hash: str | None,
+    session: NewSession,
+    policy: SessionPolicy,
     refresh: NewRefreshToken,
     address: str,
 ) -> None:
-    """Record a successful password sign-in: clear the account's failures, rehash, open a refresh family, audit."""
+    """Record a successful password sign-in: clear the account's failures, rehash, open a session, audit."""
     await db.execute(
         COMPLETE_LOGIN,
         {
@@ -146,111 +208,77 @@ async def complete_login(
             "address_key": address_key,
             "new_hash": new_hash,
             "refresh_hash": refresh.token_hash,
-            "family_id": refresh.family_id,
             "refresh_lifetime": refresh.lifetime,
             "address": address,
+            "detail": session_detail(session),
+            **session_params(session, policy),
         },
     )
 
 
-async def rotate_refresh_token(
-    db: Database,
-    *,
-    token_hash: bytes,
-    successor_hash: bytes,
-    lifetime: int,
-    grace: float,
-    address: str,
-    notice_for: Callable[[str], str],
-    reuse_notice: Letter,
-) -> Refreshed:
-    """Rotate a refresh token to its successor; a token already rotated revokes its family (and `reuse_notice` goes
-    to the user), but within `grace` seconds of the rotation and from the same address it yields the same successor
-    again (racing refreshes)."""
-    async with db.cursor() as cur:
-        async with cur.transaction():
-            await cur.execute(LOCK_USER_OF_REFRESH, (token_hash,))
-            if await cur.fetchone() is None:
-                return Refreshed(None, None)
-            await cur.execute(SELECT_REFRESH_FOR_UPDATE, (token_hash,))
-            row = await cur.fetchone()
-            if row is None:
-                return Refreshed(None, None)
-            family_id, user_id, username, role, usable, rotated_age, rotated_by = row
-            user = User(user_id, username, role)
-            if not usable:
-                return Refreshed(None, None)
-            if rotated_age is None:
-                await cur.execute(
-                    ROTATE_REFRESH,
-                    {
-                        "token_hash": token_hash,
-                        "successor_hash": successor_hash,
-                        "family_id": family_id,
-                        "user_id": user_id,
-                        "lifetime": lifetime,
-                        "address": address,
-                    },
-                )
-                return Refreshed(user, family_id)
-            if rotated_age <= grace and rotated_by == address:
-                await cur.execute(SUCCESSOR_IS_CURRENT, (successor_hash,))
-                if await cur.fetchone() is not None:
-                    return Refreshed(user, family_id)
-    # Reuse: revoked in a transaction of its own, which takes the users row as every revocation does.
-    params = {
-        "family_id": family_id,
-        "user_id": user_id,
-        "address": address,
-        "detail": orjson.dumps({"family": family_id}).decode(),
-        "notice": notice_for(family_id),
-        **letter_params(reuse_notice),
-    }
-    await _revoke(db, REVOKE_FAMILY, params)
-    return Refreshed(None, family_id, reuse_detected=True)
+async def list_sessions(db: Database, *, user_id: int, policy: SessionPolicy, limit: int) -> list[dict[str, str]]:
+    """The user's live sessions, newest first, as the contract lists them (without `current`)."""
+    rows = await db.fetch_all(SELECT_SESSIONS, {"user_id": user_id, "limit": limit, **policy.params()})
+    keys = ("id", "kind", "created_at", "last_seen_at", "ip", "user_agent", "device")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-async def _revoke(db: Database, statement: str, params: dict[str, object]) -> None:
-    """Run a revocation after taking its user's row, in one transaction (see LOCK_USER_FOR_REVOCATION)."""
+async def end_session(
+    db: Database, *, user_id: int, session_id: str, ending: Ending, policy: SessionPolicy | None = None
+) -> bool:
+    """End one of the user's sessions and every credential of it, everywhere; False when it is not theirs or over.
+
+    With `policy`, only a live session (not past its idle or absolute limit) counts.
+    """
+    params: dict[str, object] = {"user_id": user_id, "session_id": session_id, "reason": ending.reason}
+    if policy is not None:
+        params.update(policy.params())
+    return bool(await _end(db, END_ONE if policy is None else END_ONE_LIVE, params, ending))
+
+
+async def end_other_sessions(db: Database, *, user_id: int, keep_session_id: str | None, ending: Ending) -> list[str]:
+    """End every session of the user but `keep_session_id` (a password change, "sign out everywhere else").
+
+    Returns the ids ended; each is audited and announced to every worker and server.
+    """
+    params: dict[str, object] = {"user_id": user_id, "keep": keep_session_id, "reason": ending.reason}
+    return await _end(db, END_OTHERS, params, ending)
+
+
+async def _end(db: Database, statement: str, params: dict[str, object], ending: Ending) -> list[str]:
+    """Lock the user's row, end the sessions `statement` names, then drop their credentials (see the module doc)."""
     async with db.cursor() as cur, cur.transaction():
         await cur.execute(LOCK_USER_FOR_REVOCATION, params)
         await cur.execute(statement, params)
-
-
-async def token_revoked(db: Database, *, jti: str, family_id: str | None) -> bool:
-    """True when this JWT was logged out or its refresh family revoked."""
-    params = {"jti": jti, "family_id": family_id}
-    (revoked,) = await db.fetch_one(SELECT_TOKEN_REVOKED, params)
-    return bool(revoked)
-
-
-async def revoke_token(
-    db: Database, *, jti: str, expires_at: float, family_id: str | None, user_id: int, address: str, notice: str
-) -> None:
-    """Refuse a JWT (and the refresh-token family it came from) from now on, everywhere."""
-    params = {
-        "jti": jti,
-        "expires_at": expires_at,
-        "family_id": family_id,
-        "user_id": user_id,
-        "address": address,
-        "notice": notice,
-    }
-    await _revoke(db, REVOKE_TOKEN, params)
-
-
-async def end_chatter_id(db: Database, *, chatter_id_hash: bytes, user_id: int, address: str, notice: str) -> None:
-    """Refuse a chatterID from now on, everywhere."""
-    params = {"id_hash": chatter_id_hash, "user_id": user_id, "address": address, "notice": notice}
-    await db.execute(END_CHATTER_ID, params)
+        ended = [str(row[0]) for row in await cur.fetchall()]
+        if ended:
+            await cur.execute(
+                DROP_SESSION_CREDENTIALS,
+                {
+                    "ids": ended,
+                    "user_id": params["user_id"],
+                    "event": ending.event,
+                    "kind": ending.kind,
+                    "address": ending.address,
+                    "detail": orjson.dumps({"reason": ending.reason}).decode(),
+                    "notices": [
+                        " ".join(map(ending.notice_for, ended[start : start + NOTICES_PER_NOTIFY]))
+                        for start in range(0, len(ended), NOTICES_PER_NOTIFY)
+                    ],
+                },
+            )
+            if ending.letter is not None:
+                await cur.execute(NOTICE_INSERT, {"user_id": params["user_id"], **letter_params(ending.letter)})
+    return ended
 
 
 async def end_all_sessions(db: Database, *, user_id: int, cutoff: float, address: str, reason: str) -> None:
-    """Log a user out everywhere: chatterIDs, refresh tokens, and every JWT issued before `cutoff`."""
+    """Log a user out everywhere: every session with its chatterID and refresh tokens, and every JWT up to `cutoff`."""
     params = {
         "user_id": user_id,
         "cutoff": cutoff,
         "address": address,
+        "reason": reason,
         "detail": orjson.dumps({"reason": reason}).decode(),
     }
     async with db.cursor() as cur, cur.transaction():
@@ -258,11 +286,50 @@ async def end_all_sessions(db: Database, *, user_id: int, cutoff: float, address
             await cur.execute(statement, params)
 
 
+async def touch_sessions(db: Database, session_ids: list[str], *, interval: float) -> tuple[dict[str, float], int]:
+    """Record use of these sessions where the last record is `interval` seconds old or more.
+
+    Returns each session's last-seen time (epoch seconds) as it now stands, and how many rows were written.
+    """
+    rows = await db.fetch_all(TOUCH_SESSIONS, {"ids": session_ids, "interval": interval})
+    return {str(row[0]): float(row[1]) for row in rows}, sum(1 for row in rows if row[2])
+
+
+async def session_time_left(db: Database, *, session_id: str, user_id: int, policy: SessionPolicy) -> float | None:
+    """Seconds until this live session of the user reaches its absolute limit; None when it is not live."""
+    row = await db.fetch_one(SELECT_TIME_LEFT, {"session_id": session_id, "user_id": user_id, **policy.params()})
+    return None if row is None else float(row[0])
+
+
+async def session_authenticated_at(db: Database, *, session_id: str, policy: SessionPolicy) -> float | None:
+    """When the user last proved who they are in this live session (epoch seconds); None when it is not live."""
+    row = await db.fetch_one(SELECT_AUTHENTICATED_AT, {"session_id": session_id, **policy.params()})
+    return None if row is None else float(row[0])
+
+
+async def mark_authenticated(db: Database, *, session_id: str, user_id: int, policy: SessionPolicy) -> bool:
+    """Record that the user proved who they are in this session just now (step-up); False when it is not live."""
+    params = {"session_id": session_id, "user_id": user_id, **policy.params()}
+    return await db.execute(MARK_AUTHENTICATED, params) > 0
+
+
+async def token_revoked(db: Database, *, jti: str, session_id: str | None) -> bool:
+    """True when this JWT was logged out or its session ended."""
+    (revoked,) = await db.fetch_one(SELECT_TOKEN_REVOKED, {"jti": jti, "session_id": session_id})
+    return bool(revoked)
+
+
+async def revoke_token(db: Database, *, jti: str, expires_at: float, user_id: int, address: str, notice: str) -> None:
+    """Refuse a JWT that belongs to no session from now on, everywhere."""
+    params = {"jti": jti, "expires_at": expires_at, "user_id": user_id, "address": address, "notice": notice}
+    await db.execute(REVOKE_TOKEN, params)
+
+
 async def load_revocations(db: Database, *, since: float) -> Revocations:
-    """Revoked JWT ids (with their expiry), and refresh families revoked since `since`."""
+    """Logged-out JWT ids (with their expiry), and the sessions ended since `since` (with when)."""
     async with db.cursor() as cur:
         await cur.execute(SELECT_REVOKED_TOKENS)
         jtis = {jti: expires for jti, expires in await cur.fetchall()}
-        await cur.execute(SELECT_REVOKED_FAMILIES, (since,))
-        families = {family: at for family, at in await cur.fetchall()}
-    return Revocations(jtis, families)
+        await cur.execute(SELECT_ENDED_SESSIONS, (since,))
+        sessions = {session_id: at for session_id, at in await cur.fetchall()}
+    return Revocations(jtis, sessions)

@@ -134,6 +134,7 @@ function showSignedIn() {
   $("account").hidden = signedIn;
   $("totp").hidden = !signedIn;
   $("security").hidden = !signedIn;
+  $("sessions").hidden = !signedIn;
   $("post-username-label").hidden = signedIn;
   if (signedIn) {
     $("whoami-name").textContent = state.user.username;
@@ -141,6 +142,9 @@ function showSignedIn() {
     $("email-address").textContent = state.user.email || "none";
     $("email-state").textContent = state.user.email ? (state.user.email_verified ? "(verified)" : "(not verified)") : "";
     $("verify-form").hidden = !state.user.email || state.user.email_verified;
+    loadSessions();
+  } else {
+    $("sessions-list").replaceChildren();
   }
 }
 
@@ -279,6 +283,67 @@ async function onLogout() {
   showSignedIn();
 }
 
+// ---- where you're signed in ---------------------------------------------------------------------------------------
+
+const KINDS = { password: "password", google: "Google (app)", google_web: "Google", passkey: "passkey" };
+
+function renderSession(session) {
+  const li = document.createElement("li");
+  li.dataset.id = session.id;
+  const device = document.createElement("span");
+  device.className = "device";
+  device.textContent = session.device || "Unknown device"; // text, never HTML: the user agent is the client's
+  const details = document.createElement("span");
+  details.className = "details";
+  const seen = new Date(session.last_seen_at).toLocaleString();
+  details.textContent = [KINDS[session.kind] || session.kind, session.ip, "last seen " + seen].filter(Boolean).join(" · ");
+  li.append(device, details);
+  if (session.current) {
+    const mark = document.createElement("span");
+    mark.className = "this-device";
+    mark.textContent = "This device";
+    li.append(mark);
+  } else {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "sign-out";
+    button.textContent = "Sign out";
+    button.addEventListener("click", () => signOutSession(session.id, session.device));
+    li.append(button);
+  }
+  return li;
+}
+
+async function loadSessions() {
+  try {
+    const { sessions } = await api("GET", "/sessions");
+    $("sessions-list").replaceChildren(...sessions.map(renderSession));
+    $("sessions-revoke-others").hidden = !sessions.some((session) => !session.current);
+  } catch (err) {
+    say("Could not list where you are signed in: " + err.message, true);
+  }
+}
+
+async function signOutSession(id, device) {
+  try {
+    await api("DELETE", "/sessions/" + encodeURIComponent(id));
+    say("Signed out " + (device || "that device") + ".");
+  } catch (err) {
+    say("Could not sign that device out: " + err.message, true);
+  }
+  await loadSessions();
+}
+
+async function onRevokeOthers() {
+  try {
+    await api("POST", "/sessions/revoke-others");
+    say("Signed out everywhere else.");
+  } catch (err) {
+    say("Could not sign out the other devices: " + err.message, true);
+  }
+  await loadSessions();
+}
+
 // ---- two-factor --------------------------------------------------------------------------------------------------
 
 async function onTotpSetup() {
@@ -390,6 +455,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("change-password-form").addEventListener("submit", onChangePassword);
   $("logout").addEventListener("click", onLogout);
   $("totp-setup").addEventListener("click", onTotpSetup);
+  $("sessions-revoke-others").addEventListener("click", onRevokeOthers);
   $("totp-enable-form").addEventListener("submit", onTotpEnable);
   document.addEventListener("visibilitychange", () => document.hidden || poll());
   showGoogleError();

@@ -10,6 +10,7 @@ import pyotp
 import pytest
 
 import models
+from auth.cookies import HOST_COOKIE_NAME
 from core.keys import db_key, settings_key
 from tests.support.cli import run_manage
 from tests.support.common import CLIENT_ID, bearer, wait_for
@@ -101,7 +102,7 @@ async def test_login_returns_a_jwt_and_a_cookie(client):
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == client.app[settings_key].jwt_lifetime == 900
     cookie = resp.headers["Set-Cookie"]
-    assert cookie.startswith(f"chatterd_token={body['token']};")
+    assert cookie.startswith(f"{HOST_COOKIE_NAME}={body['token']};")
     for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"]:
         assert attribute in cookie
     claims = jwt.decode(body["token"], options={"verify_signature": False})
@@ -212,16 +213,22 @@ async def test_logout_everywhere(client, google):
     assert (await me(client, third)).status == 200
 
 
-async def test_logout_of_a_chatterid(client, google):
+async def test_logout_of_a_chatterid_ends_its_whole_sign_in(client, google):
     token = google.id_token(client_id=CLIENT_ID)
     body = await (await client.post("/adduser/", json={"clientID": CLIENT_ID, "idToken": token})).json()
+    other = await (await client.post("/adduser/", json={"clientID": CLIENT_ID, "idToken": token})).json()
     chatter_id = body["chatterID"]
     assert (await client.get("/get-user", headers={"Authorization": chatter_id})).status == 200
     assert (await client.post("/logout", headers={"Authorization": chatter_id})).status == 204
     assert (await client.get("/get-user", headers={"Authorization": chatter_id})).status == 401
     resp = await client.post("/postauth/", json={"chatterID": chatter_id, "message": "after logout"})
     assert resp.status == 401
-    assert (await me(client, body["token"])).status == 200  # the JWT of that sign-in is a separate credential
+    # The JWT and the refresh token of the same sign-in belong to its session, which the logout ended.
+    assert (await me(client, body["token"])).status == 401
+    assert (await client.post("/token/refresh", json={"refresh_token": body["refresh_token"]})).status == 401
+    # Another sign-in of the same user is another session.
+    assert (await client.get("/get-user", headers={"Authorization": other["chatterID"]})).status == 200
+    assert (await me(client, other["token"])).status == 200
 
 
 async def test_logout_on_one_server_is_refused_on_another(client, make_client):
@@ -251,7 +258,7 @@ async def test_revocations_are_loaded_at_start(client, make_client):
 
 async def test_cookie_authenticates_reads_and_needs_same_origin_for_writes(client):
     token = await token_for(client)
-    cookie = {"Cookie": f"chatterd_token={token}"}
+    cookie = {"Cookie": f"{HOST_COOKIE_NAME}={token}"}
     assert (await client.get("/get-user", headers=cookie)).status == 200
     resp = await client.post("/logout", headers=cookie)
     assert resp.status == 403
@@ -260,7 +267,7 @@ async def test_cookie_authenticates_reads_and_needs_same_origin_for_writes(clien
     origin = f"http://{client.server.host}:{client.server.port}"
     resp = await client.post("/logout", headers={**cookie, "Origin": origin})
     assert resp.status == 204
-    assert "chatterd_token=" in resp.headers["Set-Cookie"]
+    assert f"{HOST_COOKIE_NAME}=" in resp.headers["Set-Cookie"]
     assert (await client.get("/get-user", headers=cookie)).status == 401
 
 

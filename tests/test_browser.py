@@ -23,6 +23,7 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = PROJECT_DIR / "tests" / "artifacts"
 WAIT_MS = 15_000  # Playwright waits for each condition up to this deadline
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian's chromium package; `make test` installs it as root)"
@@ -216,4 +217,50 @@ async def test_email_verify_change_password_forget_and_reset_from_the_page(make_
     await page.fill("#login-form [name=password]", "yet another passphrase")
     await page.click("#login-form button[type=submit]")
     await page.locator("#whoami-name", has_text="dana").wait_for(timeout=WAIT_MS)
+    assert not errors, errors
+
+
+async def test_where_youre_signed_in_sign_out_one_device_then_every_other(make_client, browser_page):
+    page, errors = browser_page
+    client = await make_client(google_client_ids=(), cookie_secure=False)
+    await truncate_all(client.app)
+    account = {"username": "dana", "password": "correct horse battery"}
+    assert (await client.post("/register", json=account)).status == 201
+    others = {}
+    for name, agent in [("phone", "swiftUIChatter/1 CFNetwork/1568.100.1 Darwin/24.0.0"), ("firefox", FIREFOX)]:
+        resp = await client.post("/login", json=account, headers={"User-Agent": agent})
+        others[name] = {"Authorization": "Bearer " + (await resp.json())["token"]}
+    client.session.cookie_jar.clear()
+
+    await page.goto(str(client.make_url("/")))
+    await page.fill("#login-form [name=username]", "dana")
+    await page.fill("#login-form [name=password]", "correct horse battery")
+    await page.click("#login-form button[type=submit]")
+    listed = page.locator("#sessions-list li")
+    await page.locator("#sessions-list li", has_text="chatter iOS app").wait_for(timeout=WAIT_MS)
+    assert await listed.count() == 3
+    mine = page.locator("#sessions-list li", has_text="This device")
+    assert await mine.count() == 1 and "HeadlessChrome" in await mine.inner_text()
+    assert await page.is_visible("#sessions-revoke-others")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "sessions.png"), full_page=True)
+
+    # Sign the phone out: it is gone from the list, and its JWT is refused.
+    await page.locator("#sessions-list li", has_text="chatter iOS app").locator("button.sign-out").click()
+    await page.locator("#sessions-list li", has_text="chatter iOS app").wait_for(state="detached", timeout=WAIT_MS)
+    assert await listed.count() == 2
+    assert (await client.get("/get-user", headers=others["phone"])).status == 401
+    assert (await client.get("/get-user", headers=others["firefox"])).status == 200
+
+    # Every other device: only this one is left, still signed in.
+    await page.click("#sessions-revoke-others")
+    await page.locator("#status", has_text="Signed out everywhere else").wait_for(timeout=WAIT_MS)
+    await page.locator("#sessions-revoke-others").wait_for(state="hidden", timeout=WAIT_MS)
+    assert await listed.count() == 1 and await mine.count() == 1
+    assert (await client.get("/get-user", headers=others["firefox"])).status == 401
+    await page.fill("#post-message", "still signed in here")
+    await page.click("#post-form button[type=submit]")
+    posted = page.locator("#chatts li", has_text="still signed in here")
+    await posted.wait_for(timeout=WAIT_MS)
+    assert await posted.locator(".who").inner_text() == "dana"
     assert not errors, errors

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from core.keys import db_key, settings_key, token_codec_key
+import psycopg2
+
+from core.keys import authenticator_key, db_key, settings_key, token_codec_key
 from tests.support.common import CLIENT_ID, bearer, wait_for
 
 PASSWORD = "correct horse battery"
@@ -94,6 +96,30 @@ async def test_a_login_racing_a_demotion_mints_no_lasting_authority(client):
             await wait_for(current, timeout=1.0, what="the demotion to apply")
 
 
+async def test_a_jwt_minted_from_a_newer_standing_never_acts_on_an_older_copy(client, settings):
+    """A login that read the standing after a demotion: its token says so, ahead of the demotion's notice."""
+    await sign_up(client, "root")
+    await sql(client, "UPDATE users SET role = 'admin' WHERE username = 'root'")
+    token = (await log_in(client, "root"))["token"]
+
+    async def cached_as_admin():
+        return (await whoami(client, token))[1]["role"] == "admin"
+
+    await wait_for(cached_as_admin, timeout=1.0, what="the admin's standing in the worker's directory")
+    # Committed while this worker's event loop is held (a blocking call), so its notice cannot have been applied.
+    conn = psycopg2.connect(settings.database_url, connect_timeout=10)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("UPDATE users SET role = 'user' WHERE username = 'root' RETURNING id, standing_version")
+            user_id, version = cur.fetchone()
+    finally:
+        conn.close()
+    minted, _ = client.app[token_codec_key].mint(user_id, "root", "user", standing_version=version)
+    user, _ = await client.app[authenticator_key].resolve(minted)
+    assert user.role == "user"
+
+
 async def test_an_adduser_flood_past_the_limit_writes_nothing(make_client, google):
     client = await make_client(adduser_max_per_address=3)
     statuses = []
@@ -137,50 +163,87 @@ async def refresh_chain(client, token, stop, log):
         token = (await resp.json())["refresh_token"]
 
 
+async def revoke_amid_refreshes(a, b, tokens, revoke, *, round_):
+    """Refresh loops of `tokens` on `b`; once under way, `revoke` on `a` (a request that must answer 204): no refresh
+    sent after that answer succeeds, and every loop ends."""
+    stop, log = asyncio.Event(), []
+    chains = [asyncio.create_task(refresh_chain(b, token, stop, log)) for token in tokens]
+    least = 2 * len(tokens)
+    await wait_for(lambda: asyncio.sleep(0, len(log) >= least), timeout=5.0, what="refreshes under way")
+    assert (await revoke()).status == 204
+    answered = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(*chains), timeout=10)
+    stop.set()
+    late = [status for sent, status in log if sent > answered]
+    assert all(status == 401 for status in late), (round_, late)
+
+
 async def test_a_refresh_in_flight_never_outlives_log_out_everywhere(make_client):
     """Refresh loops on one server, log out everywhere on the other: nothing sent after the answer succeeds."""
-    a = await make_client()
-    b = await make_client(secret_key=a.app[settings_key].secret_key)
+    a = await make_client(refresh_max_per_session=100_000)
+    b = await make_client(secret_key=a.app[settings_key].secret_key, refresh_max_per_session=100_000)
     await sign_up(a, "vic")
     for round_ in range(15):
         sessions = [await log_in(a, "vic") for _ in range(3)]
-        stop, log = asyncio.Event(), []
-        chains = [asyncio.create_task(refresh_chain(b, s["refresh_token"], stop, log)) for s in sessions]
-        await wait_for(lambda log=log: asyncio.sleep(0, len(log) >= 6), timeout=5.0, what="refreshes under way")
-        resp = await a.post("/logout?everywhere=true", headers=bearer(sessions[0]["token"]))
-        assert resp.status == 204
-        answered = time.monotonic()
-        await asyncio.wait_for(asyncio.gather(*chains), timeout=10)
-        stop.set()
-        late = [status for sent, status in log if sent > answered]
-        assert all(status == 401 for status in late), (round_, late)
+        await revoke_amid_refreshes(
+            a,
+            b,
+            [s["refresh_token"] for s in sessions],
+            lambda sessions=sessions: a.post("/logout?everywhere=true", headers=bearer(sessions[0]["token"])),
+            round_=round_,
+        )
         async with a.app[db_key].cursor() as cur:
-            await cur.execute("SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL AND expires_at > now()")
+            await cur.execute("SELECT count(*) FROM refresh_tokens")
+            assert await cur.fetchone() == (0,), round_
+            await cur.execute("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
             assert await cur.fetchone() == (0,), round_
 
 
 async def test_a_refresh_in_flight_never_outlives_the_logout_of_its_session(make_client):
-    """Refresh loops on one server, a JWT logout of that session on the other: the family is over for good."""
-    a = await make_client()
-    b = await make_client(secret_key=a.app[settings_key].secret_key)
+    """Refresh loops on one server, a JWT logout of that session on the other: the session is over for good."""
+    a = await make_client(refresh_max_per_session=100_000)
+    b = await make_client(secret_key=a.app[settings_key].secret_key, refresh_max_per_session=100_000)
     await sign_up(a, "val")
     for round_ in range(15):
         session = await log_in(a, "val")
-        stop, log = asyncio.Event(), []
-        chain = asyncio.create_task(refresh_chain(b, session["refresh_token"], stop, log))
-        await wait_for(lambda log=log: asyncio.sleep(0, len(log) >= 3), timeout=5.0, what="refreshes under way")
-        assert (await a.post("/logout", headers=bearer(session["token"]))).status == 204
-        answered = time.monotonic()
-        await asyncio.wait_for(chain, timeout=10)
-        stop.set()
-        late = [status for sent, status in log if sent > answered]
-        assert all(status == 401 for status in late), (round_, late)
+        await revoke_amid_refreshes(
+            a,
+            b,
+            [session["refresh_token"]],
+            lambda session=session: a.post("/logout", headers=bearer(session["token"])),
+            round_=round_,
+        )
         async with a.app[db_key].cursor() as cur:
-            family = a.app[token_codec_key].decode(session["token"]).session_id
-            await cur.execute(
-                "SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL AND family_id = %s", (family,)
-            )
+            session_id = a.app[token_codec_key].decode(session["token"]).session_id
+            await cur.execute("SELECT count(*) FROM refresh_tokens WHERE session_id = %s", (session_id,))
             assert await cur.fetchone() == (0,), round_
+            await cur.execute("SELECT ended_at IS NOT NULL FROM sessions WHERE id = %s", (session_id,))
+            assert await cur.fetchone() == (True,), round_
+
+
+async def test_a_refresh_in_flight_never_outlives_signing_out_the_other_devices(make_client):
+    """Refresh loops of three sessions on one server, "sign out everywhere else" from a fourth on the other: nothing
+    the loops send after the answer succeeds, and the fourth session goes on."""
+    a = await make_client(refresh_max_per_session=100_000)
+    b = await make_client(secret_key=a.app[settings_key].secret_key, refresh_max_per_session=100_000)
+    await sign_up(a, "wes")
+    for round_ in range(10):
+        keeper = await log_in(a, "wes")
+        others = [await log_in(a, "wes") for _ in range(3)]
+        await revoke_amid_refreshes(
+            a,
+            b,
+            [s["refresh_token"] for s in others],
+            lambda keeper=keeper: a.post("/sessions/revoke-others", headers=bearer(keeper["token"])),
+            round_=round_,
+        )
+        async with a.app[db_key].cursor() as cur:
+            await cur.execute("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
+            assert await cur.fetchone() == (1,), round_
+            await cur.execute("SELECT count(DISTINCT session_id) FROM refresh_tokens")
+            assert await cur.fetchone() == (1,), round_
+        assert (await b.post("/token/refresh", json={"refresh_token": keeper["refresh_token"]})).status == 200
+        assert (await a.post("/logout", headers=bearer(keeper["token"]))).status == 204
 
 
 async def test_a_burst_of_guesses_gets_no_more_tries_than_the_limit(make_client):

@@ -10,6 +10,7 @@ import time
 import jwt
 import pytest
 
+from auth.cookies import HOST_COOKIE_NAME
 from core.keys import db_key, token_codec_key
 from tests.support.common import CLIENT_ID, wait_for
 
@@ -274,7 +275,7 @@ async def test_postauth_message_limits(client, google):
 
 async def test_cookie_credential_needs_same_origin_for_posts(client, google):
     body = await sign_in(client, google, name="Cy")
-    cookie = {"Cookie": f"chatterd_token={body['token']}"}
+    cookie = {"Cookie": f"{HOST_COOKIE_NAME}={body['token']}"}
     resp = await client.post("/postauth/", json={"message": "csrf"}, headers=cookie)
     assert resp.status == 403
     origin = f"http://{client.server.host}:{client.server.port}"
@@ -288,8 +289,8 @@ async def test_sign_ins_purge_expired_sessions_a_bounded_number_at_a_time(client
     await sign_in(client, google, sub="owner")
     await query(
         client,
-        "INSERT INTO chatter_sessions (id_hash, user_id, expires_at)"
-        " SELECT sha256(g::text::bytea), (SELECT min(id) FROM users), now() - interval '1 hour'"
+        "INSERT INTO chatter_sessions (id_hash, session_id, expires_at)"
+        " SELECT sha256(g::text::bytea), (SELECT min(id::text)::uuid FROM sessions), now() - interval '1 hour'"
         " FROM generate_series(1, 120) AS g RETURNING 1",
     )
     await sign_in(client, google, sub="owner")

@@ -16,9 +16,11 @@ import pytest
 from tests.support.common import CLIENT_ID, wait_for
 from tests.support.launcher import Gunicorn, base_env
 from tests.support.load import ACCESS_LOG_ARGS, CHATTERID, JWT, Credentials, google_sign_in, send, served, worker_pids
+from tests.support.probes import refused_everywhere
 
 PASSWORD = "correct horse battery"
 MAX_FAILURES = 3
+MAX_REFRESHES = 5
 
 
 @pytest.fixture
@@ -29,6 +31,7 @@ async def servers(make_database: Any, google_certs_url: str, tmp_path: Path) -> 
         GOOGLE_CERTS_URL=google_certs_url,
         GOOGLE_CLIENT_IDS=CLIENT_ID,
         LOGIN_MAX_FAILURES=str(MAX_FAILURES),
+        REFRESH_MAX_PER_SESSION=str(MAX_REFRESHES),
         ACCESS_LOG="-",
     )
     pair = [
@@ -56,41 +59,6 @@ async def call(method: str, url: str, *, token: str | None = None, **kwargs: Any
 async def log_in(url: str, username: str, password: str = PASSWORD) -> tuple[int, Any]:
     """POST /login."""
     return await call("POST", f"{url}/login", json={"username": username, "password": password})
-
-
-async def refused_everywhere(
-    server: Gunicorn, kind: str, creds: Credentials, tag: str, *, bound: float
-) -> tuple[float, float, int]:
-    """Probe `server` with a credential just logged out until every worker has refused it (401 on /postauth/).
-
-    Returns how long after the start it was last accepted (0 if never), when every worker had refused it, and how
-    many probes were accepted; then checks that a burst spread over the workers gets nothing but 401s.
-    """
-    assert server.proc is not None
-    workers = set(worker_pids(server.proc.pid))
-    started = time.monotonic()
-    last_accepted, accepted = started, 0
-    connector = aiohttp.TCPConnector(limit=0, force_close=True)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        probes = 0
-
-        async def all_refused() -> bool:
-            nonlocal probes, last_accepted, accepted
-            probes += 1
-            shot = await send(session, server.url, kind, f"{tag}-{probes}", creds, timeout=5)
-            assert shot.status in {200, 401}, shot
-            if shot.status == 200:
-                last_accepted, accepted = time.monotonic(), accepted + 1
-            refusing = {e.pid for e in served(server.log()) if e.status == 401 and e.rid.startswith(f"{tag}-")}
-            return refusing >= workers
-
-        await wait_for(all_refused, timeout=bound, what=f"every worker to refuse the {kind}")
-        covered = time.monotonic() - started
-        burst = await asyncio.gather(
-            *(send(session, server.url, kind, f"{tag}-after-{n}", creds, timeout=5) for n in range(20))
-        )
-        assert {shot.status for shot in burst} == {401}, burst
-    return last_accepted - started, covered, accepted
 
 
 async def test_credentials_issued_by_one_server_work_on_the_other(servers, google, make_client):
@@ -125,31 +93,33 @@ async def test_credentials_issued_by_one_server_work_on_the_other(servers, googl
 
 
 async def test_logout_on_one_server_is_refused_by_the_other_within_a_second(servers, google, capsys):
-    """A logout on A: both of B's workers refuse the JWT (and the chatterID) in well under a second."""
+    """A logout on A, with the JWT of one sign-in and the chatterID of another: both of B's workers refuse every
+    credential of that sign-in (its JWT and its chatterID) in well under a second."""
     a, b = servers
-    async with aiohttp.ClientSession() as session:
-        signed_in = await google_sign_in(
-            session, a.url, google.id_token(client_id=CLIENT_ID, sub="leaver", name="Lee"), CLIENT_ID
-        )
-    jwt_creds = Credentials(token=signed_in["token"])
-    sid_creds = Credentials(chatter_id=signed_in["chatterID"])
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
-        # Both credentials work on every worker of B first (and B's workers cache the chatterID).
-        for kind, creds in ((JWT, jwt_creds), (CHATTERID, sid_creds)):
-            before = await asyncio.gather(
-                *(send(session, b.url, kind, f"pre-{kind}-{n}", creds, timeout=5) for n in range(20))
-            )
-            assert {shot.status for shot in before} == {200}, before
-
     figures = []
-    for kind, creds, token in ((JWT, jwt_creds, jwt_creds.token), (CHATTERID, sid_creds, sid_creds.chatter_id)):
+    for used in (JWT, CHATTERID):
+        async with aiohttp.ClientSession() as session:
+            signed_in = await google_sign_in(
+                session, a.url, google.id_token(client_id=CLIENT_ID, sub="leaver", name="Lee"), CLIENT_ID
+            )
+        creds = {JWT: Credentials(token=signed_in["token"]), CHATTERID: Credentials(chatter_id=signed_in["chatterID"])}
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+            # Both credentials work on every worker of B first (and B's workers cache the chatterID).
+            for kind, cred in creds.items():
+                before = await asyncio.gather(
+                    *(send(session, b.url, kind, f"pre-{used}-{kind}-{n}", cred, timeout=5) for n in range(20))
+                )
+                assert {shot.status for shot in before} == {200}, before
+
+        token = signed_in["token"] if used == JWT else signed_in["chatterID"]
         assert (await call("POST", f"{a.url}/logout", token=token))[0] == 204
-        accepted_for, covered, accepted = await refused_everywhere(b, kind, creds, f"{kind}-out", bound=1.0)
-        assert accepted_for < 1.0
-        figures.append(
-            f"{kind}: last accepted {accepted_for * 1000:.0f} ms after ({accepted} probes accepted),"
-            f" both workers seen refusing by {covered * 1000:.0f} ms"
-        )
+        for kind, cred in creds.items():
+            accepted_for, covered, accepted = await refused_everywhere(b, kind, cred, f"{used}-{kind}-out", bound=1.0)
+            assert accepted_for < 1.0
+            figures.append(
+                f"logout with the {used}, {kind} probed: last accepted {accepted_for * 1000:.0f} ms after"
+                f" ({accepted} probes accepted), both workers seen refusing by {covered * 1000:.0f} ms"
+            )
     with capsys.disabled():
         print("\nscale-out logout on A, probed on B: " + "; ".join(figures))
 
@@ -298,3 +268,67 @@ async def test_a_jwt_of_a_deleted_user_is_refused_by_every_worker(servers, googl
 
     await wait_for(refused_everywhere_now, timeout=1.0, what="every worker to refuse a deleted user's credentials")
     assert time.monotonic() - deleted < 1.0
+
+
+async def test_signing_out_a_device_from_another_stops_it_on_every_worker_of_both_servers(servers, google, capsys):
+    """Three sign-ins of one user: from the laptop on B, sign out the phone (signed in on A), then every other device:
+    each time every worker of both servers refuses every credential of those sessions within a second."""
+    a, b = servers
+    id_token = google.id_token(client_id=CLIENT_ID, sub="devices", name="Dev")
+    async with aiohttp.ClientSession() as session:
+        phone, laptop, tablet = [await google_sign_in(session, server.url, id_token, CLIENT_ID) for server in (a, b, a)]
+    status, listed = await call("GET", f"{a.url}/sessions", token=phone["token"])
+    assert status == 200 and len(listed["sessions"]) == 3
+    phone_id = next(s["id"] for s in listed["sessions"] if s["current"])
+
+    figures = []
+    for ended, action in [(phone, ("DELETE", f"/sessions/{phone_id}")), (tablet, ("POST", "/sessions/revoke-others"))]:
+        creds = {JWT: Credentials(token=ended["token"]), CHATTERID: Credentials(chatter_id=ended["chatterID"])}
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+            for server in (a, b):  # every worker of both servers accepts them first (and caches the chatterID)
+                for kind, cred in creds.items():
+                    warm = [send(session, server.url, kind, f"warm-{kind}-{n}", cred, timeout=5) for n in range(16)]
+                    assert {shot.status for shot in await asyncio.gather(*warm)} == {200}
+        method, path = action
+        assert (await call(method, f"{b.url}{path}", token=laptop["token"]))[0] == 204
+        tag = path.rsplit("/", 1)[-1][:8]
+        for server in (a, b):
+            for kind, cred in creds.items():
+                accepted_for, covered, _ = await refused_everywhere(
+                    server, kind, cred, f"{tag}-{server.port}-{kind}", bound=1.0
+                )
+                assert accepted_for < 1.0
+                figures.append(f"{method} {kind} on :{server.port}: all workers refusing by {covered * 1000:.0f} ms")
+            status, _ = await call(
+                "POST", f"{server.url}/token/refresh", json={"refresh_token": ended["refresh_token"]}
+            )
+            assert status == 401
+    for server in (a, b):  # the current session is untouched: the laptop's credentials work everywhere
+        assert (await call("GET", f"{server.url}/get-user", token=laptop["token"]))[0] == 200
+        assert (await call("GET", f"{server.url}/get-user", token=laptop["chatterID"]))[0] == 200
+    status, listed = await call("GET", f"{a.url}/sessions", token=laptop["token"])
+    assert [s["current"] for s in listed["sessions"]] == [True]
+    with capsys.disabled():
+        print("\nsessions ended from B: " + "; ".join(figures))
+
+
+async def test_a_sessions_refresh_limit_holds_across_workers_and_servers(servers):
+    """Bursts of one refresh on new connections to every worker of both servers: each burst rotates once (the racing
+    repeats get the same successor and count nothing), and past REFRESH_MAX_PER_SESSION rotations every one is a 429."""
+    a, b = servers
+    assert (await call("POST", f"{a.url}/register", json={"username": "ria", "password": PASSWORD}))[0] == 201
+    token = (await log_in(b.url, "ria"))[1]["refresh_token"]
+    for burst in range(MAX_REFRESHES + 1):
+        answers = await asyncio.gather(
+            *(call("POST", f"{(a, b)[n % 2].url}/token/refresh", json={"refresh_token": token}) for n in range(16))
+        )
+        statuses = {status for status, _ in answers}
+        if burst < MAX_REFRESHES:
+            assert statuses == {200}, (burst, answers)
+            successors = {body["refresh_token"] for _, body in answers}
+            assert len(successors) == 1, burst
+            token = successors.pop()
+        else:
+            assert statuses == {429}, answers
+    status, body = await call("POST", f"{a.url}/token/refresh", json={"refresh_token": token})
+    assert status == 429 and "refreshed too often" in body["message"]

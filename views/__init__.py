@@ -19,6 +19,7 @@ from views import (
     page,
     passwords,
     refresh,
+    sessions,
     totp,
 )
 
@@ -41,6 +42,10 @@ ROUTES: list[tuple[str, str, View]] = [
     ("POST", "/totp/recovery-codes", totp.totp_recovery_codes),
     ("POST", "/totp/disable", totp.totp_disable),
     ("GET", "/audit", audit.list_events),
+    ("GET", "/sessions", sessions.list_sessions),
+    # Hex and dashes only, so that /sessions/revoke-others is no session id (malformed ids are a 404 either way).
+    ("DELETE", "/sessions/{id:[0-9A-Fa-f-]+}", sessions.delete_session),
+    ("POST", "/sessions/revoke-others", sessions.revoke_others),
     ("GET", "/.well-known/jwks.json", jwks.jwks),
     ("GET", "/auth/google/login", google_web.google_login),
     ("GET", "/auth/google/callback", google_web.google_callback),

@@ -7,9 +7,9 @@ from aiohttp import web
 import models
 from auth import email_addresses, signin
 from auth.cookies import clear_login_cookie
-from auth.throttling import limit_rate, request_address
+from auth.throttling import limit_rate, request_address, request_user_agent
 from auth.usernames import username_problem
-from core.bodies import json_response, parse, read_json_or_form
+from core.bodies import accepts_form, json_response, parse, read_body
 from core.errors import Conflict, Unprocessable
 from core.keys import (
     authenticator_key,
@@ -24,10 +24,11 @@ from core.shapes import Login, Register
 from middlewares import current_user, login_required
 
 
+@accepts_form
 async def register(request: web.Request) -> web.Response:
     """POST /register: create a password account."""
     settings = request.app[settings_key]
-    data = await read_json_or_form(request)
+    data = await read_body(request)
     username, password, email = parse(Register, data)
     if problem := username_problem(username):
         raise Unprocessable(problem)
@@ -55,13 +56,19 @@ async def register(request: web.Request) -> web.Response:
     return json_response({"id": user.id, "username": user.username}, status=201)
 
 
+@accepts_form
 async def login(request: web.Request) -> web.Response:
     """POST /login: check the password (and one-time code), then issue a JWT in the body and a cookie."""
     refuse_cross_site_sign_in(request)  # login CSRF: another site's form must not sign the browser in
-    data = await read_json_or_form(request)
+    data = await read_body(request)
     username, password, otp = parse(Login, data)
     issued = await signin.with_password(
-        request.app, username=username, password=password, otp=otp, address=request_address(request)
+        request.app,
+        username=username,
+        password=password,
+        otp=otp,
+        address=request_address(request),
+        user_agent=request_user_agent(request),
     )
     return issued.response(request.app[settings_key], cookie=True)
 
@@ -85,7 +92,7 @@ async def get_user(request: web.Request) -> web.Response:
 
 @login_required
 async def logout(request: web.Request) -> web.Response:
-    """POST /logout: the credential used stops working everywhere; `?everywhere=true` ends every one of the user's."""
+    """POST /logout: the session of the credential used ends everywhere; `?everywhere=true` ends all the user's."""
     user, credential = current_user(request), request[credential_key]
     assert credential is not None  # set with the user by the auth middleware
     authenticator = request.app[authenticator_key]
@@ -93,7 +100,7 @@ async def logout(request: web.Request) -> web.Response:
     if request.query.get("everywhere", "").lower() in {"1", "true", "yes"}:
         await authenticator.revoke_all(user.id, address=address, reason="logout")
     else:
-        await authenticator.revoke(credential, user.id, address)
+        await authenticator.logout(credential, user.id, address)
     response = web.Response(status=204)
     clear_login_cookie(response, secure=request.app[settings_key].cookie_secure)
     return response

@@ -6,22 +6,24 @@ from aiohttp import web
 
 from auth import email_addresses
 from auth.throttling import request_address
-from core.bodies import parse, read_json_or_form
+from core.bodies import accepts_form, parse, read_body
 from core.shapes import SetEmail, VerifyEmail
 from middlewares import current_user, login_required
 
 
+@accepts_form
 @login_required
 async def set_email(request: web.Request) -> web.Response:
     """POST /email: make an address the caller's (unverified until /email/verify) and mail it a code."""
-    email = email_addresses.check_address(parse(SetEmail, await read_json_or_form(request)).email)
+    email = email_addresses.check_address(parse(SetEmail, await read_body(request)).email)
     await email_addresses.set_address(request.app, current_user(request), email, address=request_address(request))
     return web.Response(status=204)
 
 
+@accepts_form
 @login_required
 async def verify_email(request: web.Request) -> web.Response:
     """POST /email/verify: the code mailed to the caller's address verifies it."""
-    code = parse(VerifyEmail, await read_json_or_form(request)).code
+    code = parse(VerifyEmail, await read_body(request)).code
     await email_addresses.verify_address(request.app, current_user(request), code, address=request_address(request))
     return web.Response(status=204)

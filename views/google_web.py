@@ -10,9 +10,9 @@ from aiohttp import web
 from yarl import URL
 
 from auth.cookies import set_login_cookie
-from auth.throttling import request_address
+from auth.throttling import request_address, request_user_agent
 from core.errors import BadRequest, NotFound
-from core.keys import settings_key, token_codec_key
+from core.keys import settings_key
 from core.origins import is_loopback, own_origin
 from google_signin import signin
 from google_signin.oidc import code_challenge
@@ -102,7 +102,7 @@ async def google_callback(request: web.Request) -> web.Response:
     if not code or len(code) > MAX_CODE:
         raise BadRequest("The callback carries no authorization code.")
 
-    _, token = await signin.with_web_code(
+    _, token, lifetime = await signin.with_web_code(
         request.app,
         flow=flow,
         code=code,
@@ -110,8 +110,9 @@ async def google_callback(request: web.Request) -> web.Response:
         client_secret=client_secret,
         redirect_uri=redirect_uri(request, settings),
         address=request_address(request),
+        user_agent=request_user_agent(request),
     )
     response = _redirect(flow.next)
-    set_login_cookie(response, token, max_age=request.app[token_codec_key].lifetime, secure=settings.cookie_secure)
+    set_login_cookie(response, token, max_age=lifetime, secure=settings.cookie_secure)
     clear_flow_cookie(response, settings)
     return response

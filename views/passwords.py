@@ -8,7 +8,7 @@ from aiohttp import web
 
 from auth import email_addresses, recovery
 from auth.throttling import request_address
-from core.bodies import json_response, parse, read_json_or_form
+from core.bodies import accepts_form, json_response, parse, read_body
 from core.errors import Unprocessable
 from core.shapes import ChangePassword, ForgotPassword, ResetPassword
 from middlewares import current_user, login_required
@@ -21,18 +21,20 @@ def _account_named(email: str | None, username: str | None) -> tuple[str | None,
     return (email_addresses.check_address(email) if email is not None else None), username
 
 
+@accepts_form
 async def forgot(request: web.Request) -> web.Response:
     """POST /password/forgot: 202 whatever exists; a reset code goes to the account's verified address, if any."""
-    body = parse(ForgotPassword, await read_json_or_form(request))
+    body = parse(ForgotPassword, await read_body(request))
     email, username = _account_named(body.email, body.username)
     await recovery.forgot(request.app, email=email, username=username, address=request_address(request))
     accepted: dict[str, Any] = {}
     return json_response(accepted, status=202)
 
 
+@accepts_form
 async def reset(request: web.Request) -> web.Response:
     """POST /password/reset: a new password with the mailed code; every session of the user ends."""
-    body = parse(ResetPassword, await read_json_or_form(request))
+    body = parse(ResetPassword, await read_body(request))
     email, username = _account_named(body.email, body.username)
     await recovery.reset(
         request.app,
@@ -45,10 +47,11 @@ async def reset(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@accepts_form
 @login_required
 async def change(request: web.Request) -> web.Response:
     """POST /password/change: a new password, given the current one."""
-    body = parse(ChangePassword, await read_json_or_form(request))
+    body = parse(ChangePassword, await read_body(request))
     await recovery.change(
         request.app,
         current_user(request),

@@ -5,10 +5,15 @@
 ALTER TABLE users ADD COLUMN email_verified_at timestamptz;
 CREATE UNIQUE INDEX users_verified_email ON users (lower(email)) WHERE email_verified_at IS NOT NULL;
 
--- The address and whether it is verified are shown from every worker's copy of the user's standing: a change drops it.
-CREATE TRIGGER users_email_changed AFTER UPDATE ON users FOR EACH ROW
-    WHEN (OLD.email IS DISTINCT FROM NEW.email OR OLD.email_verified_at IS DISTINCT FROM NEW.email_verified_at)
-    EXECUTE FUNCTION users_changed();
+-- The address and whether it is verified are shown from every worker's copy of the user's standing: a change draws
+-- a new standing version (sql/0006), which is announced and drops every copy.
+DROP TRIGGER users_standing_moved ON users;
+CREATE TRIGGER users_standing_moved BEFORE UPDATE ON users FOR EACH ROW
+    WHEN (OLD.username IS DISTINCT FROM NEW.username OR OLD.role IS DISTINCT FROM NEW.role
+          OR OLD.tokens_valid_after IS DISTINCT FROM NEW.tokens_valid_after
+          OR OLD.banned_until IS DISTINCT FROM NEW.banned_until OR OLD.deleted_at IS DISTINCT FROM NEW.deleted_at
+          OR OLD.email IS DISTINCT FROM NEW.email OR OLD.email_verified_at IS DISTINCT FROM NEW.email_verified_at)
+    EXECUTE FUNCTION users_standing_moved();
 
 -- One live code per user and purpose, kept as an HMAC (under SECRET_KEY) of the code with its user and purpose.
 -- Every try is counted before it is compared; a code is dead after `tries` reaches the limit, its use, or expiry.
