@@ -18,6 +18,9 @@ from mail.messages import letter, notice
 from models.records import User
 from settings import Settings
 
+# Why sessions ended, as they keep it (sessions.end_reason) and the metrics count it.
+PASSWORD_RESET, PASSWORD_CHANGE = "password_reset", "password_change"
+
 
 def account_key(*, email: str | None, username: str | None) -> str:
     """The counter of the account a forgot or reset attempt names, as named: whether it exists must not show."""
@@ -73,7 +76,8 @@ async def reset(
         raise _too_many(wait)
     await app[password_policy_key].check(password, user_inputs=[username, email])
     password_hash = await app[password_hasher_key].hash(password)
-    user_id = await models.reset_password(
+    authenticator = app[authenticator_key]
+    reset = await models.reset_password(
         db,
         email=email,
         username=username,
@@ -81,19 +85,29 @@ async def reset(
         max_tries=MAX_TRIES,
         password_hash=password_hash,
         cutoff=time.time(),
+        ending=authenticator.ending(address, PASSWORD_RESET),
         notice=notice(settings.secret_key, "password_reset", ip=address),
         address=address,
         throttle_key=account_key(email=email, username=username),
     )
-    if user_id is None:
+    if reset is None:
         raise BadRequest("That code is wrong, used or expired: ask for a new one.", error=INVALID_CODE)
-    authenticator = app[authenticator_key]  # this worker refuses the old credentials at once; the others by notice
-    authenticator.store.forget_user(user_id)
-    authenticator.directory.forget(user_id)
+    user_id, ended = reset
+    # This worker refuses the old credentials at once; the others when the notices reach them.
+    authenticator.ended(user_id, ended, PASSWORD_RESET, cut_off=True)
 
 
-async def change(app: web.Application, user: User, *, current_password: str, password: str, address: str) -> None:
-    """Change the signed-in user's password, given the current one (checked and throttled as a sign-in is)."""
+async def change(
+    app: web.Application,
+    user: User,
+    *,
+    current_password: str,
+    password: str,
+    session_id: str | None,
+    address: str,
+) -> None:
+    """Change the signed-in user's password, given the current one (checked and throttled as a sign-in is); every
+    other session of the user ends (all but `session_id`, the one asking)."""
     settings, db, hasher = app[settings_key], app[db_key], app[password_hasher_key]
     await app[password_policy_key].check(password, user_inputs=[user.username, user.email])
     throttle = LoginThrottle(db, settings, address, user.username)
@@ -106,12 +120,16 @@ async def change(app: web.Application, user: User, *, current_password: str, pas
     if not ok:
         await throttle.failed(user.id, "wrong current password at /password/change")
         raise Forbidden("The current password is wrong.")
-    await models.change_password(
+    authenticator = app[authenticator_key]
+    ended = await models.change_password(
         db,
         user_id=user.id,
         password_hash=await hasher.hash(password),
+        keep_session_id=session_id,
+        ending=authenticator.ending(address, PASSWORD_CHANGE),
         notice=notice(settings.secret_key, "password_changed", ip=address),
         address=address,
         throttle_key=throttle.account_key,
         address_key=throttle.address_key,
     )
+    authenticator.ended(user.id, ended, PASSWORD_CHANGE)

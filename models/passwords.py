@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
-
 from auth.usernames import username_key
 from db.pool import Database
 from mail.messages import CODE_MINUTES, Letter
@@ -11,7 +9,8 @@ from models.accounts import ACCOUNT_NAMED
 from models.email import CODE_EXPIRES, CODE_UPSERT, audit, try_code
 from models.fragments import PASSWORD_PROVED
 from models.mail import NOTICE_INSERT, letter_params
-from models.sessions import END_ALL_SESSIONS
+from models.records import Ending
+from models.sessions import LOCK_USER_FOR_REVOCATION, end_all_sessions_in, end_other_sessions_in
 from models.throttle import CLAIM_CTES
 
 # Password accounts only (a Google user has no password to reset), found by their verified address or their name.
@@ -40,7 +39,7 @@ SELECT max(wait) FROM counted
 FORGOT_BY_EMAIL = FORGOT.format(claim=CLAIM_CTES, account=BY_EMAIL, expires=CODE_EXPIRES, upsert=CODE_UPSERT)
 FORGOT_BY_USERNAME = FORGOT.format(claim=CLAIM_CTES, account=BY_USERNAME, expires=CODE_EXPIRES, upsert=CODE_UPSERT)
 
-# The account a reset names, its row locked first (as every revocation takes it: see models/sessions.py).
+# The account a reset names, its row locked first (as every ending of sessions takes it: see models/sessions.py).
 LOCK_BY_EMAIL = f"SELECT id FROM users WHERE {BY_EMAIL} FOR NO KEY UPDATE"
 LOCK_BY_USERNAME = f"SELECT id FROM users WHERE {BY_USERNAME} FOR NO KEY UPDATE"
 
@@ -91,13 +90,15 @@ async def reset_password(
     max_tries: int,
     password_hash: str,
     cutoff: float,
+    ending: Ending,
     notice: Letter,
     address: str,
     throttle_key: str,
-) -> int | None:
+) -> tuple[int, list[str]] | None:
     """Spend a try of the reset code of the account named; when it matches, set the password, end every session of
-    the user (credentials issued up to `cutoff`), clear its recovery throttle and write the notice, all at once.
-    The user's id, or None when the account or its live code is not there or the code is wrong."""
+    the user (and every JWT issued up to `cutoff`) as `ending` says, clear its recovery throttle and write the notice,
+    all in one transaction. The user's id and the sessions ended, or None when the account or its live code is not
+    there or the code is wrong."""
     async with db.cursor() as cur, cur.transaction():
         await cur.execute(LOCK_BY_EMAIL if email is not None else LOCK_BY_USERNAME, _lookup(email, username))
         row = await cur.fetchone()
@@ -109,20 +110,15 @@ async def reset_password(
         params = {
             "user_id": user_id,
             "password_hash": password_hash,
-            "cutoff": cutoff,
-            "address": address,
-            "reason": "password_reset",
-            "detail": orjson.dumps({"reason": "password_reset"}).decode(),
             "throttle_key": throttle_key,
             **letter_params(notice),
         }
         await cur.execute(SET_PASSWORD, params)
-        for statement in END_ALL_SESSIONS:
-            await cur.execute(statement, params)
+        ended = await end_all_sessions_in(cur, user_id=user_id, cutoff=cutoff, ending=ending)
         await cur.execute(CLEAR_THROTTLE, params)
         await cur.execute(NOTICE_INSERT, params)
         await audit(cur, user_id=user_id, event="password_reset", address=address)
-    return user_id
+    return user_id, ended
 
 
 async def change_password(
@@ -130,12 +126,15 @@ async def change_password(
     *,
     user_id: int,
     password_hash: str,
+    keep_session_id: str | None,
+    ending: Ending,
     notice: Letter,
     address: str,
     throttle_key: str,
     address_key: str,
-) -> None:
-    """Set a new password (the current one proved right: its sign-in throttle is settled) and write the notice."""
+) -> list[str]:
+    """Set a new password (the current one proved right: its sign-in throttle is settled), end every session of the
+    user but `keep_session_id` as `ending` says, and write the notice, in one transaction; the sessions ended."""
     params = {
         "user_id": user_id,
         "password_hash": password_hash,
@@ -145,9 +144,12 @@ async def change_password(
         **letter_params(notice),
     }
     async with db.cursor() as cur, cur.transaction():
+        await cur.execute(LOCK_USER_FOR_REVOCATION, params)
         await cur.execute(CHANGE_PASSWORD, params)
+        ended = await end_other_sessions_in(cur, user_id=user_id, keep_session_id=keep_session_id, ending=ending)
         await cur.execute(NOTICE_INSERT, params)
         await audit(cur, user_id=user_id, event="password_changed", address=address)
+    return ended
 
 
 async def password_hash_of(db: Database, user_id: int) -> str | None:

@@ -6,8 +6,10 @@ import itertools
 
 import pytest
 
+from core.keys import db_key, settings_key
 from tests.support.accounts import NEW_PASSWORD, PASSWORD, log_in, register, verified_account
 from tests.support.common import CLIENT_ID, bearer
+from tests.support.refreshes import revoke_amid_refreshes
 
 INVALID = "invalid_code"
 
@@ -166,3 +168,71 @@ async def test_a_right_current_password_settles_the_sign_in_counters(make_client
     for current, new in itertools.pairwise(passwords):
         assert (await change(client, token, current=current, password=new)).status == 204
     assert await login_status(client, "ann", passwords[-1]) == 200  # neither the account nor the address is locked
+
+
+async def live_sessions(client, user_id):
+    async with client.app[db_key].cursor() as cur:
+        await cur.execute("SELECT end_reason FROM sessions WHERE user_id = %s ORDER BY created_at", (user_id,))
+        return [reason for (reason,) in await cur.fetchall()]
+
+
+async def test_a_change_ends_every_other_session_and_keeps_this_one(mail_client, smtp):
+    await verified_account(mail_client, smtp, "ann", "ann@example.com")
+    here, phone, tablet = [await log_in(mail_client, "ann") for _ in range(3)]
+    assert (await change(mail_client, here["token"])).status == 204
+    for other in (phone, tablet):
+        assert (await mail_client.get("/get-user", headers=bearer(other["token"]))).status == 401
+        refreshed = await mail_client.post("/token/refresh", json={"refresh_token": other["refresh_token"]})
+        assert refreshed.status == 401
+    refreshed = await mail_client.post("/token/refresh", json={"refresh_token": here["refresh_token"]})
+    assert refreshed.status == 200  # this session goes on, refresh token and all
+    listed = await mail_client.get("/sessions", headers=bearer((await refreshed.json())["token"]))
+    assert [s["current"] for s in (await listed.json())["sessions"]] == [True]
+    user_id = (await (await mail_client.get("/get-user", headers=bearer(here["token"]))).json())["user"]["id"]
+    reasons = await live_sessions(mail_client, user_id)  # the first sign-in (verified_account's) and the other two
+    assert reasons.count("password_change") == 3 and reasons.count(None) == 1
+
+
+async def test_a_refresh_in_flight_never_outlives_a_password_change(make_client, smtp):
+    """Refresh loops of the other sessions on one server, a password change on the other: nothing the loops send
+    after the answer succeeds, and every JWT they got is refused on both within a second."""
+    a = await make_client(smtp_url=smtp.url(), refresh_max_per_session=100_000)
+    b = await make_client(
+        smtp_url=smtp.url(), secret_key=a.app[settings_key].secret_key, refresh_max_per_session=100_000
+    )
+    await register(a, "ann")
+    passwords = [PASSWORD] + [f"passphrase number {n} of many" for n in range(8)]
+    for round_, (current, new) in enumerate(itertools.pairwise(passwords)):
+        here, *others = [await log_in(a, "ann", current) for _ in range(3)]
+        await revoke_amid_refreshes(
+            a,
+            b,
+            [s["refresh_token"] for s in others],
+            lambda here=here, current=current, new=new: change(a, here["token"], current=current, password=new),
+            round_=round_,
+        )
+        assert (await a.get("/get-user", headers=bearer(here["token"]))).status == 200
+
+
+async def test_a_refresh_in_flight_never_outlives_a_reset(make_client, smtp):
+    """Refresh loops on one server, a reset by code on the other: every session ends, whatever was in flight."""
+    a = await make_client(smtp_url=smtp.url(), refresh_max_per_session=100_000)
+    b = await make_client(
+        smtp_url=smtp.url(), secret_key=a.app[settings_key].secret_key, refresh_max_per_session=100_000
+    )
+    await verified_account(a, smtp, "ann", "ann@example.com")
+    passwords = [PASSWORD] + [f"passphrase number {n} of many" for n in range(6)]
+    for round_, (current, new) in enumerate(itertools.pairwise(passwords)):
+        sessions = [await log_in(a, "ann", current) for _ in range(3)]
+        assert (await forgot(a, username="ann")).status == 202
+        code = await smtp.code_for("ann@example.com", nth=2 + round_)  # the first was the verification code
+        await revoke_amid_refreshes(
+            a,
+            b,
+            [s["refresh_token"] for s in sessions],
+            lambda code=code, new=new: reset(a, code, password=new, username="ann"),
+            round_=round_,
+        )
+        async with a.app[db_key].cursor() as cur:
+            await cur.execute("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
+            assert await cur.fetchone() == (0,), round_

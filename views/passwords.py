@@ -10,6 +10,7 @@ from auth import email_addresses, recovery
 from auth.throttling import request_address
 from core.bodies import accepts_form, json_response, parse, read_body
 from core.errors import Unprocessable
+from core.keys import credential_key
 from core.shapes import ChangePassword, ForgotPassword, ResetPassword
 from middlewares import current_user, login_required
 
@@ -50,13 +51,15 @@ async def reset(request: web.Request) -> web.Response:
 @accepts_form
 @login_required
 async def change(request: web.Request) -> web.Response:
-    """POST /password/change: a new password, given the current one."""
+    """POST /password/change: a new password, given the current one; the user's other sessions end."""
     body = parse(ChangePassword, await read_body(request))
+    credential = request[credential_key]
     await recovery.change(
         request.app,
         current_user(request),
         current_password=body.current_password,
         password=body.password,
+        session_id=None if credential is None else credential.session_id,
         address=request_address(request),
     )
     return web.Response(status=204)
