@@ -167,7 +167,7 @@ async def with_password(
                 "A valid one-time code is needed: that 'otp' is wrong or was already used.", error=OTP_REQUIRED
             )
     refresh_token, refresh = new_refresh(settings)
-    session = await new_session(PASSWORD, Client(address, user_agent))
+    session = await new_session(PASSWORD, Client(address, user_agent), secret_key=settings.secret_key)
     await models.complete_login(
         db,
         user_id=user.id,

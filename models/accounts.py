@@ -7,7 +7,14 @@ import psycopg2.errors
 from auth.usernames import username_key
 from db.pool import Cursor, Database
 from mail.messages import Letter
-from models.fragments import AUDIT_INSERT, COUNT_IN_WINDOW, PURGE_SESSIONS, SESSION_INSERT, SESSION_VALUES
+from models.fragments import (
+    AUDIT_INSERT,
+    COUNT_IN_WINDOW,
+    PURGE_SESSIONS,
+    SESSION_INSERT,
+    SESSION_VALUES,
+    SIGNED_IN_DEVICE,
+)
 from models.mail import NOTICE_INSERT, letter_params
 from models.records import Account, NewRefreshToken, NewSession, RateLimited, SessionPolicy, User, UsernameTaken
 from models.sessions import session_detail, session_params
@@ -54,6 +61,7 @@ refresh AS (
     SELECT %(refresh_hash)s, id, least(expires_at, now() + make_interval(secs => %(refresh_lifetime)s)) FROM opened
 ),
 audit AS ({AUDIT_INSERT} SELECT id, 'sign_in', 'google', %(address)s, %(detail)s::jsonb FROM account),
+{SIGNED_IN_DEVICE.format(user_id="id", source="FROM account")},
 purged AS (
     DELETE FROM chatter_sessions WHERE id_hash IN (
         SELECT id_hash FROM chatter_sessions WHERE expires_at < now() ORDER BY expires_at LIMIT 50
@@ -73,6 +81,7 @@ WITH account AS (
 ),
 opened AS ({SESSION_INSERT} SELECT {SESSION_VALUES.format(user_id="id")} FROM account),
 audit AS ({AUDIT_INSERT} SELECT id, 'sign_in', 'google_web', %(address)s, %(detail)s::jsonb FROM account),
+{SIGNED_IN_DEVICE.format(user_id="id", source="FROM account")},
 {PURGE_SESSIONS}
 SELECT id, username, role FROM account
 """

@@ -74,13 +74,17 @@ class Account:
 
 @dataclass(frozen=True, slots=True)
 class NewSession:
-    """A session a sign-in opens: its listed id, its kind, and the client it was opened from."""
+    """A session a sign-in opens: its listed id, its kind, the client it was opened from (its device as listed, and
+    as new-device notices compare devices: family and network), and the notice its user gets if that is new."""
 
     id: str
     kind: str  # password, google, google_web or passkey
     ip: str
     user_agent: str
     device: str
+    family: str
+    network: str
+    new_device_notice: Letter
 
 
 @dataclass(frozen=True, slots=True)

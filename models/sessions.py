@@ -23,6 +23,7 @@ from models.fragments import (
     PURGE_SESSIONS,
     SESSION_INSERT,
     SESSION_VALUES,
+    SIGNED_IN_DEVICE,
 )
 from models.mail import NOTICE_INSERT, letter_params
 from models.records import ChatterIdOwner, Ending, NewRefreshToken, NewSession, Revocations, SessionPolicy
@@ -46,6 +47,7 @@ refresh AS (
     SELECT %(refresh_hash)s, id, least(expires_at, now() + make_interval(secs => %(refresh_lifetime)s)) FROM opened
 ),
 audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'sign_in', 'password', %(address)s, %(detail)s::jsonb)),
+{SIGNED_IN_DEVICE.format(user_id="%(user_id)s", source="")},
 {PURGE_SESSIONS}
 SELECT 1
 """
@@ -159,13 +161,17 @@ SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = %(jti)s)
 
 
 def session_params(session: NewSession, policy: SessionPolicy) -> dict[str, object]:
-    """The %(session_*)s parameters of SESSION_VALUES, with the policy's."""
+    """The %(session_*)s parameters of SESSION_VALUES and the %(device_*)s of SIGNED_IN_DEVICE, with the policy's."""
     return {
         "session_id": session.id,
         "session_kind": session.kind,
         "session_ip": session.ip,
         "session_user_agent": session.user_agent,
         "session_device": session.device,
+        "device_family": session.family,
+        "device_network": session.network,
+        "device_letter_kind": session.new_device_notice.kind,
+        "device_letter_sealed": session.new_device_notice.sealed,
         **policy.params(),
     }
 

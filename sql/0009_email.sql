@@ -54,4 +54,19 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER mail_queued AFTER INSERT ON mail_outbox FOR EACH STATEMENT EXECUTE FUNCTION mail_queued();
+-- For each row, not each statement: a sign-in's statement may write a notice or none, and only one written wakes
+-- the senders (the notices of one transaction, all alike, are delivered once).
+CREATE TRIGGER mail_queued AFTER INSERT ON mail_outbox FOR EACH ROW EXECUTE FUNCTION mail_queued();
+
+-- The devices each user signed in from, as new-device notices compare them (auth/devices.py): the User-Agent's family
+-- without versions, and the address's network. Written by every sign-in (models/fragments.py, SIGNED_IN_DEVICE).
+CREATE TABLE known_devices (
+    user_id          bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    family           text NOT NULL,
+    network          text NOT NULL,
+    first_seen_at    timestamptz NOT NULL DEFAULT now(),
+    last_seen_at     timestamptz NOT NULL DEFAULT now(),
+    previous_seen_at timestamptz,  -- the sign-in before the last one from it
+    PRIMARY KEY (user_id, family, network)
+);
+CREATE INDEX known_devices_last_seen_at ON known_devices (last_seen_at);
