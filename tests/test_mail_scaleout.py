@@ -1,5 +1,6 @@
-"""Two servers (two gunicorn masters, two workers each) on one database: each message goes out once, and codes and
-recovery limits hold when many requests race over new connections."""
+"""Two servers (two gunicorn masters, two workers each) on one database: each message goes out once, codes and
+recovery limits hold when many requests race over new connections, and the sessions a password change or reset ends
+are refused everywhere within a second."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import aiohttp
 import psycopg2
 import pytest
 
-from tests.support.accounts import PASSWORD
+from tests.support.accounts import NEW_PASSWORD, PASSWORD
 from tests.support.common import wait_for
 from tests.support.launcher import Gunicorn, base_env
+from tests.support.load import ACCESS_LOG_ARGS, JWT, Credentials, send
+from tests.support.probes import refused_everywhere
 from tests.support.smtp import MailServer
 
 MAX_PER_ACCOUNT = 3
@@ -31,8 +34,12 @@ async def servers(make_database: Any, tmp_path: Path, smtp: MailServer) -> Any:
         SIGNUP_MAX_PER_ADDRESS="1000",
         RECOVERY_MAX_PER_ACCOUNT=str(MAX_PER_ACCOUNT),
         RECOVERY_MAX_PER_ADDRESS="1000",
+        ACCESS_LOG="-",
     )
-    pair = [Gunicorn({**shared, "CHATTERD_VAR_DIR": str(tmp_path / n)}, tmp_path / f"{n}.log") for n in ("a", "b")]
+    pair = [
+        Gunicorn({**shared, "CHATTERD_VAR_DIR": str(tmp_path / n)}, tmp_path / f"{n}.log", extra_args=ACCESS_LOG_ARGS)
+        for n in ("a", "b")
+    ]
     await asyncio.gather(*(server.start() for server in pair))
     try:
         yield pair
@@ -139,3 +146,53 @@ async def test_forgot_is_limited_per_account_when_requests_race(servers, smtp):
     # Any mail past the limit would have been written with the others, and sent by now.
     assert query(servers, "SELECT count(*) FROM mail_outbox WHERE sent_at IS NULL") == [(0,)]
     assert len(smtp.to("ann@x.test")) == 1 + MAX_PER_ACCOUNT
+
+
+async def test_a_password_change_and_a_reset_stop_the_sessions_they_end_on_every_worker_of_both_servers(
+    servers, smtp, capsys
+):
+    """Three sign-ins of one user: a password change from the laptop on B ends the phone's and the tablet's sessions,
+    then a reset by code ends the laptop's: each time every worker of both servers refuses their JWTs within a
+    second of the answer (probed at once on both), and their refresh tokens are refused."""
+    a, b = servers
+    token = await sign_up(a.url, "ann", "ann@x.test")
+    assert (await call(b.url, "/email/verify", {"code": await smtp.code_for("ann@x.test")}, token))[0] == 204
+    login = {"username": "ann", "password": PASSWORD}
+    phone, laptop, tablet = [(await call(server.url, "/login", login))[1] for server in (a, b, a)]
+
+    async def warm(session: dict[str, Any]) -> None:
+        """Every worker of both servers takes the session's JWT."""
+        cred = Credentials(token=session["token"])
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as client:
+            for server in (a, b):
+                shots = [send(client, server.url, JWT, f"warm-{n}", cred, timeout=5) for n in range(16)]
+                assert {shot.status for shot in await asyncio.gather(*shots)} == {200}
+
+    async def stopped_everywhere(ended: dict[str, dict[str, Any]]) -> list[str]:
+        """Probe both servers with each ended session's JWT at once: every worker refuses each within a second."""
+        probed = [(name, s, server) for name, s in ended.items() for server in (a, b)]
+        results = await asyncio.gather(
+            *(refused_everywhere(srv, JWT, Credentials(token=s["token"]), name, bound=1.0) for name, s, srv in probed)
+        )
+        for server in (a, b):
+            for s in ended.values():
+                assert (await call(server.url, "/token/refresh", {"refresh_token": s["refresh_token"]}))[0] == 401
+        assert all(accepted_for < 1.0 for accepted_for, _, _ in results), results
+        return [
+            f"{name} on :{server.port}: all workers by {covered * 1000:.0f} ms"
+            for (name, _, server), (_, covered, _) in zip(probed, results, strict=True)
+        ]
+
+    await warm(phone)
+    await warm(tablet)
+    body = {"current_password": PASSWORD, "password": NEW_PASSWORD}
+    assert (await call(b.url, "/password/change", body, laptop["token"]))[0] == 204
+    figures = await stopped_everywhere({"change-phone": phone, "change-tablet": tablet})
+    await warm(laptop)  # the laptop's session goes on, on every worker of both
+
+    assert (await call(a.url, "/password/forgot", {"email": "ann@x.test"}))[0] == 202
+    body = {"email": "ann@x.test", "code": await smtp.code_for("ann@x.test", nth=2), "password": PASSWORD + "!"}
+    assert (await call(b.url, "/password/reset", body))[0] == 204
+    figures += await stopped_everywhere({"reset-laptop": laptop})
+    with capsys.disabled():
+        print("\npassword change and reset on B, probed on both: " + "; ".join(figures))

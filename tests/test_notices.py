@@ -215,7 +215,8 @@ async def test_forgetting_devices_reads_through_indexes(client):
         await cur.execute(
             "INSERT INTO known_devices (user_id, family, network, last_seen_at)"
             " SELECT users.id, 'Firefox on Linux', 'n' || g,"
-            "        now() - CASE WHEN users.id % 100 = 0 AND g = 1 THEN interval '200 days' ELSE g * interval '1 day' END"
+            "        now() - CASE WHEN users.id % 100 = 0 AND g = 1 THEN interval '200 days'"
+            "                     ELSE g * interval '1 day' END"
             " FROM users, generate_series(1, 10) AS g"
         )
         await cur.execute("ANALYZE known_devices")
