@@ -66,8 +66,8 @@ SESSIONS_OPENED = Counter(
 )
 SESSIONS_ENDED = Counter(
     "chatterd_sessions_ended_total",
-    "Sessions ended before their time, by reason (logout, revoked, revoke_others, refresh_reuse, ...); "
-    "log out everywhere is counted in chatterd_revocations_total only.",
+    "Sessions ended before their time, by reason (logout, revoked, revoke_others, refresh_reuse, password_reset, "
+    "password_change, ...).",
     ["reason"],
 )
 SESSION_LAST_SEEN_WRITES = Counter(
