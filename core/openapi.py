@@ -6,6 +6,9 @@ import re
 from typing import Any, NamedTuple
 
 from auth.cookies import COOKIE_NAME, HOST_COOKIE_NAME
+from core import openapi_parts as parts
+from core import openapi_passkeys as passkeys
+from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN, STEP_UP
 from core.shapes import (
     AUDIT_BEFORE,
     AUDIT_LIMIT,
@@ -19,6 +22,7 @@ from core.shapes import (
     ChangePassword,
     ForgotPassword,
     IntQuery,
+    JsonObject,
     Login,
     Otp,
     OtpauthUri,
@@ -34,33 +38,8 @@ from core.shapes import (
     fields_of,
 )
 
-JSON = "application/json"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
-    media: dict[str, Any] = {"schema": schema}
-    if example is not None:
-        media["example"] = example
-    return {JSON: media}
-
-
-def _ok(description: str, schema: dict[str, Any], status: str = "200") -> dict[str, Any]:
-    return {status: {"description": description, "content": _json(schema)}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
-
-
-def _body(shape: type[NamedTuple], example: dict[str, Any], *, form: bool = False) -> dict[str, Any]:
-    content = _json(_ref(shape.__name__), example)
-    if form:
-        content["application/x-www-form-urlencoded"] = {"schema": _ref(shape.__name__)}
-    return {"required": True, "content": content}
+# Short local names for the shared pieces, as every path below is written with them.
+_ref, _json, _ok, _errors, _body = parts.ref, parts.json_content, parts.ok, parts.errors, parts.body
 
 
 def _text(text: Text) -> dict[str, Any]:
@@ -74,16 +53,25 @@ def _text(text: Text) -> dict[str, Any]:
     return schema
 
 
+def _object(spec: JsonObject) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "allOf": [_ref(spec.schema)]}
+    if spec.description:
+        schema["description"] = spec.description
+    return schema
+
+
 def body_schema(shape: type[NamedTuple]) -> dict[str, Any]:
     """The component schema of a request body, from its shape."""
     properties: dict[str, Any] = {}
     required: list[str] = []
     notes: list[str] = []
     for field in fields_of(shape):
-        properties[field.name] = _text(field.text)
+        spec = field.spec
+        properties[field.name] = _object(spec) if isinstance(spec, JsonObject) else _text(spec)
         if not field.required:
             properties[field.name]["nullable"] = True  # null is taken as absent
-        for alias in field.text.aliases:
+        aliases = spec.aliases if isinstance(spec, Text) else ()
+        for alias in aliases:
             # Untyped: while the field itself is present the alias is never read, whatever it holds.
             properties[alias] = {
                 "description": f"Alias of `{field.name}` (a string with the same limits) when `{field.name}` is absent."
@@ -91,7 +79,7 @@ def body_schema(shape: type[NamedTuple]) -> dict[str, Any]:
             notes.append(
                 f"`{alias}` is accepted in place of `{field.name}` (and ignored when `{field.name}` is given)."
             )
-        if field.required and not field.text.aliases:
+        if field.required and not aliases:
             required.append(field.name)
     schema: dict[str, Any] = {"type": "object"}
     if notes:
@@ -115,12 +103,6 @@ def query_parameter(param: IntQuery[Any]) -> dict[str, Any]:
         parameter["example"] = param.example
     return parameter
 
-
-SIGNED_IN: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
-NO_CONTENT = {"204": {"description": "Done; no body."}}
-# Errors any endpoint may give: a 408 for a body slower than BODY_TIMEOUT, a 413 for a body over the limit, a 503
-# when Postgres is down.
-COMMON = (408, 413, 503)
 
 ERROR_TEXT = {
     400: (
@@ -166,7 +148,7 @@ SCHEMAS: dict[str, Any] = {
                 "type": "string",
                 "description": (
                     "A code for programs, where one is defined (`otp_required` at /login, `invalid_code` for emailed "
-                    "codes)."
+                    "codes, `reauth_required` where a recent sign-in is needed)."
                 ),
             },
         },
@@ -188,6 +170,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "Chatts": {"type": "array", "items": _ref("Chatt")},
     **{shape.__name__: body_schema(shape) for shape in REQUEST_BODIES},
+    **passkeys.SCHEMAS,
     "AddedUser": {
         "type": "object",
         "required": ["username", "chatterID", "lifetime", "token"],
@@ -499,6 +482,7 @@ PATHS: dict[str, Any] = {
         "post": {
             "tags": ["accounts"],
             "summary": "Ten new single-use recovery codes (replacing any earlier ones), shown this once",
+            "description": STEP_UP,
             "operationId": "totpRecoveryCodes",
             "security": SIGNED_IN,
             "responses": {**_ok("The codes.", _ref("RecoveryCodes")), **_errors(401, 403, 422, 503)},
@@ -508,10 +492,12 @@ PATHS: dict[str, Any] = {
         "post": {
             "tags": ["accounts"],
             "summary": "Turn TOTP off, given a current code or a recovery code",
+            "description": "Attempts are counted before the code is checked, as at /login: past LOGIN_MAX_FAILURES "
+            "within LOGIN_LOCKOUT_SECONDS, 429. Each wrong code is written to the audit log. " + STEP_UP,
             "operationId": "totpDisable",
             "security": SIGNED_IN,
             "requestBody": _body(OtpOrRecoveryCode, {"otp": "123456"}, form=True),
-            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
+            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, 429, *COMMON)},
         }
     },
     "/token/refresh": {
@@ -797,6 +783,7 @@ PATHS: dict[str, Any] = {
         }
     },
 }
+PATHS.update(passkeys.PATHS)
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -812,6 +799,7 @@ DOCUMENT: dict[str, Any] = {
         {"name": "chatter", "description": "The course's chatter API (mobile clients)."},
         {"name": "accounts", "description": "Password accounts, JWTs and TOTP."},
         {"name": "sessions", "description": "Sessions and devices: where the caller is signed in."},
+        {"name": "passkeys", "description": "Passkeys (WebAuthn): add, list, delete, sign in; and step-up."},
         {"name": "operations", "description": "Health, readiness and metrics for operators."},
         {"name": "page", "description": "The web page and these docs."},
     ],

@@ -29,6 +29,18 @@ from models.chatts import (
 )
 from models.email import register_with_email, set_email, verify_email
 from models.mail import claim_due_message, purge_done_messages, seconds_to_next_due
+from models.passkeys import (
+    add_passkey,
+    complete_passkey_sign_in,
+    delete_passkey,
+    descriptors_named,
+    descriptors_of,
+    issue_challenge,
+    list_passkeys,
+    passkey_by_credential,
+    take_challenge,
+    user_handle,
+)
 from models.passwords import change_password, password_hash_of, request_password_reset, reset_password
 from models.records import (
     Account,
@@ -65,6 +77,7 @@ from models.sessions import (
     touch_sessions,
 )
 from models.standing import recent_standings, user_standing
+from models.step_up import has_password, reauthenticated_by_passkey, reauthenticated_by_password
 from models.throttle import claim_attempt, count_attempt
 
 __all__ = [
@@ -87,28 +100,39 @@ __all__ = [
     "account_for_login",
     "add_chatts",
     "add_chatts_for_chatter_ids",
+    "add_passkey",
     "change_password",
     "chatter_id_owner",
     "chatts_version",
     "claim_attempt",
     "claim_due_message",
     "complete_login",
+    "complete_passkey_sign_in",
     "count_attempt",
     "create_password_user",
     "delete_chatt",
+    "delete_passkey",
+    "descriptors_named",
+    "descriptors_of",
     "disable_totp",
     "enable_totp",
     "end_all_sessions",
     "end_other_sessions",
     "end_session",
+    "has_password",
+    "issue_challenge",
     "list_chatts",
     "list_events",
     "list_newest_versioned",
+    "list_passkeys",
     "list_sessions",
     "load_revocations",
     "mark_authenticated",
+    "passkey_by_credential",
     "password_hash_of",
     "purge_done_messages",
+    "reauthenticated_by_passkey",
+    "reauthenticated_by_password",
     "recent_standings",
     "record_event",
     "register_with_email",
@@ -124,6 +148,7 @@ __all__ = [
     "set_role",
     "set_totp_secret",
     "sign_in_google_user",
+    "take_challenge",
     "token_revoked",
     "totp_state",
     "touch_sessions",
@@ -131,6 +156,7 @@ __all__ = [
     "use_recovery_code",
     "use_totp_step",
     "user_by_name",
+    "user_handle",
     "user_standing",
     "verify_email",
 ]

@@ -9,8 +9,8 @@ from db.pool import Cursor, Database
 from mail.messages import Letter
 from models.fragments import (
     AUDIT_INSERT,
-    COUNT_IN_WINDOW,
     PURGE_SESSIONS,
+    RATE_ATTEMPT,
     SESSION_INSERT,
     SESSION_VALUES,
     SIGNED_IN_DEVICE,
@@ -23,13 +23,7 @@ from models.sessions import session_detail, session_params
 # its chatterID and refresh token. The per-address rate count is part of the same statement: nothing is written past
 # the limit. Each sign-in also removes a few expired chatterIDs and sessions, so no full-table DELETE is needed.
 SIGN_IN_GOOGLE_USER = f"""
-WITH attempt AS (
-    INSERT INTO throttle AS t (key, hits, max_hits, window_start)
-    SELECT %(rate_key)s, 1, 0, now() WHERE %(limit)s > 0
-    ON CONFLICT (key) DO UPDATE SET {COUNT_IN_WINDOW}
-    RETURNING hits, extract(epoch FROM now() - window_start)::float8 AS age
-),
-allowed AS (SELECT 1 WHERE %(limit)s = 0 OR (SELECT hits FROM attempt) <= %(limit)s),
+WITH {RATE_ATTEMPT},
 existing AS (SELECT id, username, role FROM users WHERE google_sub = %(sub)s),
 inserted AS (
     INSERT INTO users (username, google_sub, email)
@@ -168,6 +162,7 @@ SELECT count(*) FROM enabled
 
 DISABLE_TOTP = f"""
 WITH codes AS (DELETE FROM recovery_codes WHERE user_id = %(user_id)s),
+cleared AS (DELETE FROM throttle WHERE key = %(throttle_key)s),
 audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'totp_off', NULL, %(address)s, '{{}}')),
 notice AS ({NOTICE_INSERT})
 UPDATE users SET totp_enabled = false, totp_secret = NULL, totp_last_step = NULL WHERE id = %(user_id)s
@@ -326,6 +321,8 @@ async def enable_totp(db: Database, *, user_id: int, secret: str, step: int, add
     return bool(enabled)
 
 
-async def disable_totp(db: Database, user_id: int, address: str, notice: Letter) -> None:
-    """Turn TOTP off and drop the recovery codes (audited, and the user told)."""
-    await db.execute(DISABLE_TOTP, {"user_id": user_id, "address": address, **letter_params(notice)})
+async def disable_totp(db: Database, user_id: int, address: str, throttle_key: str, notice: Letter) -> None:
+    """Turn TOTP off, drop the recovery codes and clear the counter of attempts at them (audited, and the user
+    told)."""
+    params = {"user_id": user_id, "address": address, "throttle_key": throttle_key, **letter_params(notice)}
+    await db.execute(DISABLE_TOTP, params)

@@ -7,7 +7,7 @@ from db.pool import Database
 from mail.messages import CODE_MINUTES, Letter
 from models.accounts import ACCOUNT_NAMED
 from models.email import CODE_EXPIRES, CODE_UPSERT, audit, try_code
-from models.fragments import PASSWORD_PROVED
+from models.fragments import PASSWORD_ACCEPTED
 from models.mail import NOTICE_INSERT, letter_params
 from models.records import Ending
 from models.sessions import LOCK_USER_FOR_REVOCATION, end_all_sessions_in, end_other_sessions_in
@@ -44,7 +44,7 @@ LOCK_BY_EMAIL = f"SELECT id FROM users WHERE {BY_EMAIL} FOR NO KEY UPDATE"
 LOCK_BY_USERNAME = f"SELECT id FROM users WHERE {BY_USERNAME} FOR NO KEY UPDATE"
 
 SET_PASSWORD = "UPDATE users SET password_hash = %(password_hash)s WHERE id = %(user_id)s"
-CHANGE_PASSWORD = f"WITH {PASSWORD_PROVED} {SET_PASSWORD}"
+CHANGE_PASSWORD = f"WITH {PASSWORD_ACCEPTED} {SET_PASSWORD}"
 CLEAR_THROTTLE = "DELETE FROM throttle WHERE key = %(throttle_key)s"
 SELECT_PASSWORD_HASH = "SELECT password_hash FROM users WHERE id = %s"
 
@@ -141,6 +141,7 @@ async def change_password(
         "address": address,
         "throttle_key": throttle_key,
         "address_key": address_key,
+        "new_hash": None,  # the password is set after, not rehashed
         **letter_params(notice),
     }
     async with db.cursor() as cur, cur.transaction():

@@ -19,7 +19,7 @@ from models.fragments import (
     ISO_UTC,
     LIVE_SESSION,
     NOTIFY,
-    PASSWORD_PROVED,
+    PASSWORD_ACCEPTED,
     PURGE_SESSIONS,
     SESSION_INSERT,
     SESSION_VALUES,
@@ -37,10 +37,7 @@ WHERE c.id_hash = %s AND c.expires_at > now() AND s.ended_at IS NULL
 
 # Everything a successful password sign-in writes, in one round trip.
 COMPLETE_LOGIN = f"""
-WITH {PASSWORD_PROVED},
-rehashed AS (
-    UPDATE users SET password_hash = %(new_hash)s WHERE id = %(user_id)s AND %(new_hash)s::text IS NOT NULL
-),
+WITH {PASSWORD_ACCEPTED},
 opened AS ({SESSION_INSERT} VALUES ({SESSION_VALUES.format(user_id="%(user_id)s")}) RETURNING id, expires_at),
 refresh AS (
     INSERT INTO refresh_tokens (token_hash, session_id, expires_at)

@@ -16,9 +16,10 @@ function say(text, isError = false) {
 }
 
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, code = null) {
     super(message);
     this.status = status;
+    this.code = code; // the contract's "error" code, where it gives one (otp_required, reauth_required, ...)
   }
 }
 
@@ -38,7 +39,9 @@ async function api(method, path, body) {
   });
   const isJson = (resp.headers.get("Content-Type") || "").includes("application/json");
   const data = isJson ? await resp.json() : null;
-  if (!resp.ok) throw new ApiError(resp.status, (data && data.message) || resp.statusText || "Request failed");
+  if (!resp.ok) {
+    throw new ApiError(resp.status, (data && data.message) || resp.statusText || "Request failed", data && data.error);
+  }
   return data;
 }
 
@@ -136,6 +139,8 @@ function showSignedIn() {
   $("security").hidden = !signedIn;
   $("sessions").hidden = !signedIn;
   $("post-username-label").hidden = signedIn;
+  // The page's other parts (passkeys) follow the signed-in state too.
+  document.dispatchEvent(new CustomEvent("chatter:signed-in", { detail: { user: state.user } }));
   if (signedIn) {
     $("whoami-name").textContent = state.user.username;
     $("whoami-role").textContent = state.user.role === "user" ? "" : "(" + state.user.role + ")";

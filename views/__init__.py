@@ -17,9 +17,11 @@ from views import (
     health,
     jwks,
     page,
+    passkeys,
     passwords,
     refresh,
     sessions,
+    step_up,
     totp,
 )
 
@@ -54,6 +56,16 @@ ROUTES: list[tuple[str, str, View]] = [
     ("POST", "/password/forgot", passwords.forgot),
     ("POST", "/password/reset", passwords.reset),
     ("POST", "/password/change", passwords.change),
+    ("POST", "/reauthenticate", step_up.reauthenticate),
+    ("POST", "/passkeys/register/options", passkeys.register_options),
+    ("POST", "/passkeys/register", passkeys.register),
+    ("GET", "/passkeys", passkeys.list_passkeys),
+    # An id is a UUID: so that /passkeys/login and its neighbours are never taken for one.
+    ("DELETE", "/passkeys/{id:[0-9a-fA-F-]{36}}", passkeys.delete_passkey),
+    ("POST", "/passkeys/login/options", passkeys.login_options),
+    ("POST", "/passkeys/login", passkeys.login),
+    ("GET", "/.well-known/assetlinks.json", passkeys.asset_links),
+    ("GET", "/.well-known/apple-app-site-association", passkeys.apple_app_site_association),
     # operations, docs and the web page
     ("GET", "/healthz", health.healthz),
     ("GET", "/readyz", health.readyz),
