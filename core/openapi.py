@@ -6,6 +6,7 @@ import re
 from typing import Any, NamedTuple
 
 from auth.cookies import COOKIE_NAME, HOST_COOKIE_NAME
+from core import openapi_email as email
 from core import openapi_parts as parts
 from core import openapi_passkeys as passkeys
 from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN, STEP_UP
@@ -19,8 +20,6 @@ from core.shapes import (
     SESSION_KINDS,
     SESSIONS_LISTED,
     AddUser,
-    ChangePassword,
-    ForgotPassword,
     IntQuery,
     JsonObject,
     Login,
@@ -31,10 +30,7 @@ from core.shapes import (
     PostChatt,
     Refresh,
     Register,
-    ResetPassword,
-    SetEmail,
     Text,
-    VerifyEmail,
     fields_of,
 )
 
@@ -513,74 +509,6 @@ PATHS: dict[str, Any] = {
             "responses": {**_ok("Rotated.", _ref("Token")), **_errors(400, 401, 422, 429, *COMMON)},
         }
     },
-    "/email": {
-        "post": {
-            "tags": ["accounts"],
-            "summary": "Set or change the caller's email address; a 6-digit code goes to it",
-            "description": (
-                "The address is unverified until /email/verify. A verified address it replaces is told of the change. "
-                "Nothing changes when it already is the caller's verified address."
-            ),
-            "operationId": "setEmail",
-            "security": SIGNED_IN,
-            "requestBody": _body(SetEmail, {"email": "alice@example.com"}, form=True),
-            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 409, 422, 429, *COMMON)},
-        }
-    },
-    "/email/verify": {
-        "post": {
-            "tags": ["accounts"],
-            "summary": "Verify the caller's address with the code mailed to it",
-            "description": "A code works once, for 15 minutes, and at most 5 tries; then ask /email for a new one.",
-            "operationId": "verifyEmail",
-            "security": SIGNED_IN,
-            "requestBody": _body(VerifyEmail, {"code": "123456"}, form=True),
-            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 409, 422, *COMMON)},
-        }
-    },
-    "/password/forgot": {
-        "post": {
-            "tags": ["accounts"],
-            "summary": "Mail a password reset code to the account's verified address",
-            "description": (
-                "Always 202, whether or not the account exists or has a verified address (and in the same time). "
-                "Counted per account named and per client address: 429 past the limits."
-            ),
-            "operationId": "forgotPassword",
-            "requestBody": _body(ForgotPassword, {"email": "alice@example.com"}, form=True),
-            "responses": {**_ok("Accepted.", _ref("Empty"), status="202"), **_errors(400, 422, 429, *COMMON)},
-        }
-    },
-    "/password/reset": {
-        "post": {
-            "tags": ["accounts"],
-            "summary": "Set a new password with the code from /password/forgot; every session of the user ends",
-            "operationId": "resetPassword",
-            "requestBody": _body(
-                ResetPassword,
-                {"email": "alice@example.com", "code": "123456", "password": "a new long passphrase"},
-                form=True,
-            ),
-            "responses": {**NO_CONTENT, **_errors(400, 422, 429, *COMMON)},
-        }
-    },
-    "/password/change": {
-        "post": {
-            "tags": ["accounts"],
-            "summary": "Change the caller's password, given the current one",
-            "description": (
-                "Every other session of the user ends. A wrong current password is a 403, counted as a failed sign-in."
-            ),
-            "operationId": "changePassword",
-            "security": SIGNED_IN,
-            "requestBody": _body(
-                ChangePassword,
-                {"current_password": "correct horse battery", "password": "a new long passphrase"},
-                form=True,
-            ),
-            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, 429, *COMMON)},
-        }
-    },
     "/audit": {
         "get": {
             "tags": ["operations"],
@@ -784,6 +712,7 @@ PATHS: dict[str, Any] = {
     },
 }
 PATHS.update(passkeys.PATHS)
+PATHS.update(email.PATHS)
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",

@@ -242,7 +242,7 @@ async function onSetEmail(event) {
   event.preventDefault();
   const { email } = formValues(event.target);
   try {
-    await api("POST", "/email", { email });
+    await withStepUp(() => api("POST", "/email", { email }));
     event.target.reset();
     await loadUser();
     say("A code is on its way to " + email + ".");
@@ -268,7 +268,7 @@ async function onChangePassword(event) {
   event.preventDefault();
   const { current_password, password } = formValues(event.target);
   try {
-    await api("POST", "/password/change", { current_password, password });
+    await withStepUp(() => api("POST", "/password/change", { current_password, password }));
     event.target.reset();
     say("Your password was changed.");
   } catch (err) {

@@ -12,7 +12,9 @@ import pytest
 from core.keys import db_key, settings_key
 from models.fragments import KNOWN_DEVICE_DAYS, SIGNED_IN_DEVICE
 from tests.support.accounts import PASSWORD, log_in, register, verified_account
+from tests.support.authenticator import Authenticator
 from tests.support.common import CLIENT_ID, bearer, wait_for
+from tests.support.passkeys import ORIGIN, RP_ID, add_passkey
 
 
 async def turn_totp_on(client, token):
@@ -32,6 +34,22 @@ async def test_totp_turned_on_and_off_is_told(mail_client, smtp):
     [*_, off] = await smtp.wait_for_mail("ann@example.com", 3)
     assert off["Subject"] == "Two-factor sign-in was turned off"
     assert totp.secret  # the secret was real: both changes happened
+
+
+async def test_passkeys_added_and_removed_are_told(make_client, smtp):
+    client = await make_client(smtp_url=smtp.url(), webauthn_rp_id=RP_ID, webauthn_origins=(ORIGIN,))
+    token = await verified_account(client, smtp, "ann", "ann@example.com")
+    created = await add_passkey(client, token, Authenticator(ORIGIN), name="Work laptop")
+    [_, added] = await smtp.wait_for_mail("ann@example.com", 2)
+    assert added["Subject"] == "A passkey was added to your chatterd account"
+    assert "\u201cWork laptop\u201d" in added.get_content() and "127.0.0.1" in added.get_content()
+    assert (await client.delete(f"/passkeys/{created['id']}", headers=bearer(token))).status == 204
+    assert (await client.delete(f"/passkeys/{created['id']}", headers=bearer(token))).status == 404  # nothing to tell
+    [*_, removed] = await smtp.wait_for_mail("ann@example.com", 3)
+    assert removed["Subject"] == "A passkey was removed from your chatterd account"
+    assert "\u201cWork laptop\u201d" in removed.get_content()
+    await settled(client, smtp, "probe")
+    assert len(smtp.to("ann@example.com")) == 3
 
 
 async def test_a_reused_refresh_token_is_told(make_client, smtp):

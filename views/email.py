@@ -8,13 +8,13 @@ from auth import email_addresses
 from auth.throttling import request_address
 from core.bodies import accepts_form, parse, read_body
 from core.shapes import SetEmail, VerifyEmail
-from middlewares import current_user, login_required
+from middlewares import current_user, login_required, requires_recent_auth
 
 
 @accepts_form
-@login_required
+@requires_recent_auth
 async def set_email(request: web.Request) -> web.Response:
-    """POST /email: make an address the caller's (unverified until /email/verify) and mail it a code."""
+    """POST /email (step-up): make an address the caller's (unverified until /email/verify) and mail it a code."""
     email = email_addresses.check_address(parse(SetEmail, await read_body(request)).email)
     await email_addresses.set_address(request.app, current_user(request), email, address=request_address(request))
     return web.Response(status=204)

@@ -12,7 +12,7 @@ from core.bodies import accepts_form, json_response, parse, read_body
 from core.errors import Unprocessable
 from core.keys import credential_key
 from core.shapes import ChangePassword, ForgotPassword, ResetPassword
-from middlewares import current_user, login_required
+from middlewares import current_user, requires_recent_auth
 
 
 def _account_named(email: str | None, username: str | None) -> tuple[str | None, str | None]:
@@ -49,9 +49,9 @@ async def reset(request: web.Request) -> web.Response:
 
 
 @accepts_form
-@login_required
+@requires_recent_auth
 async def change(request: web.Request) -> web.Response:
-    """POST /password/change: a new password, given the current one; the user's other sessions end."""
+    """POST /password/change (step-up): a new password, given the current one; the user's other sessions end."""
     body = parse(ChangePassword, await read_body(request))
     credential = request[credential_key]
     await recovery.change(
