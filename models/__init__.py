@@ -79,6 +79,7 @@ from models.sessions import (
 from models.standing import recent_standings, user_standing
 from models.step_up import has_password, reauthenticated_by_passkey, reauthenticated_by_password
 from models.throttle import claim_attempt, count_attempt
+from models.users import set_user_role, user_by_id, users_by_email
 
 __all__ = [
     "Account",
@@ -147,6 +148,7 @@ __all__ = [
     "set_email",
     "set_role",
     "set_totp_secret",
+    "set_user_role",
     "sign_in_google_user",
     "take_challenge",
     "token_revoked",
@@ -155,8 +157,10 @@ __all__ = [
     "upsert_google_user",
     "use_recovery_code",
     "use_totp_step",
+    "user_by_id",
     "user_by_name",
     "user_handle",
     "user_standing",
+    "users_by_email",
     "verify_email",
 ]
