@@ -312,6 +312,8 @@ class Settings:
                 "PUBLIC_URL is not set: Google web sign-in answers only on localhost; set PUBLIC_URL to the site's "
                 "public URL (its redirect URI is PUBLIC_URL + /auth/google/callback)"
             )
+        if not self.smtp_url:
+            said.append("SMTP_URL is not set: mail (codes included) is written to the log instead of being sent")
         return said
 
     def log_warnings(self, *, before_fork: bool = False) -> None:

@@ -198,8 +198,7 @@ async def mail_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.smtp_url:
         transport = SmtpTransport(SmtpTarget.from_url(settings.smtp_url), ca_file=settings.smtp_ca_file)
     else:
-        logger.warning("SMTP_URL is not set: mail (codes included) is written to the log instead of being sent")
-        transport = LogTransport()
+        transport = LogTransport()  # said once per server among the settings' warnings
     events = app[events_key]
     sender = MailSender(
         events,
