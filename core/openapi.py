@@ -6,6 +6,7 @@ import re
 from typing import Any, NamedTuple
 
 from auth.cookies import COOKIE_NAME, HOST_COOKIE_NAME
+from core import openapi_email as email
 from core import openapi_page as page
 from core import openapi_parts as parts
 from core import openapi_passkeys as passkeys
@@ -102,7 +103,10 @@ def query_parameter(param: IntQuery[Any]) -> dict[str, Any]:
 
 
 ERROR_TEXT = {
-    400: "The body is not valid JSON (or form data where form data is accepted).",
+    400: (
+        "The body is not valid JSON (or form data where form data is accepted); or an emailed code that is wrong, "
+        'used, expired or out of tries (`"error": "invalid_code"`).'
+    ),
     401: "No credentials where they are required, or unknown, expired, revoked or forged ones.",
     403: (
         "Valid credentials without the needed role, a cross-site request signed in by cookie alone, a sign-in "
@@ -110,7 +114,7 @@ ERROR_TEXT = {
     ),
     404: "Unknown path or record.",
     408: "The body did not arrive within BODY_TIMEOUT; the connection is closed.",
-    409: "The username is already taken.",
+    409: "The username is already taken, or the email address is verified by another account.",
     413: "The body is over the size limit.",
     422: "Valid JSON of the wrong shape: a missing field, a wrong type, an empty or over-long value, a NUL character.",
     429: "Too many attempts; come back after Retry-After seconds.",
@@ -140,8 +144,10 @@ SCHEMAS: dict[str, Any] = {
             "message": {"type": "string", "description": "What went wrong, for a person."},
             "error": {
                 "type": "string",
-                "description": "A code for programs, where one is defined (`otp_required` at /login, "
-                "`reauth_required` where a recent sign-in is needed).",
+                "description": (
+                    "A code for programs, where one is defined (`otp_required` at /login, `invalid_code` for emailed "
+                    "codes, `reauth_required` where a recent sign-in is needed)."
+                ),
             },
         },
         "additionalProperties": False,
@@ -264,11 +270,17 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "user": {
                 "type": "object",
-                "required": ["id", "username", "role"],
+                "required": ["id", "username", "role", "email", "email_verified"],
                 "properties": {
                     "id": {"type": "integer"},
                     "username": {"type": "string"},
                     "role": {"type": "string", "enum": list(ROLES)},
+                    "email": {"type": "string", "nullable": True, "description": "As typed; null when none."},
+                    "email_verified": {
+                        "type": "boolean",
+                        "description": "Whether the address was confirmed with a mailed code (only then does mail "
+                        "other than that code go to it).",
+                    },
                 },
             }
         },
@@ -420,7 +432,12 @@ PATHS: dict[str, Any] = {
             "tags": ["accounts"],
             "summary": "Create a password account",
             "operationId": "register",
-            "requestBody": _body(Register, {"username": "alice", "password": "correct horse"}, form=True),
+            "description": "With `email`, a 6-digit code goes to that address; /email/verify confirms it.",
+            "requestBody": _body(
+                Register,
+                {"username": "alice", "password": "correct horse battery", "email": "alice@example.com"},
+                form=True,
+            ),
             "responses": {
                 **_ok("Created.", _ref("Registered"), status="201"),
                 **_errors(400, 409, 422, 429, *COMMON),
@@ -723,6 +740,7 @@ PATHS: dict[str, Any] = {
 }
 PATHS.update(passkeys.PATHS)
 PATHS.update(page.PATHS)
+PATHS.update(email.PATHS)
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",

@@ -58,6 +58,7 @@ function showSignedIn() {
   $("whoami").hidden = !signedIn;
   $("account").hidden = signedIn;
   $("totp").hidden = !signedIn;
+  $("security").hidden = !signedIn;
   $("sessions").hidden = !signedIn;
   $("post-username-label").hidden = signedIn;
   // The page's other parts (passkeys) follow the signed-in state too.
@@ -65,6 +66,9 @@ function showSignedIn() {
   if (signedIn) {
     $("whoami-name").textContent = state.user.username;
     $("whoami-role").textContent = state.user.role === "user" ? "" : "(" + state.user.role + ")";
+    $("email-address").textContent = state.user.email || "none";
+    $("email-state").textContent = state.user.email ? (state.user.email_verified ? "(verified)" : "(not verified)") : "";
+    $("verify-form").hidden = !state.user.email || state.user.email_verified;
     loadSessions();
   } else {
     $("sessions-list").replaceChildren();
@@ -115,15 +119,85 @@ async function onLogin(event) {
 
 async function onRegister(event) {
   event.preventDefault();
-  const { username, password } = formValues(event.target);
+  const { username, password, email } = formValues(event.target);
   try {
     setToken(null);
-    await api("POST", "/register", { username, password });
+    await api("POST", "/register", email ? { username, password, email } : { username, password });
     await login(username, password);
     event.target.reset();
-    say("Registered and signed in as " + state.user.username + ".");
+    const mailed = email ? " A code is on its way to " + email + ": enter it under “Verify your email”." : "";
+    say("Registered and signed in as " + state.user.username + "." + mailed);
   } catch (err) {
     say("Could not register: " + err.message, true);
+  }
+}
+
+// ---- email and password ------------------------------------------------------------------------------------------
+
+// An account is named by its email address or its username; an "@" tells which.
+function accountNamed(text) {
+  return text.includes("@") ? { email: text } : { username: text };
+}
+
+async function onForgot(event) {
+  event.preventDefault();
+  const { account } = formValues(event.target);
+  try {
+    await api("POST", "/password/forgot", accountNamed(account));
+    $("reset-form").elements.account.value = account;
+    say("If that account has a verified email address, a code is on its way to it.");
+  } catch (err) {
+    say("Could not ask for a code: " + err.message, true);
+  }
+}
+
+async function onReset(event) {
+  event.preventDefault();
+  const { account, code, password } = formValues(event.target);
+  try {
+    await api("POST", "/password/reset", { ...accountNamed(account), code, password });
+    event.target.reset();
+    say("Your password was reset: sign in with the new one.");
+  } catch (err) {
+    say("Could not reset the password: " + err.message, true);
+  }
+}
+
+async function onSetEmail(event) {
+  event.preventDefault();
+  const { email } = formValues(event.target);
+  try {
+    await withStepUp(() => api("POST", "/email", { email }));
+    event.target.reset();
+    await loadUser();
+    say("A code is on its way to " + email + ".");
+  } catch (err) {
+    say("Could not set the email address: " + err.message, true);
+  }
+}
+
+async function onVerify(event) {
+  event.preventDefault();
+  const { code } = formValues(event.target);
+  try {
+    await api("POST", "/email/verify", { code });
+    event.target.reset();
+    await loadUser();
+    say("Your email address is verified.");
+  } catch (err) {
+    say("Could not verify the email address: " + err.message, true);
+  }
+}
+
+async function onChangePassword(event) {
+  event.preventDefault();
+  const { current_password, password } = formValues(event.target);
+  try {
+    await withStepUp(() => api("POST", "/password/change", { current_password, password }));
+    event.target.reset();
+    say("Your password was changed.");
+  } catch (err) {
+    say("Could not change the password: " + err.message, true);
   }
 }
 
@@ -305,6 +379,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("post-form").addEventListener("submit", postChatt);
   $("login-form").addEventListener("submit", onLogin);
   $("register-form").addEventListener("submit", onRegister);
+  $("forgot-form").addEventListener("submit", onForgot);
+  $("reset-form").addEventListener("submit", onReset);
+  $("email-form").addEventListener("submit", onSetEmail);
+  $("verify-form").addEventListener("submit", onVerify);
+  $("change-password-form").addEventListener("submit", onChangePassword);
   $("logout").addEventListener("click", onLogout);
   $("totp-setup").addEventListener("click", onTotpSetup);
   $("sessions-revoke-others").addEventListener("click", onRevokeOthers);
