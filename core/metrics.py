@@ -179,8 +179,8 @@ SESSIONS_OPENED = PendingCounter(
 )
 SESSIONS_ENDED = PendingCounter(
     "chatterd_sessions_ended_total",
-    "Sessions ended before their time, by reason (logout, revoked, revoke_others, refresh_reuse, ...); "
-    "log out everywhere is counted in chatterd_revocations_total only.",
+    "Sessions ended before their time, by reason (logout, revoked, revoke_others, refresh_reuse, password_reset, "
+    "password_change, ...).",
     ("reason",),
 )
 SESSION_LAST_SEEN_WRITES = PendingCounter(
@@ -191,6 +191,11 @@ CERTIFICATE_FETCHES = PendingCounter(
     "chatterd_google_certificate_fetches_total",
     "Fetches of Google's signing certificates, by outcome (success, failure).",
     ("outcome",),
+)
+MAIL_ATTEMPTS = PendingCounter(
+    "chatterd_mail_attempts_total",
+    "Attempts to hand an outbox message to the relay, by kind of message and outcome (sent, retry, failed).",
+    ("kind", "outcome"),
 )
 
 

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from db.pool import Database
+from mail.messages import Letter
 from models.accounts import ACCOUNT_NAMED
-from models.fragments import AUDIT_INSERT, ISO_UTC, PURGE_SESSIONS, RATE_ATTEMPT, SESSION_INSERT, SESSION_VALUES
+from models.fragments import (
+    AUDIT_INSERT,
+    ISO_UTC,
+    PURGE_SESSIONS,
+    RATE_ATTEMPT,
+    SESSION_INSERT,
+    SESSION_VALUES,
+    SIGNED_IN_DEVICE,
+)
+from models.mail import NOTICE_INSERT, letter_params
 from models.records import (
     NewRefreshToken,
     NewSession,
@@ -80,7 +91,8 @@ WITH added AS (
     ON CONFLICT (credential_id) DO NOTHING
     RETURNING id, name, created_at
 ),
-audit AS ({AUDIT_INSERT} SELECT %(user_id)s, 'passkey_added', NULL, %(address)s, '{{}}' FROM added)
+audit AS ({AUDIT_INSERT} SELECT %(user_id)s, 'passkey_added', NULL, %(address)s, '{{}}' FROM added),
+notice AS ({NOTICE_INSERT} AND EXISTS (SELECT 1 FROM added))
 SELECT id::text, name, to_char(created_at AT TIME ZONE 'UTC', {ISO_UTC}) FROM added
 """
 
@@ -90,9 +102,12 @@ SELECT id::text, name, to_char(created_at AT TIME ZONE 'UTC', {ISO_UTC}),
 FROM passkeys WHERE user_id = %s ORDER BY created_at, id
 """
 
+# The name first, for the notice (its row locked: of two deletions at once, the second finds nothing), then the rest.
+SELECT_PASSKEY_NAME = "SELECT name FROM passkeys WHERE id = %(id)s::uuid AND user_id = %(user_id)s FOR UPDATE"
 DELETE_PASSKEY = f"""
 WITH deleted AS (DELETE FROM passkeys WHERE id = %(id)s::uuid AND user_id = %(user_id)s RETURNING id),
-audit AS ({AUDIT_INSERT} SELECT %(user_id)s, 'passkey_removed', NULL, %(address)s, '{{}}' FROM deleted)
+audit AS ({AUDIT_INSERT} SELECT %(user_id)s, 'passkey_removed', NULL, %(address)s, '{{}}' FROM deleted),
+notice AS ({NOTICE_INSERT} AND EXISTS (SELECT 1 FROM deleted))
 SELECT count(*) FROM deleted
 """
 
@@ -114,6 +129,7 @@ refresh AS (
     SELECT %(refresh_hash)s, id, least(expires_at, now() + make_interval(secs => %(refresh_lifetime)s)) FROM opened
 ),
 audit AS ({AUDIT_INSERT} SELECT user_id, 'sign_in', 'passkey', %(address)s, %(detail)s::jsonb FROM used),
+{SIGNED_IN_DEVICE.format(user_id="user_id", source="FROM used")},
 {PURGE_SESSIONS}
 SELECT EXISTS (SELECT 1 FROM used)
 """
@@ -215,8 +231,10 @@ async def add_passkey(
     backed_up: bool,
     max_count: int,
     address: str,
+    notice: Letter,
 ) -> PasskeyEntry:
-    """Register a credential for the user; TooManyPasskeys at `max_count`, PasskeyTaken if it is registered."""
+    """Register a credential for the user (audited, and the user told); TooManyPasskeys at `max_count`, PasskeyTaken
+    if it is registered."""
     params = {
         "user_id": user_id,
         "credential_id": credential_id,
@@ -226,6 +244,7 @@ async def add_passkey(
         "transports": transports,
         "backed_up": backed_up,
         "address": address,
+        **letter_params(notice),
     }
     async with db.cursor() as cur, cur.transaction():
         await cur.execute(LOCK_USER, params)
@@ -246,9 +265,19 @@ async def list_passkeys(db: Database, user_id: int) -> list[PasskeyEntry]:
     return [PasskeyEntry(*row) for row in rows]
 
 
-async def delete_passkey(db: Database, *, passkey_id: str, user_id: int, address: str) -> bool:
-    """Remove one of the user's passkeys; False when the user has none with that id."""
-    (deleted,) = await db.fetch_one(DELETE_PASSKEY, {"id": passkey_id, "user_id": user_id, "address": address})
+async def delete_passkey(
+    db: Database, *, passkey_id: str, user_id: int, address: str, notice_for: Callable[[str], Letter]
+) -> bool:
+    """Remove one of the user's passkeys (audited, and the user told with the letter `notice_for` writes for its
+    name); False when the user has none with that id."""
+    params: dict[str, object] = {"id": passkey_id, "user_id": user_id, "address": address}
+    async with db.cursor() as cur, cur.transaction():
+        await cur.execute(SELECT_PASSKEY_NAME, params)
+        row = await cur.fetchone()
+        if row is None:
+            return False
+        await cur.execute(DELETE_PASSKEY, {**params, **letter_params(notice_for(str(row[0])))})
+        (deleted,) = await cur.fetchone()
     return bool(deleted)
 
 

@@ -57,9 +57,7 @@ async def delete_passkey(request: web.Request) -> web.Response:
     """DELETE /passkeys/{id}: remove one of the caller's passkeys; 404 for an unknown id or another user's."""
     passkey_id = canonical_uuid(request.match_info["id"])
     user = current_user(request)
-    if passkey_id is None or not await models.delete_passkey(
-        request.app[db_key], passkey_id=passkey_id, user_id=user.id, address=request_address(request)
-    ):
+    if passkey_id is None or not await passkeys.remove(request.app, user, passkey_id, address=request_address(request)):
         raise NotFound("You have no passkey with that id.")
     return web.Response(status=204)
 
