@@ -519,6 +519,8 @@ async def adduser_flood(b: Bench) -> Row:
         if b.options.warmup > 0:
             await b.wrk_run(specs, url=server.url, duration=b.options.warmup)
         pg_before = await asyncio.to_thread(b.postgres.cpu_seconds)
+        pids = server.worker_pids()
+        workers_before = sum(cpu_seconds(pid) for pid in pids)
         started = time.monotonic()
         runs = []
         for i in range(b.options.runs):
@@ -531,6 +533,7 @@ async def adduser_flood(b: Bench) -> Row:
             if profiler is not None:
                 b.profile_notes.append(("adduser_flood", await profiler.finish()))
         pg_share = (await asyncio.to_thread(b.postgres.cpu_seconds) - pg_before) / (time.monotonic() - started)
+        workers_used = sum(cpu_seconds(pid) for pid in pids) - workers_before
     finally:
         await server.stop()
     # Every answer but the first few of each window is a 429: those are the figure (non-2xx, as wrk counts them).
@@ -545,6 +548,8 @@ async def adduser_flood(b: Bench) -> Row:
         f"req/s counts the 429s only: {sum(r.non_2xx for r in runs):,} of {answered:,} answers;"
         f" Postgres used {100 * pg_share:.1f} % of a core meanwhile (limit {100 * FLOOD_POSTGRES_CORE:.0f} %)"
     )
+    if answered:
+        row.notes.append(f"{1e6 * workers_used / answered:.0f} µs of worker CPU per answer")
     if errors:
         row.notes.append(f"{errors} socket errors or timeouts")
     row.judge(errors <= 0.001 * max(1, answered), b.ratio_at_least(row, 0.5), pg_share < FLOOD_POSTGRES_CORE)
