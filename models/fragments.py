@@ -10,6 +10,9 @@ HITS_IN_WINDOW = f"CASE WHEN {WINDOW_OVER} THEN 1 ELSE t.hits + 1 END"
 COUNT_IN_WINDOW = f"""hits = {HITS_IN_WINDOW},
     window_start = CASE WHEN {WINDOW_OVER} THEN now() ELSE t.window_start END"""
 
+# A user row `users` whose credentials may still act (not deleted, not banned): checked again where a write happens.
+USER_IN_GOOD_STANDING = "users.deleted_at IS NULL AND (users.banned_until IS NULL OR users.banned_until <= now())"
+
 # Every audit entry goes through these columns.
 AUDIT_INSERT = "INSERT INTO auth_events (user_id, event, kind, address, detail)"
 
@@ -57,3 +60,7 @@ purged_ended AS (
         ORDER BY ended_at LIMIT {PURGE_BATCH} FOR UPDATE SKIP LOCKED
     )
 )"""
+
+# A ban's end as the contract writes it: ISO 8601 UTC, "infinity" for a ban without end, null when not banned now.
+BANNED_UNTIL = f"""CASE WHEN users.banned_until = 'infinity' THEN 'infinity'
+    WHEN users.banned_until > now() THEN to_char(users.banned_until AT TIME ZONE 'UTC', {ISO_UTC}) END"""

@@ -31,6 +31,14 @@ class UsernameTaken(Exception):
     """Another password account already has this username."""
 
 
+class NotAdmitted(Exception):
+    """A sign-in found its user banned (`banned`) or deleted, and opened no session."""
+
+    def __init__(self, *, banned: bool) -> None:
+        super().__init__("banned" if banned else "deleted")
+        self.banned = banned
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     """A password account as login needs it."""
@@ -40,6 +48,7 @@ class Account:
     totp_secret: str | None
     totp_enabled: bool
     totp_last_step: int | None
+    banned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +100,7 @@ class Refreshed:
     """The outcome of presenting a refresh token: the user and session when it was rotated, else why not.
 
     `expires_in` is how many seconds the session has left before its absolute limit; `retry_after` is set when the
-    session refreshed too often.
+    session refreshed too often; `banned` when its user is banned.
     """
 
     user: User | None
@@ -99,6 +108,7 @@ class Refreshed:
     expires_in: float = 0.0
     reuse_detected: bool = False
     retry_after: float | None = None
+    banned: bool = False
 
 
 @dataclass(frozen=True, slots=True)

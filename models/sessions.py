@@ -22,6 +22,7 @@ from models.fragments import (
     PURGE_SESSIONS,
     SESSION_INSERT,
     SESSION_VALUES,
+    USER_IN_GOOD_STANDING,
 )
 from models.records import ChatterIdOwner, Ending, NewRefreshToken, NewSession, Revocations, SessionPolicy
 
@@ -37,17 +38,21 @@ COMPLETE_LOGIN = f"""
 WITH cleared AS (DELETE FROM throttle WHERE key = %(throttle_key)s),
 -- Attempts are counted before they are evaluated; the address's counter keeps only failures, so one comes back.
 refunded AS (UPDATE throttle SET hits = greatest(hits - 1, 0) WHERE key = %(address_key)s),
+-- Held until commit: a ban or deletion waits for this sign-in (then ends its session), or this waits for it and
+-- opens nothing.
+admitted AS (SELECT id FROM users WHERE id = %(user_id)s AND {USER_IN_GOOD_STANDING} FOR SHARE),
 rehashed AS (
-    UPDATE users SET password_hash = %(new_hash)s WHERE id = %(user_id)s AND %(new_hash)s::text IS NOT NULL
+    UPDATE users SET password_hash = %(new_hash)s FROM admitted
+    WHERE users.id = admitted.id AND %(new_hash)s::text IS NOT NULL
 ),
-opened AS ({SESSION_INSERT} VALUES ({SESSION_VALUES.format(user_id="%(user_id)s")}) RETURNING id, expires_at),
+opened AS ({SESSION_INSERT} SELECT {SESSION_VALUES.format(user_id="id")} FROM admitted RETURNING id, expires_at),
 refresh AS (
     INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
     SELECT %(refresh_hash)s, id, least(expires_at, now() + make_interval(secs => %(refresh_lifetime)s)) FROM opened
 ),
-audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'sign_in', 'password', %(address)s, %(detail)s::jsonb)),
+audit AS ({AUDIT_INSERT} SELECT id, 'sign_in', 'password', %(address)s, %(detail)s::jsonb FROM admitted),
 {PURGE_SESSIONS}
-SELECT 1
+SELECT EXISTS (SELECT 1 FROM admitted)
 """
 
 LOCK_USER_FOR_REVOCATION = "SELECT id FROM users WHERE id = %(user_id)s FOR NO KEY UPDATE"
@@ -198,9 +203,12 @@ async def complete_login(
     policy: SessionPolicy,
     refresh: NewRefreshToken,
     address: str,
-) -> None:
-    """Record a successful password sign-in: clear the account's failures, rehash, open a session, audit."""
-    await db.execute(
+) -> bool:
+    """Record a successful password sign-in: clear the account's failures, rehash, open a session, audit.
+
+    False when the user was banned or deleted meanwhile: then no session was opened.
+    """
+    (admitted,) = await db.fetch_one(
         COMPLETE_LOGIN,
         {
             "user_id": user_id,
@@ -214,6 +222,7 @@ async def complete_login(
             **session_params(session, policy),
         },
     )
+    return bool(admitted)
 
 
 async def list_sessions(db: Database, *, user_id: int, policy: SessionPolicy, limit: int) -> list[dict[str, str]]:

@@ -125,8 +125,8 @@ async def test_full_flow_sets_the_login_cookie(web, google):
     assert bearer.status == 200
 
     async with web.app[db_key].cursor() as cur:
-        await cur.execute("SELECT google_sub, email FROM users")
-        assert await cur.fetchall() == [("1234567890", "test@example.com")]
+        await cur.execute("SELECT sub, identity.email, users.email FROM google_identities AS identity, users")
+        assert await cur.fetchall() == [("1234567890", "test@example.com", "test@example.com")]
         await cur.execute("SELECT count(*) FROM chatter_sessions")
         assert await cur.fetchone() == (0,)  # a cookie sign-in opens no chatterID session
 

@@ -20,6 +20,8 @@ from tests.support.load import ACCESS_LOG_ARGS, CHATTERID, JWT, Credentials, goo
 PASSWORD = "correct horse battery"
 MAX_FAILURES = 3
 MAX_REFRESHES = 5
+# The user a Google subject (a parameter) signs in as, for an operator's SQL.
+OF_SUB = "id = (SELECT user_id FROM google_identities WHERE sub = %s)"
 
 
 @pytest.fixture
@@ -243,7 +245,7 @@ async def test_a_demotion_and_rename_in_sql_reach_every_worker_within_a_second(s
         signed_in = await google_sign_in(
             session, a.url, google.id_token(client_id=CLIENT_ID, sub="demoted", name="Dee"), CLIENT_ID
         )
-    await asyncio.to_thread(run_sql, url, "UPDATE users SET role = 'admin' WHERE google_sub = 'demoted'")
+    await asyncio.to_thread(run_sql, url, f"UPDATE users SET role = 'admin' WHERE {OF_SUB}", ("demoted",))
     credentials = {"jwt": signed_in["token"], "chatterid": signed_in["chatterID"]}
     workers = all_workers(servers)
     probes = 0
@@ -261,7 +263,7 @@ async def test_a_demotion_and_rename_in_sql_reach_every_worker_within_a_second(s
 
     await wait_for(lambda: everyone_says("admin", "Dee", "before"), timeout=10.0, what="every worker to see the admin")
     await asyncio.to_thread(
-        run_sql, url, "UPDATE users SET role = 'user', username = 'Dee Renamed' WHERE google_sub = 'demoted'"
+        run_sql, url, f"UPDATE users SET role = 'user', username = 'Dee Renamed' WHERE {OF_SUB}", ("demoted",)
     )
     changed = time.monotonic()
     # Old answers are allowed only within the first second; by then all four workers answer with the new standing.
@@ -286,7 +288,7 @@ async def test_a_jwt_of_a_deleted_user_is_refused_by_every_worker(servers, googl
     token, chatter_id = signed_in["token"], signed_in["chatterID"]
     for n in range(8):
         assert (await fetch("GET", f"{servers[n % 2].url}/get-user", f"alive-{n}", token=token))[0] == 200
-    await asyncio.to_thread(run_sql, a.env["DATABASE_URL"], "DELETE FROM users WHERE google_sub = 'gone'")
+    await asyncio.to_thread(run_sql, a.env["DATABASE_URL"], f"DELETE FROM users WHERE {OF_SUB}", ("gone",))
     deleted = time.monotonic()
     probes = 0
 
