@@ -144,6 +144,8 @@ class Settings:
     refresh_window_seconds: int = 3600
     session_idle_timeout: int = 14 * 24 * 3600
     session_max_age: int = 90 * 24 * 3600
+    # Sensitive actions need a sign-in within this many seconds in the current session (step-up).
+    reauth_max_age: int = 300
 
     def __post_init__(self) -> None:
         if len(self.secret_key.encode()) < 32:
@@ -217,5 +219,6 @@ class Settings:
             refresh_window_seconds=_int(env, "REFRESH_WINDOW_SECONDS", 3600, minimum=1),
             session_idle_timeout=_int(env, "SESSION_IDLE_TIMEOUT", 14 * 24 * 3600, minimum=300),
             session_max_age=_int(env, "SESSION_MAX_AGE", 90 * 24 * 3600, minimum=300),
+            reauth_max_age=_int(env, "REAUTH_MAX_AGE", 300, minimum=1),
             signup_window_seconds=_int(env, "SIGNUP_WINDOW_SECONDS", 3600, minimum=1),
         )

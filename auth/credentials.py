@@ -287,5 +287,10 @@ class Authenticator:
         REVOCATIONS.labels("all").inc()
         # The users row's trigger tells every worker; this one forgets at once, after the change is committed.
         await models.end_all_sessions(self.db, user_id=user_id, cutoff=time.time(), address=address, reason=reason)
+        self.standing_changed(user_id)
+
+    def standing_changed(self, user_id: int) -> None:
+        """Forget, here and at once, what this worker knows of a user whose standing was just committed changed
+        (banned, deleted, demoted, logged out everywhere): the users row's trigger tells every other worker."""
         self.store.forget_user(user_id)
         self.directory.forget(user_id)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+from core import openapi_identities as identities
+from core import openapi_parts as parts
+from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN, query_parameter
 from core.shapes import (
     AUDIT_BEFORE,
     AUDIT_LIMIT,
@@ -15,7 +18,6 @@ from core.shapes import (
     SESSION_KINDS,
     SESSIONS_LISTED,
     AddUser,
-    IntQuery,
     Login,
     Otp,
     OtpauthUri,
@@ -28,33 +30,8 @@ from core.shapes import (
     fields_of,
 )
 
-JSON = "application/json"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
-    media: dict[str, Any] = {"schema": schema}
-    if example is not None:
-        media["example"] = example
-    return {JSON: media}
-
-
-def _ok(description: str, schema: dict[str, Any], status: str = "200") -> dict[str, Any]:
-    return {status: {"description": description, "content": _json(schema)}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
-
-
-def _body(shape: type[NamedTuple], example: dict[str, Any], *, form: bool = False) -> dict[str, Any]:
-    content = _json(_ref(shape.__name__), example)
-    if form:
-        content["application/x-www-form-urlencoded"] = {"schema": _ref(shape.__name__)}
-    return {"required": True, "content": content}
+# Short local names for the shared pieces, as every path below is written with them.
+_ref, _json, _ok, _errors, _body = parts.ref, parts.json_content, parts.ok, parts.errors, parts.body
 
 
 def _text(text: Text) -> dict[str, Any]:
@@ -96,34 +73,19 @@ def body_schema(shape: type[NamedTuple]) -> dict[str, Any]:
     return schema
 
 
-def query_parameter(param: IntQuery[Any]) -> dict[str, Any]:
-    """The description of a whole-number query parameter, from its declaration."""
-    schema: dict[str, Any] = {"type": "integer", "minimum": param.minimum, "maximum": param.maximum}
-    if param.default is not None:
-        schema["default"] = param.default
-    parameter: dict[str, Any] = {"name": param.name, "in": "query"}
-    if param.description:
-        parameter["description"] = param.description
-    parameter["schema"] = schema
-    if param.example is not None:
-        parameter["example"] = param.example
-    return parameter
-
-
-SIGNED_IN: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
-NO_CONTENT = {"204": {"description": "Done; no body."}}
-# Errors any endpoint may give: a 413 for a body over the limit, a 503 when Postgres is down.
-COMMON = (413, 503)
-
 ERROR_TEXT = {
     400: "The body is not valid JSON (or form data where form data is accepted).",
-    401: "No credentials where they are required, or unknown, expired, revoked or forged ones.",
+    401: (
+        "No credentials where they are required, or unknown, expired, revoked or forged ones; for a sensitive action, "
+        'no sign-in within REAUTH_MAX_AGE seconds (`"error": "reauth_required"`).'
+    ),
     403: (
         "Valid credentials without the needed role, a cross-site request signed in by cookie alone, a sign-in "
-        "posted from another site (Origin or Referer neither this site nor CORS_ORIGINS), or a feature off."
+        "posted from another site (Origin or Referer neither this site nor CORS_ORIGINS), a feature off, or a sign-in "
+        'by a banned user (`"error": "banned"`).'
     ),
     404: "Unknown path or record.",
-    409: "The username is already taken.",
+    409: "A conflict: a username already taken, or what the operation's description says.",
     413: "The body is over the size limit.",
     422: "Valid JSON of the wrong shape: a missing field, a wrong type, an empty or over-long value, a NUL character.",
     429: "Too many attempts; come back after Retry-After seconds.",
@@ -153,7 +115,8 @@ SCHEMAS: dict[str, Any] = {
             "message": {"type": "string", "description": "What went wrong, for a person."},
             "error": {
                 "type": "string",
-                "description": "A code for programs, where one is defined (`otp_required` at /login).",
+                "description": "A code for programs, where one is defined: `otp_required` (/login), "
+                "`reauth_required` (step-up), `banned` (a banned user's sign-in).",
             },
         },
         "additionalProperties": False,
@@ -174,6 +137,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "Chatts": {"type": "array", "items": _ref("Chatt")},
     **{shape.__name__: body_schema(shape) for shape in REQUEST_BODIES},
+    **identities.SCHEMAS,
     "AddedUser": {
         "type": "object",
         "required": ["username", "chatterID", "lifetime", "token"],
@@ -388,7 +352,7 @@ PATHS: dict[str, Any] = {
             "summary": "Sign in with a Google ID token; get a chatterID and a JWT",
             "operationId": "addUser",
             "requestBody": _body(AddUser, {"clientID": "1234.apps.googleusercontent.com", "idToken": "eyJ..."}),
-            "responses": {**_ok("Signed in.", _ref("AddedUser")), **_errors(400, 401, 422, 429, *COMMON)},
+            "responses": {**_ok("Signed in.", _ref("AddedUser")), **_errors(400, 401, 403, 422, 429, *COMMON)},
         }
     },
     "/postauth/": {
@@ -499,7 +463,7 @@ PATHS: dict[str, Any] = {
             "(429 past that).",
             "operationId": "refreshToken",
             "requestBody": _body(Refresh, {"refresh_token": "x" * 43}, form=True),
-            "responses": {**_ok("Rotated.", _ref("Token")), **_errors(400, 401, 422, 429, *COMMON)},
+            "responses": {**_ok("Rotated.", _ref("Token")), **_errors(400, 401, 403, 422, 429, *COMMON)},
         }
     },
     "/audit": {
@@ -641,7 +605,7 @@ PATHS: dict[str, Any] = {
                     "cookie's, or no `code`: start again."
                 ),
                 "404": GOOGLE_WEB_OFF,
-                **_errors(401, 429, 503),
+                **_errors(401, 403, 429, 503),
             },
         }
     },
@@ -705,6 +669,8 @@ PATHS: dict[str, Any] = {
     },
 }
 
+PATHS.update(identities.PATHS)
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
@@ -719,6 +685,7 @@ DOCUMENT: dict[str, Any] = {
         {"name": "chatter", "description": "The course's chatter API (mobile clients)."},
         {"name": "accounts", "description": "Password accounts, JWTs and TOTP."},
         {"name": "sessions", "description": "Sessions and devices: where the caller is signed in."},
+        *identities.TAGS,
         {"name": "operations", "description": "Health, readiness and metrics for operators."},
         {"name": "page", "description": "The web page and these docs."},
     ],

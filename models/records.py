@@ -142,3 +142,35 @@ class Standing:
         if self.deleted or (self.banned_until is not None and self.banned_until > now):
             return False
         return issued_at is None or issued_at > self.tokens_valid_after
+
+
+class UnknownUser(Exception):
+    """No (undeleted) user has the given id."""
+
+
+class IdentityTaken(Exception):
+    """That Google account is already another user's."""
+
+
+class HasPassword(Exception):
+    """The user already has a password."""
+
+
+class TooManyIdentities(Exception):
+    """The user has as many Google accounts linked as one may have."""
+
+
+class NoSuchIdentity(Exception):
+    """The user has no identity of that kind (or with that id)."""
+
+
+class WhichIdentity(Exception):
+    """The user has several identities of that kind: the one meant must be named."""
+
+
+class LastWayIn(Exception):
+    """Removing this would leave the user no way to sign in."""
+
+
+class LastAdmin(Exception):
+    """This would leave no admin who can act (not banned, not deleted)."""

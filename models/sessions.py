@@ -10,9 +10,11 @@ of that session succeeds.
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
-from db.pool import Database
+from db.pool import Cursor, Database
 from models.fragments import (
     AUDIT_INSERT,
     CHANNEL_LITERAL,
@@ -98,7 +100,7 @@ END_ALL_SESSIONS = [
     "UPDATE sessions SET ended_at = now(), end_reason = %(reason)s WHERE user_id = %(user_id)s AND ended_at IS NULL",
     "DELETE FROM chatter_sessions WHERE session_id IN (SELECT id FROM sessions WHERE user_id = %(user_id)s)",
     "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = %(user_id)s)",
-    f"{AUDIT_INSERT} VALUES (%(user_id)s, 'logout_everywhere', NULL, %(address)s, %(detail)s::jsonb)",
+    f"{AUDIT_INSERT} VALUES (%(user_id)s, %(event)s, NULL, %(address)s, %(detail)s::jsonb)",
 ]
 
 SELECT_SESSIONS = f"""
@@ -281,16 +283,32 @@ async def _end(db: Database, statement: str, params: dict[str, object], ending: 
 
 async def end_all_sessions(db: Database, *, user_id: int, cutoff: float, address: str, reason: str) -> None:
     """Log a user out everywhere: every session with its chatterID and refresh tokens, and every JWT up to `cutoff`."""
+    async with db.cursor() as cur, cur.transaction():
+        await end_all_sessions_in(cur, user_id=user_id, cutoff=cutoff, address=address, reason=reason)
+
+
+async def end_all_sessions_in(
+    cur: Cursor,
+    *,
+    user_id: int,
+    cutoff: float,
+    address: str,
+    reason: str,
+    event: str = "logout_everywhere",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """end_all_sessions within a transaction already open on `cur` (which should hold the users row, or take it
+    first here); audited as `event` with `detail` beside the reason."""
     params = {
         "user_id": user_id,
         "cutoff": cutoff,
         "address": address,
         "reason": reason,
-        "detail": orjson.dumps({"reason": reason}).decode(),
+        "event": event,
+        "detail": orjson.dumps({"reason": reason, **(detail or {})}).decode(),
     }
-    async with db.cursor() as cur, cur.transaction():
-        for statement in END_ALL_SESSIONS:
-            await cur.execute(statement, params)
+    for statement in END_ALL_SESSIONS:
+        await cur.execute(statement, params)
 
 
 async def touch_sessions(db: Database, session_ids: list[str], *, interval: float) -> tuple[dict[str, float], int]:
