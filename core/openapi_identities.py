@@ -29,6 +29,14 @@ BANNED_UNTIL = {
     "nullable": True,
     "description": 'When the ban ends (ISO 8601 UTC), `"infinity"` for a ban without end; null when not banned.',
 }
+# What every view of a user shows.
+USER = {
+    "id": {"type": "integer"},
+    "username": {"type": "string"},
+    "email": {"type": "string", "nullable": True},
+    "role": {"type": "string", "enum": list(ROLES)},
+    "created_at": ISO,
+}
 USER_ID = {
     "name": "id",
     "in": "path",
@@ -60,15 +68,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "AdminUser": {
         "type": "object",
-        "required": ["id", "username", "email", "role", "created_at", "banned_until"],
-        "properties": {
-            "id": {"type": "integer"},
-            "username": {"type": "string"},
-            "email": {"type": "string", "nullable": True},
-            "role": {"type": "string", "enum": list(ROLES)},
-            "created_at": ISO,
-            "banned_until": BANNED_UNTIL,
-        },
+        "required": [*USER, "banned_until"],
+        "properties": {**USER, "banned_until": BANNED_UNTIL},
     },
     "AdminUsers": {
         "type": "object",
@@ -110,13 +111,9 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "profile": {
                 "type": "object",
-                "required": ["id", "username", "email", "role", "created_at", "has_password", "totp_enabled"],
+                "required": [*USER, "has_password", "totp_enabled"],
                 "properties": {
-                    "id": {"type": "integer"},
-                    "username": {"type": "string"},
-                    "email": {"type": "string", "nullable": True},
-                    "role": {"type": "string", "enum": list(ROLES)},
-                    "created_at": ISO,
+                    **USER,
                     "has_password": {"type": "boolean"},
                     "totp_enabled": {"type": "boolean"},
                     "banned_until": BANNED_UNTIL,

@@ -25,11 +25,12 @@ from models.records import (
     WhichIdentity,
 )
 
-# How many ways in the user has; the row is held until the change commits.
-LOCK_WAYS_IN = """
+# The user's row, held until the change commits; then, in a statement of its own (whose snapshot is taken once the
+# lock is held, and so sees what the change before committed), how many ways in the user has.
+LOCK_USER = "SELECT id FROM users WHERE id = %(user_id)s AND deleted_at IS NULL FOR NO KEY UPDATE"
+WAYS_IN = """
 SELECT (password_hash IS NOT NULL)::int, (SELECT count(*) FROM google_identities WHERE user_id = users.id)
-FROM users WHERE id = %(user_id)s AND deleted_at IS NULL
-FOR NO KEY UPDATE
+FROM users WHERE id = %(user_id)s
 """
 
 # Each identity as GET /identities lists it: its kind first, then what tells it apart.
@@ -100,11 +101,12 @@ async def list_identities(db: Database, user_id: int) -> list[dict[str, Any]]:
 
 async def _lock_ways_in(cur: Cursor, user_id: int) -> tuple[int, int]:
     """Hold the user's row until commit; (1 if they have a password else 0, how many Google accounts)."""
-    await cur.execute(LOCK_WAYS_IN, {"user_id": user_id})
-    row = await cur.fetchone()
-    if row is None:
+    await cur.execute(LOCK_USER, {"user_id": user_id})
+    if await cur.fetchone() is None:
         raise UnknownUser(user_id)
-    return int(row[0]), int(row[1])
+    await cur.execute(WAYS_IN, {"user_id": user_id})
+    password, google = await cur.fetchone()
+    return int(password), int(google)
 
 
 async def link_google(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -94,20 +95,10 @@ async def set_role(request: web.Request) -> web.Response:
     role = parse(RoleChange, await read_json(request)).role
     if role not in ROLES:
         raise Unprocessable(f"The role must be one of {', '.join(ROLES)}.")
-    try:
-        await models.set_user_role(
-            request.app[db_key],
-            user_id=user_id,
-            role=role,
-            by=current_user(request).id,
-            address=request_address(request),
-        )
-    except models.UnknownUser:
-        raise NotFound(NO_SUCH_USER) from None
-    except models.LastAdmin:
-        raise Conflict(LAST_ADMIN) from None
-    request.app[authenticator_key].standing_changed(user_id)
-    return web.Response(status=204)
+    change = models.set_user_role(
+        request.app[db_key], user_id=user_id, role=role, by=current_user(request).id, address=request_address(request)
+    )
+    return await _apply(request, user_id, change)
 
 
 @requires("admin")
@@ -116,33 +107,37 @@ async def ban(request: web.Request) -> web.Response:
     refused (403 banned) until then."""
     user_id = _user_id(request)
     until, reason = parse(Ban, await read_json(request) if request.body_exists else {})
-    try:
-        await models.ban_user(
-            request.app[db_key],
-            user_id=user_id,
-            until=ban_end(until, datetime.now(UTC)),
-            reason=reason,
-            by=current_user(request).id,
-            address=request_address(request),
-            cutoff=time.time(),
-        )
-    except models.UnknownUser:
-        raise NotFound(NO_SUCH_USER) from None
-    except models.LastAdmin:
-        raise Conflict(LAST_ADMIN) from None
-    request.app[authenticator_key].standing_changed(user_id)
-    return web.Response(status=204)
+    end = ban_end(until, datetime.now(UTC))
+    change = models.ban_user(
+        request.app[db_key],
+        user_id=user_id,
+        until=end,
+        reason=reason,
+        by=current_user(request).id,
+        address=request_address(request),
+        cutoff=time.time(),
+    )
+    return await _apply(request, user_id, change)
 
 
 @requires("admin")
 async def unban(request: web.Request) -> web.Response:
     """DELETE /admin/users/{id}/ban: the user may sign in again."""
     user_id = _user_id(request)
+    change = models.unban_user(
+        request.app[db_key], user_id=user_id, by=current_user(request).id, address=request_address(request)
+    )
+    return await _apply(request, user_id, change)
+
+
+async def _apply(request: web.Request, user_id: int, change: Awaitable[None]) -> web.Response:
+    """Make an admin's change to a user (404 for no such user, 409 when it would leave no admin): 204, and in force
+    on this worker at once (the users row's trigger tells every other)."""
     try:
-        await models.unban_user(
-            request.app[db_key], user_id=user_id, by=current_user(request).id, address=request_address(request)
-        )
+        await change
     except models.UnknownUser:
         raise NotFound(NO_SUCH_USER) from None
+    except models.LastAdmin:
+        raise Conflict(LAST_ADMIN) from None
     request.app[authenticator_key].standing_changed(user_id)
     return web.Response(status=204)
