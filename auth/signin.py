@@ -164,6 +164,7 @@ async def with_password(
             )
     if account.banned:
         SIGN_INS.labels("password", "banned").inc()
+        await models.settle_password(db, throttle_key=throttle.account_key, address_key=throttle.address_key)
         raise refusal(NotAdmitted(banned=True))
     refresh_token, refresh = new_refresh(settings)
     session = await new_session(PASSWORD, Client(address, user_agent))

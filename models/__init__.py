@@ -69,7 +69,7 @@ from models.sessions import (
     touch_sessions,
 )
 from models.standing import recent_standings, user_standing
-from models.throttle import claim_attempt, count_attempt
+from models.throttle import claim_attempt, count_attempt, settle_password
 
 __all__ = [
     "DELETED_NAME",
@@ -131,6 +131,7 @@ __all__ = [
     "set_role",
     "set_totp_secret",
     "set_user_role",
+    "settle_password",
     "sign_in_google_user",
     "token_revoked",
     "totp_state",

@@ -10,6 +10,11 @@ HITS_IN_WINDOW = f"CASE WHEN {WINDOW_OVER} THEN 1 ELSE t.hits + 1 END"
 COUNT_IN_WINDOW = f"""hits = {HITS_IN_WINDOW},
     window_start = CASE WHEN {WINDOW_OVER} THEN now() ELSE t.window_start END"""
 
+# The password proved right (a sign-in, a password change): the account's failures are cleared, and the attempt,
+# counted before it was evaluated, comes back to the address, whose counter keeps only failures. Two CTEs.
+PASSWORD_PROVED = """cleared AS (DELETE FROM throttle WHERE key = %(throttle_key)s),
+refunded AS (UPDATE throttle SET hits = greatest(hits - 1, 0) WHERE key = %(address_key)s)"""
+
 # A user row `users` whose credentials may still act (not deleted, not banned): checked again where a write happens.
 USER_IN_GOOD_STANDING = "users.deleted_at IS NULL AND (users.banned_until IS NULL OR users.banned_until <= now())"
 

@@ -21,6 +21,7 @@ from models.fragments import (
     ISO_UTC,
     LIVE_SESSION,
     NOTIFY,
+    PASSWORD_PROVED,
     PURGE_SESSIONS,
     SESSION_INSERT,
     SESSION_VALUES,
@@ -37,9 +38,7 @@ WHERE c.id_hash = %s AND c.expires_at > now() AND s.ended_at IS NULL
 
 # Everything a successful password sign-in writes, in one round trip.
 COMPLETE_LOGIN = f"""
-WITH cleared AS (DELETE FROM throttle WHERE key = %(throttle_key)s),
--- Attempts are counted before they are evaluated; the address's counter keeps only failures, so one comes back.
-refunded AS (UPDATE throttle SET hits = greatest(hits - 1, 0) WHERE key = %(address_key)s),
+WITH {PASSWORD_PROVED},
 -- Held until commit: a ban or deletion waits for this sign-in (then ends its session), or this waits for it and
 -- opens nothing.
 admitted AS (SELECT id FROM users WHERE id = %(user_id)s AND {USER_IN_GOOD_STANDING} FOR SHARE),

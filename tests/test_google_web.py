@@ -592,3 +592,17 @@ def test_simple_cookie_parses_our_flow_cookie():
     parsed = SimpleCookie()
     parsed.load(f"{FLOW_COOKIE}={value}")
     assert parsed[FLOW_COOKIE].value == value
+
+
+async def test_a_banned_users_web_sign_in_is_refused(web, google):
+    assert (await sign_in(web)).status == 302
+    async with web.app[db_key].cursor() as cur:
+        await cur.execute("UPDATE users SET banned_until = now() + interval '1 day'")
+        await cur.execute("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
+        (live,) = await cur.fetchone()
+    resp = await sign_in(web)
+    assert resp.status == 403
+    assert (await resp.json())["error"] == "banned"
+    async with web.app[db_key].cursor() as cur:
+        await cur.execute("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
+        assert await cur.fetchone() == (live,)  # no session opened for it
