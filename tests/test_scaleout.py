@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import psycopg2
 import pytest
 
 from tests.support.common import CLIENT_ID, wait_for
 from tests.support.launcher import Gunicorn, base_env
-from tests.support.load import ACCESS_LOG_ARGS, CHATTERID, JWT, Credentials, google_sign_in, send, served, worker_pids
+from tests.support.load import CHATTERID, JWT, Credentials, google_sign_in, send, served, worker_pids
+from tests.support.scaleout import all_workers, answered_by, fetch, run_sql, server_pair
 
 PASSWORD = "correct horse battery"
 MAX_FAILURES = 3
@@ -35,17 +35,8 @@ async def servers(make_database: Any, google_certs_url: str, tmp_path: Path) -> 
         REFRESH_MAX_PER_SESSION=str(MAX_REFRESHES),
         ACCESS_LOG="-",
     )
-    pair = [
-        Gunicorn(
-            {**shared, "CHATTERD_VAR_DIR": str(tmp_path / name)}, tmp_path / f"{name}.log", extra_args=ACCESS_LOG_ARGS
-        )
-        for name in ("a", "b")
-    ]
-    await asyncio.gather(*(server.start() for server in pair))
-    try:
+    async with server_pair(shared, tmp_path) as pair:
         yield pair
-    finally:
-        assert await asyncio.gather(*(server.stop() for server in pair)) == [0, 0]
 
 
 async def call(method: str, url: str, *, token: str | None = None, **kwargs: Any) -> tuple[int, Any]:
@@ -171,33 +162,6 @@ async def test_failed_logins_are_counted_across_both_servers(servers):
         status, body = await log_in(server.url, "tom")
         assert status == 429, body
         assert set(body) == {"message"}
-
-
-async def fetch(method: str, url: str, rid: str, *, token: str | None = None, **kwargs: Any) -> tuple[int, Any]:
-    """One request on a fresh connection, tagged with a request id (so the access log tells which worker answered)."""
-    headers = {"X-Request-ID": rid}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
-        async with session.request(method, url, headers=headers, **kwargs) as resp:
-            return resp.status, (await resp.json() if resp.content_length else None)
-
-
-def run_sql(url: str, statement: str, params: tuple[Any, ...] = ()) -> None:
-    """What an operator would type in psql: one statement on a connection of its own, committed."""
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(statement, params)
-    conn.close()
-
-
-def answered_by(servers: list[Gunicorn], prefix: str) -> set[int]:
-    """The worker pids that answered the requests whose ids start with `prefix`."""
-    return {entry.pid for server in servers for entry in served(server.log()) if entry.rid.startswith(prefix)}
-
-
-def all_workers(servers: list[Gunicorn]) -> set[int]:
-    """Every worker pid of every server."""
-    return {pid for server in servers if server.proc is not None for pid in worker_pids(server.proc.pid)}
 
 
 async def test_a_write_is_read_at_once_on_every_worker_of_both_servers(servers):

@@ -1,0 +1,100 @@
+"""Two gunicorn servers on one database, and probing every worker of both: what the scale-out tests share."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psycopg2
+
+from tests.support.common import wait_for
+from tests.support.launcher import Gunicorn
+from tests.support.load import ACCESS_LOG_ARGS, served, worker_pids
+
+
+@asynccontextmanager
+async def server_pair(shared: dict[str, str], tmp_path: Path) -> AsyncIterator[list[Gunicorn]]:
+    """Two servers with the environment `shared` (one database, one SECRET_KEY), each with its own var/, two workers
+    and an access log that names the worker of every request; both must stop cleanly."""
+    pair = [
+        Gunicorn(
+            {**shared, "CHATTERD_VAR_DIR": str(tmp_path / name)}, tmp_path / f"{name}.log", extra_args=ACCESS_LOG_ARGS
+        )
+        for name in ("a", "b")
+    ]
+    await asyncio.gather(*(server.start() for server in pair))
+    try:
+        yield pair
+    finally:
+        assert await asyncio.gather(*(server.stop() for server in pair)) == [0, 0]
+
+
+async def fetch(method: str, url: str, rid: str, *, token: str | None = None, **kwargs: Any) -> tuple[int, Any]:
+    """One request on a fresh connection, tagged with a request id (so the access log tells which worker answered)."""
+    headers = {"X-Request-ID": rid}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        async with session.request(method, url, headers=headers, **kwargs) as resp:
+            return resp.status, (await resp.json() if resp.content_length else None)
+
+
+def run_sql(url: str, statement: str, params: tuple[Any, ...] = ()) -> None:
+    """What an operator would type in psql: one statement on a connection of its own, committed."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(statement, params)
+    conn.close()
+
+
+def answered_by(servers: list[Gunicorn], prefix: str, status: int | None = None) -> set[int]:
+    """The worker pids that answered the requests whose ids start with `prefix` (with `status`, when given)."""
+    return {
+        entry.pid
+        for server in servers
+        for entry in served(server.log())
+        if entry.rid.startswith(prefix) and status in (None, entry.status)
+    }
+
+
+def all_workers(servers: list[Gunicorn]) -> set[int]:
+    """Every worker pid of every server."""
+    return {pid for server in servers if server.proc is not None for pid in worker_pids(server.proc.pid)}
+
+
+Probe = Callable[[Gunicorn, str], Awaitable[int]]
+
+
+async def until_every_worker_answers(
+    servers: list[Gunicorn], probe: Probe, *, old: int, new: int, tag: str, bound: float, burst: int = 20
+) -> tuple[float, float]:
+    """Probe both servers in turn (each probe a fresh connection, tagged `tag-N`) until every worker of both has
+    answered `new`; any answer but `old` or `new` fails. Then `burst` probes at once must all answer `new`.
+
+    Returns how many seconds after the start `old` was last answered (0 if never), and when every worker had answered
+    `new`.
+    """
+    workers = all_workers(servers)
+    started = time.monotonic()
+    last_old = started
+    probes = 0
+
+    async def everyone() -> bool:
+        nonlocal probes, last_old
+        for server in servers:
+            probes += 1
+            status = await probe(server, f"{tag}-{probes}")
+            assert status in {old, new}, (tag, status)
+            if status == old:
+                last_old = time.monotonic()
+        return answered_by(servers, f"{tag}-", new) >= workers
+
+    await wait_for(everyone, timeout=bound, what=f"every worker to answer {new} ({tag})")
+    covered = time.monotonic() - started
+    answers = await asyncio.gather(*(probe(servers[n % 2], f"{tag}-after-{n}") for n in range(burst)))
+    assert set(answers) <= {new}, (tag, answers)
+    return last_old - started, covered
