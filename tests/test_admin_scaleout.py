@@ -109,7 +109,7 @@ async def test_a_demotion_and_a_ban_reach_every_worker_of_both_servers_within_a_
         stale, covered = await until_every_worker_answers(servers, who, old=200, new=401, tag=f"ban-{kind}", bound=5.0)
         assert stale < 1.0
         figures.append(
-            f"ban, {kind}: last accepted {stale * 1000:.0f} ms after, all four workers refusing by {covered * 1000:.0f} ms"
+            f"ban, {kind}: last accepted {stale * 1000:.0f} ms after, all four refusing by {covered * 1000:.0f} ms"
         )
     with capsys.disabled():
         print("\nadmin changes on two servers: " + "; ".join(figures))
