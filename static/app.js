@@ -16,9 +16,10 @@ function say(text, isError = false) {
 }
 
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, code = null) {
     super(message);
     this.status = status;
+    this.code = code; // the contract's "error", when the answer has one (reauth_required, banned, ...)
   }
 }
 
@@ -38,7 +39,9 @@ async function api(method, path, body) {
   });
   const isJson = (resp.headers.get("Content-Type") || "").includes("application/json");
   const data = isJson ? await resp.json() : null;
-  if (!resp.ok) throw new ApiError(resp.status, (data && data.message) || resp.statusText || "Request failed");
+  if (!resp.ok) {
+    throw new ApiError(resp.status, (data && data.message) || resp.statusText || "Request failed", data && data.error);
+  }
   return data;
 }
 
@@ -142,6 +145,7 @@ function showSignedIn() {
   } else {
     $("sessions-list").replaceChildren();
   }
+  document.dispatchEvent(new CustomEvent("chatter:user", { detail: state.user })); // account.js follows it
 }
 
 function setToken(token) {
@@ -346,6 +350,7 @@ async function setUpGoogle() {
   window.google.accounts.id.initialize({
     client_id: clientId,
     callback: async ({ credential }) => {
+      if (state.user) return linkGoogle(clientId, credential); // signed in: the button links (account.js)
       try {
         setToken(null);
         const data = await api("POST", "/adduser/", { clientID: clientId, idToken: credential });
@@ -358,6 +363,7 @@ async function setUpGoogle() {
     },
   });
   window.google.accounts.id.renderButton($("google-button"), { theme: "outline", size: "large" });
+  document.dispatchEvent(new CustomEvent("chatter:google", { detail: clientId }));
 }
 
 // Back from Google web sign-in without signing in (the user cancelled, say): the server said why in the fragment.

@@ -2,46 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyotp
 import pytest
 
-from tests.support.common import CLIENT_ID, PROJECT_DIR, truncate_all
+from tests.support.browser import ARTIFACTS, WAIT_MS, chromium_page, needs_chromium
+from tests.support.common import CLIENT_ID, truncate_all
 from tools.fake_google import CERTS_PATH, DISCOVERY_PATH
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = PROJECT_DIR / "tests" / "artifacts"
-WAIT_MS = 15_000  # Playwright waits for each condition up to this deadline
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian's chromium package; `make test` installs it as root)"
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 async def browser_page():
-    playwright_api = pytest.importorskip("playwright.async_api", reason="needs the playwright package")
-    async with playwright_api.async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1000, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield page, errors
-        finally:
-            await browser.close()
+    async with chromium_page() as page_and_errors:
+        yield page_and_errors
 
 
 async def test_post_a_chatt_from_the_page_and_see_others_arrive(make_client, browser_page):
