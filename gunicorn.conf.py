@@ -9,6 +9,7 @@ from typing import Any
 
 from core.observability import ACCESS_LOG_FORMAT, configure_logconfig, prepare_multiproc_dir
 from db.embedded import EmbeddedPostgres
+from db.pool import describe_connections
 from settings import PROJECT_DIR
 
 wsgi_app = "web:create_app"
@@ -20,7 +21,7 @@ reuse_port = True
 backlog = 2048
 timeout = 30
 graceful_timeout = 30
-keepalive = 75
+# No `keepalive`: the app sets aiohttp's keep-alive timer itself, from HEADER_TIMEOUT (see web.py).
 accesslog = os.environ.get("ACCESS_LOG", "-") or None
 # aiohttp's format, with the request id; the query string's values are redacted (observability.AccessLogRedactor).
 access_log_format = ACCESS_LOG_FORMAT
@@ -66,11 +67,12 @@ def on_starting(server: Any) -> None:
     _prepare_metrics_dir(server)
     if os.environ.get("DATABASE_URL"):
         server.log.info("database: DATABASE_URL from the environment")
-        return
-    var_dir = os.environ.get("CHATTERD_VAR_DIR") or str(PROJECT_DIR / "var")
-    _embedded = EmbeddedPostgres(Path(var_dir).resolve())
-    os.environ["DATABASE_URL"] = _embedded.start()
-    server.log.info("database: embedded Postgres, data in %s", _embedded.pgdata)
+    else:
+        var_dir = os.environ.get("CHATTERD_VAR_DIR") or str(PROJECT_DIR / "var")
+        _embedded = EmbeddedPostgres(Path(var_dir).resolve())
+        os.environ["DATABASE_URL"] = _embedded.start()
+        server.log.info("database: embedded Postgres, data in %s", _embedded.pgdata)
+    server.log.info(describe_connections(os.environ["DATABASE_URL"], os.environ.get("DATABASE_LISTEN_URL")))
 
 
 def _prepare_metrics_dir(server: Any) -> None:

@@ -9,10 +9,18 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from auth.cookies import COOKIE_NAME
+from auth.cookies import AmbiguousCookie, login_cookie
 from auth.signin import renew_login_cookie
-from core.bodies import read_json
-from core.errors import ApiError, Forbidden, ServiceUnavailable, Unauthorized, from_http_exception
+from core.bodies import read_body
+from core.errors import (
+    ApiError,
+    BadRequest,
+    Forbidden,
+    ServiceUnavailable,
+    Unauthorized,
+    Unprocessable,
+    from_http_exception,
+)
 from core.keys import auth_problem_key, authenticator_key, credential_key, settings_key, user_key
 from core.origins import from_trusted_site
 from db.pool import DatabaseUnavailable
@@ -59,20 +67,23 @@ def _bearer(header: str) -> str:
 
 
 async def _presented_token(request: web.Request) -> tuple[str, str] | None:
-    """The first credential the request carries, by the contract's order: header, cookie, JSON body."""
+    """The first credential the request carries, by the contract's order: header, cookie, body."""
     header = request.headers.get("Authorization")
     if header:
         return _bearer(header), "header"
-    cookie = request.cookies.get(COOKIE_NAME)
+    try:
+        cookie = login_cookie(request, secure=request.app[settings_key].cookie_secure)
+    except AmbiguousCookie:
+        request[auth_problem_key] = "ambiguous"  # no credential is taken: not the cookie, and not the body
+        return None
     if cookie:
         return cookie, "cookie"
-    if request.content_type == "application/json" and request.can_read_body and request.method not in SAFE_METHODS:
+    # Only for a route that exists: a 404 or 405 reads no body.
+    if request.method not in SAFE_METHODS and request.can_read_body and request.match_info.http_exception is None:
         try:
-            body = await read_json(request)
-        except ApiError as exc:
-            if exc.status == 413:
-                raise
-            return None  # the view reports the bad body itself
+            body = await read_body(request)  # read as the view will read it, and kept for it
+        except (BadRequest, Unprocessable):
+            return None  # not JSON (or form data where accepted): the view reports it if it reads the body
         value = body.get("chatterID")
         if isinstance(value, str) and value:
             return value, "body"
@@ -134,6 +145,8 @@ def login_required(view: View) -> View:
                 raise Forbidden("Cross-site request refused: send the token in the Authorization header instead.")
             if problem == "invalid":
                 raise Unauthorized("The credentials are invalid, expired or revoked.")
+            if problem == "ambiguous":
+                raise Unauthorized("The login cookie was sent twice; clear this site's cookies and sign in again.")
             raise Unauthorized("Sign-in required.")
         return await view(request)
 

@@ -100,6 +100,8 @@ class Settings:
 
     secret_key: str = field(repr=False)
     database_url: str | None = field(default=None, repr=False)
+    # A direct connection (not through a pooler) for LISTEN and the migration lock; unset: database_url serves both.
+    database_listen_url: str | None = field(default=None, repr=False)
     var_dir: Path = PROJECT_DIR / "var"
     google_client_ids: tuple[str, ...] = ()
     google_certs_url: str = DEFAULT_GOOGLE_CERTS_URL
@@ -124,6 +126,8 @@ class Settings:
     db_acquire_timeout: float = 5.0
     db_statement_timeout: float = 10.0
     http_client_timeout: float = 10.0
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
     retry_after: int = 5
     cookie_secure: bool = True
     cors_origins: tuple[str, ...] = ()
@@ -152,6 +156,8 @@ class Settings:
             raise ConfigError("SECRET_KEY must be at least 32 bytes long")
         if self.db_pool_min > self.db_pool_max or self.db_pool_max < 1:
             raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX, which must be at least 1")
+        if self.database_listen_url and not self.database_url:
+            raise ConfigError("DATABASE_LISTEN_URL needs DATABASE_URL (the embedded Postgres needs neither)")
         if self.jwt_algorithm not in JWT_ALGORITHMS:
             raise ConfigError(f"JWT_ALGORITHM must be one of {', '.join(JWT_ALGORITHMS)}, not {self.jwt_algorithm!r}")
         if self.jwt_algorithm == "HS256" and self.jwt_signing_key_files:
@@ -183,6 +189,7 @@ class Settings:
         return cls(
             secret_key=secret_key,
             database_url=env.get("DATABASE_URL") or None,
+            database_listen_url=env.get("DATABASE_LISTEN_URL") or None,
             var_dir=var_dir,
             google_client_ids=_list(env, "GOOGLE_CLIENT_IDS"),
             google_certs_url=env.get("GOOGLE_CERTS_URL") or DEFAULT_GOOGLE_CERTS_URL,
@@ -203,6 +210,8 @@ class Settings:
             db_acquire_timeout=_float(env, "DB_ACQUIRE_TIMEOUT", 5.0),
             db_statement_timeout=_float(env, "DB_STATEMENT_TIMEOUT", 10.0),
             http_client_timeout=_float(env, "HTTP_CLIENT_TIMEOUT", 10.0),
+            header_timeout=_float(env, "HEADER_TIMEOUT", 10.0),
+            body_timeout=_float(env, "BODY_TIMEOUT", 30.0),
             cookie_secure=_bool(env, "COOKIE_SECURE", True),
             cors_origins=_list(env, "CORS_ORIGINS"),
             trusted_proxies=_int(env, "TRUSTED_PROXIES", 0),

@@ -7,8 +7,9 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import aiohttp
 import aiopg
@@ -55,6 +56,7 @@ logger = logging.getLogger(__name__)
 # argon2 threads run at this nice value (0 normal, 19 lowest): a login storm then takes only the CPU the event
 # loops leave, and the other requests keep their latency.
 HASHING_NICENESS = 15
+T = TypeVar("T")
 STARTUP_DB_WAIT = 30.0  # seconds to keep trying to reach Postgres before a worker gives up starting
 
 
@@ -70,9 +72,11 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         pool = await _connect_with_retry(url, settings)
         try:
-            dsn = connect_dsn(url, connect_timeout=settings.db_connect_timeout)
-            db = Database(pool, acquire_timeout=settings.db_acquire_timeout, dsn=dsn)
-            applied = await migrate(db)
+            # LISTEN and the migration lock need a session of their own: a direct connection if DATABASE_URL pools.
+            direct_dsn = connect_dsn(settings.database_listen_url or url, connect_timeout=settings.db_connect_timeout)
+            db = Database(pool, acquire_timeout=settings.db_acquire_timeout, direct_dsn=direct_dsn)
+            # The direct connection may fail where the pool's did not (another address); migrating again is safe.
+            applied = await _retrying(lambda: migrate(db), DatabaseUnavailable)
             if applied:
                 logger.info("database migrated: %s", ", ".join(applied))
             app[db_key] = db
@@ -86,18 +90,26 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _connect_with_retry(url: str, settings: Settings) -> aiopg.Pool:
+    return await _retrying(
+        lambda: create_pool(
+            url,
+            minsize=settings.db_pool_min,
+            maxsize=settings.db_pool_max,
+            connect_timeout=settings.db_connect_timeout,
+            statement_timeout=settings.db_statement_timeout,
+        ),
+        Exception,
+    )
+
+
+async def _retrying(attempt: Callable[[], Awaitable[T]], retry_on: type[Exception]) -> T:
+    """`attempt()` again while it raises `retry_on`, for up to STARTUP_DB_WAIT seconds."""
     deadline = asyncio.get_running_loop().time() + STARTUP_DB_WAIT
     delay = 0.2
     while True:
         try:
-            return await create_pool(
-                url,
-                minsize=settings.db_pool_min,
-                maxsize=settings.db_pool_max,
-                connect_timeout=settings.db_connect_timeout,
-                statement_timeout=settings.db_statement_timeout,
-            )
-        except Exception as exc:
+            return await attempt()
+        except retry_on as exc:
             if asyncio.get_running_loop().time() + delay > deadline:
                 raise DatabaseUnavailable(f"could not reach Postgres: {exc}") from exc
             logger.warning("Postgres not reachable yet (%s); retrying", exc)
@@ -186,6 +198,10 @@ async def create_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, metrics_middleware, auth_middleware],
         client_max_size=settings.max_body_size,
+        # aiohttp's keep-alive timer runs from a connection's opening (and from each answer) until a request's headers
+        # have all arrived, however slowly they trickle in: so it bounds slow or unfinished headers (slowloris) as well
+        # as idle connections. Set here, it holds under gunicorn (whose --keep-alive it replaces), adev and the tests.
+        handler_args={"keepalive_timeout": settings.header_timeout},
     )
     app[settings_key] = settings
     app[token_codec_key] = TokenCodec.from_settings(settings)  # reads the signing key files, if any, once

@@ -194,7 +194,7 @@ class Authenticator:
                 self.db, jti=claims.jti, session_id=claims.session_id
             ):
                 return None
-            standing = await self.directory.standing(claims.user_id)
+            standing = await self.directory.standing(claims.user_id, at_least=claims.standing_version)
             if standing is None or not standing.admits(claims.issued_at, now):
                 return None
             if claims.session_id is not None:

@@ -28,12 +28,16 @@ class Directory:
         # Bumped by every notice and reload: a read that started before a bump may be older than the notice.
         self._generation = 0
 
-    async def standing(self, user_id: int) -> Standing | None:
-        """The user's current standing, or None when no such user exists."""
+    async def standing(self, user_id: int, *, at_least: int | None = None) -> Standing | None:
+        """The user's current standing, or None when no such user exists.
+
+        `at_least`: a version of the standing known to exist (a JWT minted from it), so a copy older than it is
+        stale even before the announcement of the change reaches this worker.
+        """
         live = self._events.live
         if live:
             found = self._standings.get(user_id)
-            if found is not None:
+            if found is not None and (at_least is None or found.version >= at_least):
                 return found
         generation = self._generation
         found = await models.user_standing(self._events.db, user_id)

@@ -11,7 +11,7 @@ from aiohttp import web
 
 import models
 from auth import totp
-from auth.cookies import COOKIE_NAME, set_login_cookie
+from auth.cookies import login_cookie_name, set_login_cookie
 from auth.credentials import notice_session
 from auth.sessions import PASSWORD, Client, access_lifetime, new_session, session_policy
 from auth.throttling import LoginThrottle
@@ -78,20 +78,30 @@ def new_refresh(settings: Settings) -> tuple[str, NewRefreshToken]:
     return token, NewRefreshToken(token_hash, settings.refresh_token_lifetime)
 
 
-def mint_for_session(app: web.Application, user: User, session_id: str, session_left: float) -> tuple[str, int]:
+def mint_for_session(
+    app: web.Application, user: User, session_id: str, session_left: float, *, standing_version: int | None = None
+) -> tuple[str, int]:
     """An access JWT of a stored session (`sid`) and its lifetime, which ends no later than the session may."""
     lifetime = access_lifetime(app[settings_key], session_left)
     token, claims = app[token_codec_key].mint(
-        user.id, user.username, user.role, lifetime=lifetime, session_id=session_id
+        user.id, user.username, user.role, lifetime=lifetime, session_id=session_id, standing_version=standing_version
     )
     # A sign-in or refresh wrote the session's last use just now: this worker need not write it again for a while.
     app[authenticator_key].activity.written(session_id, claims.issued_at)
     return token, lifetime
 
 
-def issue(app: web.Application, user: User, session_id: str, refresh_token: str, session_left: float) -> Issued:
+def issue(
+    app: web.Application,
+    user: User,
+    session_id: str,
+    refresh_token: str,
+    session_left: float,
+    *,
+    standing_version: int | None = None,
+) -> Issued:
     """The answer of a sign-in (or refresh) whose session is already stored: its JWT and refresh token."""
-    token, lifetime = mint_for_session(app, user, session_id, session_left)
+    token, lifetime = mint_for_session(app, user, session_id, session_left, standing_version=standing_version)
     return Issued(user, token, lifetime, refresh_token)
 
 
@@ -104,7 +114,8 @@ async def renew_login_cookie(request: web.Request, response: web.StreamResponse)
     """
     credential = request[credential_key]
     claims = None if credential is None else credential.claims
-    if claims is None or claims.session_id is None or response.prepared or COOKIE_NAME in response.cookies:
+    cookie_name = login_cookie_name(secure=request.app[settings_key].cookie_secure)
+    if claims is None or claims.session_id is None or response.prepared or cookie_name in response.cookies:
         return
     now = time.time()
     if claims.expires_at - now > (claims.expires_at - claims.issued_at) / 2:
@@ -183,9 +194,18 @@ async def with_password(
         SIGN_INS.labels("password", "banned").inc()
         standing = await models.user_standing(db, user.id)
         raise refusal(NotAdmitted(banned=standing is not None and not standing.deleted))
+    # The name and role are read again, now: the password check took a while, and a demotion or rename answered
+    # meanwhile must not be minted into the token (clients and JWKS verifiers read its claims). The token carries
+    # the standing's version, so no worker lets it act on an older copy of the standing than it was minted from.
+    standing = await models.user_standing(db, user.id)
+    if standing is None:  # deleted meanwhile
+        SIGN_INS.labels("password", "failure").inc()
+        raise Unauthorized(BAD_LOGIN)
     SIGN_INS.labels("password", "success").inc()
     SESSIONS_OPENED.labels(PASSWORD).inc()
-    return issue(app, user, session.id, refresh_token, settings.session_max_age)
+    return issue(
+        app, standing.user, session.id, refresh_token, settings.session_max_age, standing_version=standing.version
+    )
 
 
 async def second_factor_ok(db: Database, user_id: int, secret: str, last_step: int | None, otp: object) -> bool:

@@ -50,6 +50,8 @@ class AccessClaims:
     expires_at: float
     # The session (claim `sid`) this access token belongs to, if any: ending the session revokes the token too.
     session_id: str | None = None
+    # The version of the user's standing the name and role were read from, when the minter knew it (claim `sv`).
+    standing_version: int | None = None
 
 
 def _is_number(value: object) -> bool:
@@ -159,6 +161,7 @@ class TokenCodec:
         now: float | None = None,
         lifetime: int | None = None,
         session_id: str | None = None,
+        standing_version: int | None = None,
     ) -> tuple[str, AccessClaims]:
         """Return a signed access token for the user and the claims it carries."""
         if isinstance(user_id, bool) or not isinstance(user_id, int) or not _SUB_RE.fullmatch(str(user_id)):
@@ -186,6 +189,7 @@ class TokenCodec:
             issued_at=issued_at,
             expires_at=float(expires_at),
             session_id=session_id,
+            standing_version=standing_version,
         )
         payload: dict[str, Any] = {
             "sub": str(user_id),
@@ -199,6 +203,8 @@ class TokenCodec:
         }
         if session_id is not None:
             payload["sid"] = session_id
+        if standing_version is not None:
+            payload["sv"] = standing_version
         token = self._jwt.encode(payload, self._signing_key, algorithm=self._algorithms[0], headers=self._headers)
         return token, claims
 
@@ -230,6 +236,7 @@ class TokenCodec:
         iat = payload["iat"]
         exp = payload["exp"]
         sid = payload.get("sid")
+        sv = payload.get("sv")
         # PyJWT checks presence and signature; the types of our own claims are ours to check.
         if (
             not isinstance(sub, str)
@@ -241,6 +248,7 @@ class TokenCodec:
             or not _is_number(iat)
             or not _is_number(exp)
             or not (sid is None or isinstance(sid, str))
+            or not (sv is None or type(sv) is int)
         ):
             raise InvalidToken("invalid claims")
         return AccessClaims(
@@ -251,6 +259,7 @@ class TokenCodec:
             issued_at=float(iat),
             expires_at=float(exp),
             session_id=sid,
+            standing_version=sv,
         )
 
 

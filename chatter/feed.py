@@ -8,11 +8,9 @@ import orjson
 
 import models
 from db.pool import Database
-from models.chatts import ChattRow
+from models.chatts import ChattRow, ChattsVersion
 
 FEED_SIZE = 1000  # the largest `limit` the contract allows
-
-Version = int | None
 
 
 class VersionCheck:
@@ -25,12 +23,12 @@ class VersionCheck:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._next: asyncio.Future[tuple[Version, int]] | None = None
+        self._next: asyncio.Future[tuple[ChattsVersion, int]] | None = None
         self._running = False
         self._task: asyncio.Task[None] | None = None  # kept: the loop holds tasks only weakly
         self.started = 0  # reads started so far; read n started after every caller of reads < n had asked
 
-    async def current(self) -> tuple[Version, int]:
+    async def current(self) -> tuple[ChattsVersion, int]:
         """The version, as read by a query that started after this call, and that query's number."""
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
@@ -64,7 +62,7 @@ class ChattFeed:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._check = VersionCheck(db)
-        self._copy: tuple[Version, int, list[ChattRow]] | None = None  # version, load number, rows
+        self._copy: tuple[ChattsVersion, int, list[ChattRow]] | None = None  # version, load number, rows
         self._positions: dict[str, int] = {}
         self._bodies: dict[int, bytes] = {}
         self._loading: tuple[int, asyncio.Future[list[ChattRow]]] | None = None

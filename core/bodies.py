@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from aiohttp import web
 
-from core.errors import BadRequest, Unprocessable
-from core.keys import json_body_key
+from core.errors import ApiError, BadRequest, RequestTimeout, Unprocessable
+from core.keys import body_key, settings_key
 from core.shapes import DefaultT, IntQuery, Shape, Text, fields_of
 
 _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+FORM_MARK = "_chatterd_accepts_form"  # the attribute accepts_form sets on a view
+ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
 
 def json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -22,31 +25,71 @@ def json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | 
     return web.Response(body=orjson.dumps(data), status=status, headers=headers, content_type="application/json")
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object: 400 when it is not JSON, 422 when it is JSON but not an object."""
-    cached: dict[str, Any] | None = request.get(json_body_key)
-    if cached is not None:
-        return cached
+def accepts_form(view: ViewT) -> ViewT:
+    """Mark a view whose body may also be form data (as `http -f` and HTML forms send); the reader asks the route."""
+    setattr(view, FORM_MARK, True)
+    return view
+
+
+def form_accepted(request: web.Request) -> bool:
+    """Whether the route the request matched takes form data as well as JSON."""
+    return bool(getattr(request.match_info.handler, FORM_MARK, False))
+
+
+async def read_body(request: web.Request) -> dict[str, Any]:
+    """The body's fields, read the one way the contract gives, by the auth middleware and the view alike.
+
+    JSON whatever the Content-Type says (older course apps label JSON `application/x-www-form-urlencoded`, or not at
+    all); else form data when it is labelled so and the route accepts forms; else 400 (422 for JSON that is not an
+    object). The body is read and parsed once per request: the outcome, a failure included, is kept for the next
+    caller. Over the size limit aiohttp raises 413, and a body slower than BODY_TIMEOUT is a 408 that closes the
+    connection (slowloris); neither is kept, as they end the request.
+    """
+    outcome = request.get(body_key)
+    if outcome is None:
+        try:
+            async with asyncio.timeout(request.config_dict[settings_key].body_timeout):
+                outcome = await _read(request)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"The request body did not arrive within {request.config_dict[settings_key].body_timeout:g} s."
+            ) from None
+        request[body_key] = outcome
+    if isinstance(outcome, ApiError):
+        raise outcome
+    return outcome
+
+
+async def _read(request: web.Request) -> dict[str, Any] | ApiError:
+    form = request.content_type in FORM_TYPES and form_accepted(request)
+    if form and request.content_type == "multipart/form-data":
+        # Its parts are framed by a boundary, so it is never one JSON document; and aiohttp reads it part by part
+        # from the stream, which a read() of the whole body first would leave empty.
+        return await _form(request)
     body = await request.read()  # over client_max_size: aiohttp raises 413
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise BadRequest("The request body is not valid JSON.") from None
+        if form:
+            return await _form(request)  # aiohttp parses the bytes read above: no second read
+        return BadRequest("The request body is not valid JSON.")
     if not isinstance(data, dict):
-        raise Unprocessable("The request body must be a JSON object.")
-    request[json_body_key] = data
+        return Unprocessable("The request body must be a JSON object.")
     return data
 
 
-async def read_json_or_form(request: web.Request) -> dict[str, Any]:
-    """The body as JSON, or as form data when the client sent a form (as `http -f` does)."""
-    if request.content_type not in FORM_TYPES:
-        return await read_json(request)
+async def _form(request: web.Request) -> dict[str, Any] | ApiError:
     try:
-        form = await request.post()
+        form = await request.post()  # bounded by aiohttp: client_max_size bytes, client_max_fields fields
     except (ValueError, UnicodeDecodeError, AssertionError, LookupError):  # LookupError: an unknown charset
-        raise BadRequest("The request body is not valid form data.") from None
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+        return BadRequest("The request body is not valid form data.")
+    fields: dict[str, Any] = {}
+    for key, value in form.items():
+        if isinstance(value, str):
+            fields[key] = value  # the last of a repeated field, as for a repeated key in JSON
+        elif isinstance(value, web.FileField):
+            value.file.close()  # no field of ours is a file
+    return fields
 
 
 _MISSING: Any = object()

@@ -63,6 +63,17 @@ class MethodNotAllowed(ApiError):
     default_message = "Method not allowed."
 
 
+class RequestTimeout(ApiError):
+    """The body did not arrive in time; the connection is closed after this answer."""
+
+    status_code = 408
+    default_message = "The request body did not arrive in time."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message)
+        self.force_close()  # a client this slow gets no second request on this connection
+
+
 class Conflict(ApiError):
     """A unique value (a username) is already taken."""
 

@@ -13,6 +13,7 @@ from auth.refusals import RefusedAddresses
 from auth.tokens import TokenCodec
 from chatter.feed import ChattFeed
 from chatter.writer import ChattWriter
+from core.errors import ApiError
 from db.pool import Database
 from google_signin.certs import GoogleCertificates
 from google_signin.oidc import OpenIdDiscovery
@@ -35,7 +36,7 @@ refused_addresses_key = web.AppKey("refused_addresses", RefusedAddresses)
 user_key: web.RequestKey[User | None] = web.RequestKey("user")
 # How the caller authenticated (for logout); None when anonymous.
 credential_key: web.RequestKey[Credential | None] = web.RequestKey("credential")
-# Why a presented credential was not accepted ("invalid" or "csrf"), for the 401/403 the guards give.
+# Why a presented credential was not accepted ("invalid", "csrf" or "ambiguous"), for the 401/403 the guards give.
 auth_problem_key = web.RequestKey("auth_problem", str)
-# The parsed JSON body, kept so the middleware and the view parse it once between them.
-json_body_key = web.RequestKey("json_body", dict[str, Any])
+# The body's fields (or why it could not be read), kept so the middleware and the view read it once between them.
+body_key: web.RequestKey[dict[str, Any] | ApiError] = web.RequestKey("body")

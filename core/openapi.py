@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+from auth.cookies import COOKIE_NAME, HOST_COOKIE_NAME
 from core import openapi_identities as identities
 from core import openapi_parts as parts
 from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN, query_parameter
@@ -85,6 +86,7 @@ ERROR_TEXT = {
         'by a banned user (`"error": "banned"`).'
     ),
     404: "Unknown path or record.",
+    408: "The body did not arrive within BODY_TIMEOUT; the connection is closed.",
     409: "A conflict: a username already taken, or what the operation's description says.",
     413: "The body is over the size limit.",
     422: "Valid JSON of the wrong shape: a missing field, a wrong type, an empty or over-long value, a NUL character.",
@@ -430,7 +432,7 @@ PATHS: dict[str, Any] = {
             "summary": "Turn TOTP on with a code from the secret",
             "operationId": "totpEnable",
             "security": SIGNED_IN,
-            "requestBody": _body(Otp, {"otp": "123456"}),
+            "requestBody": _body(Otp, {"otp": "123456"}, form=True),
             "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
         }
     },
@@ -449,7 +451,7 @@ PATHS: dict[str, Any] = {
             "summary": "Turn TOTP off, given a current code or a recovery code",
             "operationId": "totpDisable",
             "security": SIGNED_IN,
-            "requestBody": _body(OtpOrRecoveryCode, {"otp": "123456"}),
+            "requestBody": _body(OtpOrRecoveryCode, {"otp": "123456"}, form=True),
             "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
         }
     },
@@ -588,7 +590,7 @@ PATHS: dict[str, Any] = {
             "description": (
                 "Checks `state` against the flow cookie, exchanges `code` (with the PKCE verifier and the client "
                 "secret) at Google's token endpoint, verifies the ID token as /adduser/ does plus its `nonce`, sets "
-                "the `chatterd_token` login cookie as /login does, and redirects to the `next` path given to "
+                "the login cookie as /login does, and redirects to the `next` path given to "
                 "/auth/google/login. When Google answers with `error` (the user cancelled), it redirects to "
                 "`/#google-error=<code>` instead."
             ),
@@ -699,7 +701,15 @@ DOCUMENT: dict[str, Any] = {
                 "scheme": "bearer",
                 "description": "A JWT from /login or /adduser/, or a chatterID (a bare token without 'Bearer' works).",
             },
-            "cookie": {"type": "apiKey", "in": "cookie", "name": "chatterd_token", "description": "Set by /login."},
+            "cookie": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": HOST_COOKIE_NAME,
+                "description": (
+                    f"Set by /login; `{COOKIE_NAME}` when the server runs with COOKIE_SECURE=0 (plain-HTTP"
+                    " development). Sent twice, it is refused (401)."
+                ),
+            },
         },
     },
 }

@@ -9,8 +9,9 @@ from core.shapes import IntQuery
 JSON = "application/json"
 SIGNED_IN: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
 NO_CONTENT = {"204": {"description": "Done; no body."}}
-# Errors any endpoint may give: a 413 for a body over the limit, a 503 when Postgres is down.
-COMMON = (413, 503)
+# Errors any endpoint may give: a 408 for a body slower than BODY_TIMEOUT, a 413 for a body over the limit, a 503
+# when Postgres is down.
+COMMON = (408, 413, 503)
 
 
 def ref(name: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import Annotated, Generic, NamedTuple, TypeVar, get_args, get_origin
 
 # The order is the documentation's; the auth code only tests membership.
 ROLES: tuple[str, ...] = ("user", "moderator", "admin")
-# A session's kind says how it was signed in (sql/0006_sessions.sql checks the same list).
+# A session's kind says how it was signed in (sql/0008_sessions.sql checks the same list).
 SESSION_KINDS: tuple[str, ...] = ("password", "google", "google_web", "passkey")
 
 

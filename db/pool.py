@@ -105,28 +105,54 @@ class Notifications:
 
 
 class Database:
-    """The application's connection pool; hand out a cursor for the shortest possible time."""
+    """The application's connection pool; hand out a cursor for the shortest possible time.
 
-    def __init__(self, pool: aiopg.Pool, *, acquire_timeout: float, dsn: str = "") -> None:
+    The pool (DATABASE_URL) may go through a pooler in transaction mode, so nothing done on it relies on the state of
+    a session: each statement or transaction stands alone. What needs a session of its own, LISTEN and the migration
+    lock, uses a direct connection (`direct_dsn`, from DATABASE_LISTEN_URL).
+    """
+
+    def __init__(self, pool: aiopg.Pool, *, acquire_timeout: float, direct_dsn: str) -> None:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
-        self.dsn = dsn
+        self.direct_dsn = direct_dsn
         self.queries = 0
+
+    async def _connect_direct(self, statement_timeout: float) -> aiopg.Connection:
+        try:
+            async with asyncio.timeout(self.acquire_timeout):
+                return await aiopg.connect(
+                    self.direct_dsn,
+                    timeout=statement_timeout,
+                    enable_json=False,
+                    enable_hstore=False,
+                    enable_uuid=False,
+                )
+        except _LISTENER_ERRORS as exc:
+            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
 
     @asynccontextmanager
     async def listen(self, channel: str) -> AsyncIterator[Notifications]:
-        """LISTEN on a connection of its own (outside the pool), closed when the block ends."""
-        try:
-            async with asyncio.timeout(self.acquire_timeout):
-                conn = await aiopg.connect(self.dsn, enable_json=False, enable_hstore=False, enable_uuid=False)
-        except _LISTENER_ERRORS as exc:
-            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+        """LISTEN on a direct connection of its own (outside the pool), closed when the block ends."""
+        conn = await self._connect_direct(self.acquire_timeout)
         try:
             async with asyncio.timeout(self.acquire_timeout):
                 async with conn.cursor() as cur:
                     await cur.execute(psycopg2.sql.SQL("LISTEN {}").format(psycopg2.sql.Identifier(channel)))
             yield Notifications(conn, self.acquire_timeout)
         except _LISTENER_ERRORS as exc:
+            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+        finally:
+            await conn.close()
+
+    @asynccontextmanager
+    async def direct_cursor(self, statement_timeout: float) -> AsyncIterator[Cursor]:
+        """A cursor on a direct connection of its own, for work that needs one session throughout; closed after."""
+        conn = await self._connect_direct(statement_timeout)
+        try:
+            async with conn.cursor() as cur:
+                yield Cursor(cur, self)
+        except _UNAVAILABLE as exc:
             raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
         finally:
             await conn.close()
@@ -202,3 +228,20 @@ async def create_pool(
         enable_hstore=False,
         enable_uuid=False,
     )
+
+
+def describe_connections(url: str, listen_url: str | None) -> str:
+    """Which connection does what, for the log at start; no password."""
+    if not listen_url or listen_url == url:
+        return f"database: queries, the events channel (LISTEN) and the migration lock all on {_where(url)}"
+    return (
+        f"database: queries on {_where(url)} (DATABASE_URL, may be a pooler in transaction mode);"
+        f" the events channel (LISTEN) and the migration lock on {_where(listen_url)} (DATABASE_LISTEN_URL, direct)"
+    )
+
+
+def _where(url: str) -> str:
+    """user@host:port/dbname of a libpq URL or DSN."""
+    params = psycopg2.extensions.parse_dsn(url)
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"{params.get('user', '')}@{params.get('host', 'localhost')}{port}/{params.get('dbname', '')}"

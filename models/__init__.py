@@ -32,6 +32,7 @@ from models.personal_data import DELETED_NAME, delete_user, export_user
 from models.records import (
     Account,
     ChatterIdOwner,
+    ChattRefused,
     HasPassword,
     IdentityTaken,
     LastAdmin,
@@ -40,6 +41,7 @@ from models.records import (
     NewSession,
     NoSuchIdentity,
     NotAdmitted,
+    PosterGone,
     RateLimited,
     Refreshed,
     Revocations,
@@ -74,6 +76,7 @@ from models.throttle import claim_attempt, count_attempt, settle_password
 __all__ = [
     "DELETED_NAME",
     "Account",
+    "ChattRefused",
     "ChatterIdOwner",
     "HasPassword",
     "IdentityTaken",
@@ -83,6 +86,7 @@ __all__ = [
     "NewSession",
     "NoSuchIdentity",
     "NotAdmitted",
+    "PosterGone",
     "RateLimited",
     "Refreshed",
     "Revocations",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import psycopg2
+
 from db.pool import Database
-from models.fragments import ISO_UTC
-from models.records import UnknownChatt
+from models.fragments import ISO_UTC, USER_IN_GOOD_STANDING
+from models.records import ChattRefused, PosterGone, UnknownChatt
 
 ChattRow = tuple[str, str, str, str]
 
@@ -28,37 +32,47 @@ ORDER BY newer.seq
 
 DELETE_CHATT = "DELETE FROM chatts WHERE id = %s"
 
-# The version of the chatts table (sql/0004): it changes in the transaction of every change to chatts.
-SELECT_CHATTS_VERSION = "SELECT v FROM chatts_version"
+# The version of the chatts table (sql/0004, sql/0007): its slots, one of which changes in the transaction of every
+# change to chatts, to a value never seen before. Equal versions mean no change committed in between.
+CHATTS_VERSION = "(SELECT array_agg(v ORDER BY slot) FROM chatts_version)"
+SELECT_CHATTS_VERSION = f"SELECT {CHATTS_VERSION}"
 
 # The newest chatts and the version they are, read in one statement (one snapshot); one row even with no chatts.
 LIST_NEWEST_CHATTS_VERSIONED = f"""
 SELECT version.v, newest.username, newest.message, newest.id::text,
        to_char(newest.created_at AT TIME ZONE 'UTC', {ISO_UTC})
-FROM (SELECT (SELECT v FROM chatts_version) AS v) AS version
+FROM (SELECT {CHATTS_VERSION} AS v) AS version
 LEFT JOIN LATERAL (
     SELECT seq, username, message, id, created_at FROM chatts ORDER BY seq DESC LIMIT %(limit)s
 ) AS newest ON true
 ORDER BY newest.seq
 """
 
-# Many chatts in one statement, in the order given (seq follows the array order).
-INSERT_CHATTS = """
-INSERT INTO chatts (username, message, user_id)
-SELECT username, message, user_id
-FROM unnest(%s::text[], %s::text[], %s::bigint[]) WITH ORDINALITY AS posts (username, message, user_id, position)
-ORDER BY position
+# Many chatts in one statement, in the order given (seq follows the array order). A signed-in post is stored under
+# its user's current name, and only while that user may still post (deleted or banned since the request was
+# authenticated: refused, not a foreign-key failure of the whole batch); returns the 0-based positions stored.
+INSERT_CHATTS = f"""
+WITH posts AS (
+    SELECT posts.position, coalesce(users.username, posts.username) AS username, posts.message, posts.user_id
+    FROM unnest(%s::text[], %s::text[], %s::bigint[]) WITH ORDINALITY AS posts (username, message, user_id, position)
+    LEFT JOIN users ON users.id = posts.user_id
+    WHERE posts.user_id IS NULL OR (users.id IS NOT NULL AND {USER_IN_GOOD_STANDING})
+),
+inserted AS (
+    INSERT INTO chatts (username, message, user_id) SELECT username, message, user_id FROM posts ORDER BY position
+)
+SELECT position - 1 FROM posts
 """
 
 # Many chatterID posts in one statement, each checked against its chatterID in the same statement (a chatterID
 # ended elsewhere a moment ago is refused); returns the 0-based positions of the posts that were stored.
-INSERT_CHATTS_FOR_CHATTER_IDS = """
+INSERT_CHATTS_FOR_CHATTER_IDS = f"""
 WITH posts AS (
     SELECT posts.position, users.username, posts.message, users.id AS user_id
     FROM unnest(%s::bytea[], %s::text[]) WITH ORDINALITY AS posts (id_hash, message, position)
     JOIN chatter_sessions AS chatter_ids ON chatter_ids.id_hash = posts.id_hash AND chatter_ids.expires_at > now()
     JOIN sessions ON sessions.id = chatter_ids.session_id
-    JOIN users ON users.id = sessions.user_id
+    JOIN users ON users.id = sessions.user_id AND {USER_IN_GOOD_STANDING}
 ),
 inserted AS (
     INSERT INTO chatts (username, message, user_id) SELECT username, message, user_id FROM posts ORDER BY position
@@ -77,17 +91,33 @@ async def list_chatts(db: Database, *, limit: int, after: str | None = None) -> 
     return [row for row in rows if row[2] is not None]
 
 
-async def add_chatts(db: Database, chatts: list[tuple[str, str, int | None]]) -> None:
-    """Store several chatts (username, message, user id) with one statement."""
+async def add_chatts(db: Database, chatts: list[tuple[str, str, int | None]]) -> set[int]:
+    """Store several chatts (username, message, user id or None) with one statement; the positions stored.
+
+    ChattRefused when a constraint refuses one of them (PosterGone when a user was deleted meanwhile): then none
+    is stored.
+    """
     usernames, messages, user_ids = (list(column) for column in zip(*chatts, strict=True))
-    await db.execute(INSERT_CHATTS, (usernames, messages, user_ids))
+    return await _insert(db, INSERT_CHATTS, (usernames, messages, user_ids))
 
 
 async def add_chatts_for_chatter_ids(db: Database, posts: list[tuple[bytes, str]]) -> set[int]:
-    """Store several chatts under their chatterIDs' users; the positions of those stored (live chatterIDs)."""
+    """Store several chatts under their chatterIDs' users; the positions of those stored (live chatterIDs).
+
+    ChattRefused when a constraint refuses one of them: then none is stored.
+    """
     hashes = [post[0] for post in posts]
     messages = [post[1] for post in posts]
-    return {row[0] for row in await db.fetch_all(INSERT_CHATTS_FOR_CHATTER_IDS, (hashes, messages))}
+    return await _insert(db, INSERT_CHATTS_FOR_CHATTER_IDS, (hashes, messages))
+
+
+async def _insert(db: Database, statement: str, params: tuple[Sequence[object], ...]) -> set[int]:
+    try:
+        return {row[0] for row in await db.fetch_all(statement, params)}
+    except psycopg2.errors.ForeignKeyViolation as exc:  # chatts' one foreign key is its user
+        raise PosterGone(exc.diag.constraint_name or "") from exc
+    except (psycopg2.IntegrityError, psycopg2.DataError) as exc:
+        raise ChattRefused(exc.diag.constraint_name or exc.pgcode or type(exc).__name__) from exc
 
 
 async def delete_chatt(db: Database, chatt_id: str) -> bool:
@@ -95,14 +125,21 @@ async def delete_chatt(db: Database, chatt_id: str) -> bool:
     return await db.execute(DELETE_CHATT, (chatt_id,)) > 0
 
 
-async def chatts_version(db: Database) -> int | None:
-    """The chatts table's current version (None only if its row was removed)."""
+ChattsVersion = tuple[int, ...] | None
+
+
+def _version(slots: list[int] | None) -> ChattsVersion:
+    return None if slots is None else tuple(slots)
+
+
+async def chatts_version(db: Database) -> ChattsVersion:
+    """The chatts table's current version (None only if its slots were removed)."""
     row = await db.fetch_one(SELECT_CHATTS_VERSION)
-    return None if row is None else int(row[0])
+    return None if row is None else _version(row[0])
 
 
-async def list_newest_versioned(db: Database, *, limit: int) -> tuple[int | None, list[ChattRow]]:
+async def list_newest_versioned(db: Database, *, limit: int) -> tuple[ChattsVersion, list[ChattRow]]:
     """The newest `limit` chatts, oldest first, and the version of the table they were read at."""
     rows = await db.fetch_all(LIST_NEWEST_CHATTS_VERSIONED, {"limit": limit})
-    version = rows[0][0] if rows else None
+    version = _version(rows[0][0]) if rows else None
     return version, [row[1:] for row in rows if row[3] is not None]

@@ -19,6 +19,14 @@ class UnknownChatt(Exception):
     """No chatt has the given id."""
 
 
+class ChattRefused(Exception):
+    """The database refused to store a chatt (a constraint it breaks); the message names the constraint."""
+
+
+class PosterGone(ChattRefused):
+    """A chatt's user was deleted while it was being stored (after the statement's snapshot, before its insert)."""
+
+
 class RateLimited(Exception):
     """Too many attempts from one address; `retry_after` seconds until the window ends."""
 
@@ -136,6 +144,7 @@ class Standing:
     tokens_valid_after: float  # epoch seconds: JWTs issued up to then are refused (log out everywhere)
     banned_until: float | None  # epoch seconds
     deleted: bool
+    version: int  # drawn anew by every change to the above (sql/0006); JWTs carry the one they were minted from
 
     def admits(self, issued_at: float | None, now: float) -> bool:
         """Whether a credential issued at `issued_at` (None: not a JWT) may act for this user at `now`."""

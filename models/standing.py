@@ -6,7 +6,8 @@ from db.pool import Database
 from models.records import Standing, User
 
 STANDING_COLUMNS = """
-id, username, role, tokens_valid_after, extract(epoch FROM banned_until)::float8, deleted_at IS NOT NULL
+id, username, role, tokens_valid_after, extract(epoch FROM banned_until)::float8, deleted_at IS NOT NULL,
+standing_version
 """
 
 SELECT_STANDING = f"SELECT {STANDING_COLUMNS} FROM users WHERE id = %s"
@@ -15,8 +16,8 @@ SELECT_STANDING = f"SELECT {STANDING_COLUMNS} FROM users WHERE id = %s"
 SELECT_RECENT_STANDINGS = f"SELECT {STANDING_COLUMNS} FROM users ORDER BY id DESC LIMIT %s"
 
 
-def _standing(row: tuple[int, str, str, float, float | None, bool]) -> Standing:
-    return Standing(User(row[0], row[1], row[2]), float(row[3]), row[4], bool(row[5]))
+def _standing(row: tuple[int, str, str, float, float | None, bool, int]) -> Standing:
+    return Standing(User(row[0], row[1], row[2]), float(row[3]), row[4], bool(row[5]), int(row[6]))
 
 
 async def user_standing(db: Database, user_id: int) -> Standing | None:

@@ -10,6 +10,7 @@ import pyotp
 import pytest
 
 import models
+from auth.cookies import HOST_COOKIE_NAME
 from core.keys import db_key, settings_key
 from tests.support.cli import run_manage
 from tests.support.common import CLIENT_ID, bearer, wait_for
@@ -100,7 +101,7 @@ async def test_login_returns_a_jwt_and_a_cookie(client):
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == client.app[settings_key].jwt_lifetime == 900
     cookie = resp.headers["Set-Cookie"]
-    assert cookie.startswith(f"chatterd_token={body['token']};")
+    assert cookie.startswith(f"{HOST_COOKIE_NAME}={body['token']};")
     for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"]:
         assert attribute in cookie
     claims = jwt.decode(body["token"], options={"verify_signature": False})
@@ -256,7 +257,7 @@ async def test_revocations_are_loaded_at_start(client, make_client):
 
 async def test_cookie_authenticates_reads_and_needs_same_origin_for_writes(client):
     token = await token_for(client)
-    cookie = {"Cookie": f"chatterd_token={token}"}
+    cookie = {"Cookie": f"{HOST_COOKIE_NAME}={token}"}
     assert (await client.get("/get-user", headers=cookie)).status == 200
     resp = await client.post("/logout", headers=cookie)
     assert resp.status == 403
@@ -265,7 +266,7 @@ async def test_cookie_authenticates_reads_and_needs_same_origin_for_writes(clien
     origin = f"http://{client.server.host}:{client.server.port}"
     resp = await client.post("/logout", headers={**cookie, "Origin": origin})
     assert resp.status == 204
-    assert "chatterd_token=" in resp.headers["Set-Cookie"]
+    assert f"{HOST_COOKIE_NAME}=" in resp.headers["Set-Cookie"]
     assert (await client.get("/get-user", headers=cookie)).status == 401
 
 

@@ -16,7 +16,8 @@ import pytest
 from tests.support.common import CLIENT_ID
 from tests.support.launcher import Gunicorn, base_env
 from tests.support.load import google_sign_in
-from tests.support.scaleout import fetch, run_sql, server_pair, until_every_worker_answers
+from tests.support.probes import until_every_worker_answers
+from tests.support.scaleout import fetch, run_sql, server_pair
 
 PASSWORD = "correct horse battery"
 FUTURE = "2099-01-01T00:00:00Z"

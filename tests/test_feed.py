@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg2
+
 from core.keys import db_key, settings_key
 
 
@@ -90,3 +92,26 @@ async def test_after_older_than_the_feed_goes_to_the_database(client):
     later = await messages(client, f"?after={tenth}&limit=5")
     assert later == ["m1496", "m1497", "m1498", "m1499", "m1500"]
     assert len(await messages(client, f"?after={tenth}")) == 1000
+
+
+async def test_a_write_from_any_backend_moves_the_version(client, settings):
+    """Each backend writes into its own slot of the version: a write from every one of many is seen at once."""
+    assert await messages(client) == []
+    connections = [psycopg2.connect(settings.database_url, connect_timeout=10) for _ in range(20)]
+    try:
+        slots = set()
+        for n, conn in enumerate(connections):
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO chatts (username, message) VALUES ('ann', %s) RETURNING pg_backend_pid()", (f"w{n}",)
+                )
+                slots.add(cur.fetchone()[0] % 16)
+            assert (await messages(client))[-1] == f"w{n}"
+        assert len(slots) > 1  # several slots were written
+        with connections[0].cursor() as cur:
+            cur.execute("DELETE FROM chatts WHERE message = 'w3'")
+        assert "w3" not in await messages(client)
+    finally:
+        for conn in connections:
+            conn.close()

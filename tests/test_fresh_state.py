@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from core.keys import db_key, settings_key, token_codec_key
+import psycopg2
+
+from core.keys import authenticator_key, db_key, settings_key, token_codec_key
 from tests.support.common import CLIENT_ID, bearer, wait_for
 
 PASSWORD = "correct horse battery"
@@ -91,6 +93,30 @@ async def test_a_login_racing_a_demotion_mints_no_lasting_authority(client):
                 return (await whoami(client, token))[1]["role"] == "user"
 
             await wait_for(current, timeout=1.0, what="the demotion to apply")
+
+
+async def test_a_jwt_minted_from_a_newer_standing_never_acts_on_an_older_copy(client, settings):
+    """A login that read the standing after a demotion: its token says so, ahead of the demotion's notice."""
+    await sign_up(client, "root")
+    await sql(client, "UPDATE users SET role = 'admin' WHERE username = 'root'")
+    token = (await log_in(client, "root"))["token"]
+
+    async def cached_as_admin():
+        return (await whoami(client, token))[1]["role"] == "admin"
+
+    await wait_for(cached_as_admin, timeout=1.0, what="the admin's standing in the worker's directory")
+    # Committed while this worker's event loop is held (a blocking call), so its notice cannot have been applied.
+    conn = psycopg2.connect(settings.database_url, connect_timeout=10)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("UPDATE users SET role = 'user' WHERE username = 'root' RETURNING id, standing_version")
+            user_id, version = cur.fetchone()
+    finally:
+        conn.close()
+    minted, _ = client.app[token_codec_key].mint(user_id, "root", "user", standing_version=version)
+    user, _ = await client.app[authenticator_key].resolve(minted)
+    assert user.role == "user"
 
 
 async def test_an_adduser_flood_past_the_limit_writes_nothing(make_client, google):

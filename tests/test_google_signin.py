@@ -10,6 +10,7 @@ import time
 import jwt
 import pytest
 
+from auth.cookies import HOST_COOKIE_NAME
 from core.keys import db_key, token_codec_key
 from tests.support.common import CLIENT_ID, wait_for
 
@@ -274,7 +275,7 @@ async def test_postauth_message_limits(client, google):
 
 async def test_cookie_credential_needs_same_origin_for_posts(client, google):
     body = await sign_in(client, google, name="Cy")
-    cookie = {"Cookie": f"chatterd_token={body['token']}"}
+    cookie = {"Cookie": f"{HOST_COOKIE_NAME}={body['token']}"}
     resp = await client.post("/postauth/", json={"message": "csrf"}, headers=cookie)
     assert resp.status == 403
     origin = f"http://{client.server.host}:{client.server.port}"

@@ -15,6 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 from yarl import URL
 
+from auth.cookies import HOST_COOKIE_NAME
 from core.keys import db_key, settings_key, token_codec_key
 from google_signin.certs import GoogleCertificates
 from google_signin.idtoken import verify_id_token
@@ -192,12 +193,12 @@ async def test_cookies_are_secure_by_default_and_the_login_cookie_is_as_logins(m
     back = await consent(client, authorize)
     resp = await callback(client, back, Cookie=f"{FLOW_COOKIE}={flow.value}")  # a Secure cookie: sent by hand
     assert resp.status == 302, await resp.text()
-    google_cookie = set_cookie_header(resp, "chatterd_token")
+    google_cookie = set_cookie_header(resp, HOST_COOKIE_NAME)
 
     credentials = {"username": "ann", "password": "correct horse battery"}
     assert (await client.post("/register", json=credentials)).status == 201
     login = await client.post("/login", json=credentials)
-    password_cookie = set_cookie_header(login, "chatterd_token")
+    password_cookie = set_cookie_header(login, HOST_COOKIE_NAME)
 
     def attrs(header: str) -> list[str]:
         return sorted(part.strip() for part in header.split(";")[1:])

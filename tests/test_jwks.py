@@ -11,6 +11,7 @@ from typing import Any
 import jwt
 import pytest
 
+from auth.cookies import HOST_COOKIE_NAME
 from settings import ConfigError, Settings
 from tests.support.common import CLIENT_ID
 from tests.support.signing import (
@@ -88,7 +89,7 @@ async def test_sign_in_and_get_user_with_asymmetric_keys(make_client, tmp_path, 
     assert resp.status == 200
     assert (await resp.json())["user"]["username"] == "ann"
     # The login cookie carries the same token.
-    assert (await client.get("/get-user", headers={"Cookie": f"chatterd_token={token}"})).status == 200
+    assert (await client.get("/get-user", headers={"Cookie": f"{HOST_COOKIE_NAME}={token}"})).status == 200
 
     # Google sign-in mints with the same key.
     id_token = google.id_token(client_id=CLIENT_ID, name="Gail")

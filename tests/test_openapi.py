@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from openapi_schema_validator import OAS30Validator
 
 import models
-from core.bodies import parse
+from core.bodies import FORM_MARK, parse
 from core.errors import Unprocessable
 from core.keys import db_key
 from core.openapi import DOCUMENT, body_schema, query_parameter
@@ -31,6 +31,7 @@ from core.shapes import (
     Text,
     fields_of,
 )
+from views import ROUTES
 from views.docs import SWAGGER_UI_PREFIX
 
 # Every endpoint of shared/API.md, the additions, and the page's own.
@@ -131,6 +132,16 @@ def test_every_served_route_is_documented(client):
                 continue
             served = (route.method, resource.canonical.rstrip("/") or "/")
             assert served in documented, f"{served} is served but not in openapi.py"
+
+
+def test_form_bodies_are_documented_where_the_views_accept_them():
+    documented = {
+        (method.upper(), path)
+        for path, item in DOCUMENT["paths"].items()
+        for method, op in item.items()
+        if method in METHODS and "application/x-www-form-urlencoded" in op.get("requestBody", {}).get("content", {})
+    }
+    assert documented == {(method, path) for method, path, view in ROUTES if getattr(view, FORM_MARK, False)}
 
 
 async def test_openapi_json_is_the_document(client):

@@ -14,7 +14,8 @@ import pytest
 
 from tests.support.common import CLIENT_ID, wait_for
 from tests.support.launcher import Gunicorn, base_env
-from tests.support.load import CHATTERID, JWT, Credentials, google_sign_in, send, served, worker_pids
+from tests.support.load import CHATTERID, JWT, Credentials, google_sign_in, send, served
+from tests.support.probes import refused_everywhere
 from tests.support.scaleout import all_workers, answered_by, fetch, run_sql, server_pair
 
 PASSWORD = "correct horse battery"
@@ -51,41 +52,6 @@ async def call(method: str, url: str, *, token: str | None = None, **kwargs: Any
 async def log_in(url: str, username: str, password: str = PASSWORD) -> tuple[int, Any]:
     """POST /login."""
     return await call("POST", f"{url}/login", json={"username": username, "password": password})
-
-
-async def refused_everywhere(
-    server: Gunicorn, kind: str, creds: Credentials, tag: str, *, bound: float
-) -> tuple[float, float, int]:
-    """Probe `server` with a credential just logged out until every worker has refused it (401 on /postauth/).
-
-    Returns how long after the start it was last accepted (0 if never), when every worker had refused it, and how
-    many probes were accepted; then checks that a burst spread over the workers gets nothing but 401s.
-    """
-    assert server.proc is not None
-    workers = set(worker_pids(server.proc.pid))
-    started = time.monotonic()
-    last_accepted, accepted = started, 0
-    connector = aiohttp.TCPConnector(limit=0, force_close=True)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        probes = 0
-
-        async def all_refused() -> bool:
-            nonlocal probes, last_accepted, accepted
-            probes += 1
-            shot = await send(session, server.url, kind, f"{tag}-{probes}", creds, timeout=5)
-            assert shot.status in {200, 401}, shot
-            if shot.status == 200:
-                last_accepted, accepted = time.monotonic(), accepted + 1
-            refusing = {e.pid for e in served(server.log()) if e.status == 401 and e.rid.startswith(f"{tag}-")}
-            return refusing >= workers
-
-        await wait_for(all_refused, timeout=bound, what=f"every worker to refuse the {kind}")
-        covered = time.monotonic() - started
-        burst = await asyncio.gather(
-            *(send(session, server.url, kind, f"{tag}-after-{n}", creds, timeout=5) for n in range(20))
-        )
-        assert {shot.status for shot in burst} == {401}, burst
-    return last_accepted - started, covered, accepted
 
 
 async def test_credentials_issued_by_one_server_work_on_the_other(servers, google, make_client):

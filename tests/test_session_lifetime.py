@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import models
+from auth.cookies import HOST_COOKIE_NAME
 from auth.tokens import hash_chatter_id
 from core.keys import authenticator_key, db_key, settings_key, token_codec_key
 from models.fragments import PURGE_BATCH, PURGE_SESSIONS
@@ -337,8 +338,8 @@ async def test_a_login_cookie_slides_while_its_session_lives(client):
 
     async def by_cookie(token: str) -> Any:
         client.session.cookie_jar.clear()
-        resp = await client.get("/get-user", headers={"Cookie": f"chatterd_token={token}"})
-        return resp.status, resp.cookies.get("chatterd_token")
+        resp = await client.get("/get-user", headers={"Cookie": f"{HOST_COOKIE_NAME}={token}"})
+        return resp.status, resp.cookies.get(HOST_COOKIE_NAME)
 
     assert await by_cookie(body["token"]) == (200, None)  # fresh: nothing to renew
     old = stale_token(client, body["token"], 600)  # a third of its life left

@@ -352,6 +352,17 @@ def test_each_known_role_accepted(codec: TokenCodec, role: str) -> None:
     assert codec.decode(forge(good_payload(role=role))).role == role
 
 
+@pytest.mark.parametrize("version", ["7", 7.0, True, ["7"], None])
+def test_the_standing_version_is_a_whole_number_when_present(codec: TokenCodec, version: object) -> None:
+    token, _ = codec.mint(3, "ann", "user", standing_version=7)
+    assert codec.decode(token).standing_version == 7
+    if version is None:
+        assert codec.decode(forge(good_payload())).standing_version is None
+    else:
+        with pytest.raises(InvalidToken):
+            codec.decode(forge(good_payload(sv=version)))
+
+
 @pytest.mark.parametrize("jti", [5, ["x"], {"x": 1}])
 def test_jti_must_be_a_string(codec: TokenCodec, jti: object) -> None:
     with pytest.raises(InvalidToken):

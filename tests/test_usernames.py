@@ -33,7 +33,7 @@ async def me(client, token):
 
 async def open_db(url: str) -> Database:
     pool = await create_pool(url, minsize=0, maxsize=2, connect_timeout=5, statement_timeout=30)
-    return Database(pool, acquire_timeout=30)
+    return Database(pool, acquire_timeout=30, direct_dsn=url)
 
 
 DOTTED_CAPITAL = "\u0130stanbul"  # İstanbul, with U+0130 LATIN CAPITAL LETTER I WITH DOT ABOVE

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import models
+from auth.cookies import HOST_COOKIE_NAME
 from core.keys import db_key
 from core.observability import ACCESS_LOG_FORMAT, AccessLogRedactor
 from tests.support.launcher import Gunicorn, base_env
@@ -174,14 +175,14 @@ async def test_login_from_this_site_a_trusted_one_or_no_browser_is_allowed(make_
     ]:
         resp = await client.post("/login", json=credentials, headers=headers)
         assert resp.status == 200, (headers, await resp.text())
-        assert "chatterd_token=" in resp.headers["Set-Cookie"]
+        assert f"{HOST_COOKIE_NAME}=" in resp.headers["Set-Cookie"]
 
 
 # ---- 11: the origin check compares scheme, host and port; HSTS over TLS ------------------------------------------
 
 
 async def _cookie_for(client) -> dict[str, str]:
-    return {"Cookie": f"chatterd_token={await sign_in(client)}"}
+    return {"Cookie": f"{HOST_COOKIE_NAME}={await sign_in(client)}"}
 
 
 @pytest.mark.parametrize(
@@ -428,7 +429,7 @@ async def test_logout_clears_the_cookie_with_its_attributes(client):
     token = await sign_in(client)
     resp = await client.post("/logout", headers=bearer(token))
     assert resp.status == 204
-    (cleared,) = [h for h in resp.headers.getall("Set-Cookie") if h.startswith("chatterd_token=")]
+    (cleared,) = [h for h in resp.headers.getall("Set-Cookie") if h.startswith(f"{HOST_COOKIE_NAME}=")]
     attributes = {part.strip().split("=")[0].lower() for part in cleared.split(";")}
     assert {"secure", "httponly", "samesite", "path", "max-age"} <= attributes
     assert "Max-Age=0" in cleared and "SameSite=Lax" in cleared and "Path=/" in cleared

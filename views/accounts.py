@@ -9,7 +9,7 @@ from auth import signin
 from auth.cookies import clear_login_cookie
 from auth.throttling import limit_rate, request_address, request_user_agent
 from auth.usernames import username_problem
-from core.bodies import json_response, parse, read_json_or_form
+from core.bodies import accepts_form, json_response, parse, read_body
 from core.errors import Conflict, Unprocessable
 from core.keys import authenticator_key, credential_key, db_key, password_hasher_key, settings_key
 from core.origins import refuse_cross_site_sign_in
@@ -17,10 +17,11 @@ from core.shapes import Login, Register
 from middlewares import current_user, login_required
 
 
+@accepts_form
 async def register(request: web.Request) -> web.Response:
     """POST /register: create a password account."""
     settings = request.app[settings_key]
-    data = await read_json_or_form(request)
+    data = await read_body(request)
     username, password = parse(Register, data)
     if problem := username_problem(username):
         raise Unprocessable(problem)
@@ -39,10 +40,11 @@ async def register(request: web.Request) -> web.Response:
     return json_response({"id": user.id, "username": user.username}, status=201)
 
 
+@accepts_form
 async def login(request: web.Request) -> web.Response:
     """POST /login: check the password (and one-time code), then issue a JWT in the body and a cookie."""
     refuse_cross_site_sign_in(request)  # login CSRF: another site's form must not sign the browser in
-    data = await read_json_or_form(request)
+    data = await read_body(request)
     username, password, otp = parse(Login, data)
     issued = await signin.with_password(
         request.app,

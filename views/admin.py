@@ -10,7 +10,7 @@ from aiohttp import web
 
 import models
 from auth.throttling import request_address
-from core.bodies import int_param, json_response, parse, read_json
+from core.bodies import int_param, json_response, parse, read_body
 from core.errors import Conflict, NotFound, Unprocessable
 from core.keys import authenticator_key, db_key
 from core.shapes import ADMIN_SEARCH_MAX, ADMIN_SESSIONS_LISTED, ADMIN_USERS_LIMIT, ROLES, Ban, RoleChange
@@ -92,7 +92,7 @@ async def get_user(request: web.Request) -> web.Response:
 async def set_role(request: web.Request) -> web.Response:
     """PUT /admin/users/{id}/role {role}: in force at once on every worker and server."""
     user_id = _user_id(request)
-    role = parse(RoleChange, await read_json(request)).role
+    role = parse(RoleChange, await read_body(request)).role
     if role not in ROLES:
         raise Unprocessable(f"The role must be one of {', '.join(ROLES)}.")
     change = models.set_user_role(
@@ -106,7 +106,7 @@ async def ban(request: web.Request) -> web.Response:
     """POST /admin/users/{id}/ban {until?, reason?}: every session of the user ends at once, and every sign-in is
     refused (403 banned) until then."""
     user_id = _user_id(request)
-    until, reason = parse(Ban, await read_json(request) if request.body_exists else {})
+    until, reason = parse(Ban, await read_body(request) if request.body_exists else {})
     end = ban_end(until, datetime.now(UTC))
     change = models.ban_user(
         request.app[db_key],

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from aiohttp import web
 
 import models
-from core.bodies import canonical_uuid, int_param, json_response, parse, read_json, uuid_query
+from core.bodies import canonical_uuid, int_param, json_response, parse, read_body, uuid_query
 from core.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 from core.keys import credential_key, db_key, feed_key, settings_key, writer_key
 from core.shapes import CHATTS_LIMIT, PostAuth, PostChatt
@@ -28,27 +30,36 @@ async def post_chatt(request: web.Request) -> web.Response:
     """POST /postchatt/: store a chatt under the username the client gives (the original lab's open posting)."""
     if not request.app[settings_key].open_posting:
         raise Forbidden("Anonymous posting is turned off; sign in and use /postauth/.")
-    data = await read_json(request)
+    data = await read_body(request)
     username, message = parse(PostChatt, data)
-    await request.app[writer_key].add(username, message)
+    await _stored(request.app[writer_key].add(username, message))
     return json_response({})
 
 
 @login_required
 async def post_auth(request: web.Request) -> web.Response:
     """POST /postauth/: store a chatt under the signed-in caller's username."""
-    data = await read_json(request)
+    data = await read_body(request)
     message = parse(PostAuth, data).message
     user, credential = current_user(request), request[credential_key]
     assert credential is not None  # set with the user by the auth middleware
     writer = request.app[writer_key]
+    # Checked again in the same statement as the insert: a chatterID ended, or a user deleted or banned, elsewhere a
+    # moment ago is refused.
     if credential.chatter_id_hash is not None:
-        # Checked again in the same statement as the insert: a chatterID ended elsewhere a moment ago is refused.
-        if not await writer.add_for_chatter_id(credential.chatter_id_hash, message):
+        if not await _stored(writer.add_for_chatter_id(credential.chatter_id_hash, message)):
             raise Unauthorized("The chatterID is unknown or expired.")
-    else:
-        await writer.add(user.username, message, user.id)
+    elif not await _stored(writer.add(user.username, message, user.id)):
+        raise Unauthorized("The credentials are invalid, expired or revoked.")
     return json_response({})
+
+
+async def _stored(adding: Awaitable[bool]) -> bool:
+    """Whether the writer stored the chatt; 422 when the database refused it (a constraint it breaks)."""
+    try:
+        return await adding
+    except models.ChattRefused:
+        raise Unprocessable("The database refused this chatt: it breaks one of its rules.") from None
 
 
 @requires("admin", "moderator")

@@ -5,14 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from auth.throttling import request_address, request_user_agent
-from core.bodies import json_response, parse, read_json
+from core.bodies import json_response, parse, read_body
 from core.shapes import AddUser
 from google_signin import signin
 
 
 async def add_user(request: web.Request) -> web.Response:
     """POST /adduser/: verify the ID token, find or create the user, and issue a chatterID and a JWT."""
-    data = await read_json(request)
+    data = await read_body(request)
     client_id, id_token = parse(AddUser, data)
     signed_in = await signin.with_id_token(
         request.app,

@@ -8,7 +8,7 @@ import models
 from auth.recent_sign_in import recent_sign_in_required
 from auth.throttling import request_address
 from auth.usernames import username_key, username_problem
-from core.bodies import canonical_uuid, json_response, parse, read_json
+from core.bodies import canonical_uuid, json_response, parse, read_body
 from core.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from core.keys import db_key, password_hasher_key
 from core.shapes import GOOGLE_ACCOUNTS_PER_USER, AddPassword, AddUser
@@ -31,7 +31,7 @@ async def link_google(request: web.Request) -> web.Response:
     """POST /identities/google {clientID, idToken}: link that Google account (checked as /adduser/ checks it), so that
     its sign-ins land in the caller's account; 409 when it is a user of its own. Never by email."""
     user = current_user(request)
-    client_id, id_token = parse(AddUser, await read_json(request))
+    client_id, id_token = parse(AddUser, await read_body(request))
     google = await verify_app_id_token(request.app, client_id=client_id, id_token=id_token)
     db = request.app[db_key]
     try:
@@ -57,7 +57,7 @@ async def link_google(request: web.Request) -> web.Response:
 async def add_password(request: web.Request) -> web.Response:
     """POST /identities/password {username, password}: a login name and password for a Google user."""
     user = current_user(request)
-    username, password = parse(AddPassword, await read_json(request))
+    username, password = parse(AddPassword, await read_body(request))
     if problem := username_problem(username):
         raise Unprocessable(problem)
     password_hash = await request.app[password_hasher_key].hash(password)

@@ -10,7 +10,7 @@ import qrcode.image.svg
 from aiohttp import web
 from qrcode.exceptions import DataOverflowError
 
-from core.bodies import json_response, parse, read_json
+from core.bodies import json_response, parse, read_body
 from core.errors import Unprocessable
 from core.headers import set_page_headers
 from core.keys import settings_key
@@ -68,7 +68,7 @@ def qr_svg(data: str) -> bytes:
 async def totp_qr(request: web.Request) -> web.Response:
     """POST /totp/qr {"uri"} (signed in): the otpauth:// URI as an SVG QR code; POST keeps the secret out of URLs."""
     # An ASCII URI of at most 1024 characters (core.shapes): as many bytes, well under what one code holds.
-    uri = parse(OtpauthUri, await read_json(request)).uri
+    uri = parse(OtpauthUri, await read_body(request)).uri
     try:
         # Drawing takes tens of milliseconds of pure Python: in a thread, so the loop keeps serving meanwhile.
         svg = await asyncio.to_thread(qr_svg, uri)

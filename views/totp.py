@@ -8,7 +8,7 @@ import models
 from auth import totp
 from auth.signin import second_factor_ok
 from auth.throttling import request_address
-from core.bodies import json_response, parse, read_json_or_form
+from core.bodies import accepts_form, json_response, parse, read_body
 from core.errors import Unprocessable
 from core.keys import db_key
 from core.shapes import Otp, OtpOrRecoveryCode
@@ -25,11 +25,12 @@ async def totp_setup(request: web.Request) -> web.Response:
     return json_response({"secret": secret, "uri": totp.provisioning_uri(secret, user.username)})
 
 
+@accepts_form
 @login_required
 async def totp_enable(request: web.Request) -> web.Response:
     """POST /totp/enable: turn TOTP on with a code from the secret /totp/setup gave."""
     user = current_user(request)
-    data = await read_json_or_form(request)
+    data = await read_body(request)
     otp = parse(Otp, data).otp
     db = request.app[db_key]
     secret, enabled, last_step = await models.totp_state(db, user.id)
@@ -58,11 +59,12 @@ async def totp_recovery_codes(request: web.Request) -> web.Response:
     return json_response({"codes": codes})
 
 
+@accepts_form
 @login_required
 async def totp_disable(request: web.Request) -> web.Response:
     """POST /totp/disable: turn TOTP off, given a current code (or a recovery code)."""
     user = current_user(request)
-    data = await read_json_or_form(request)
+    data = await read_body(request)
     otp = parse(OtpOrRecoveryCode, data).otp
     db = request.app[db_key]
     secret, enabled, last_step = await models.totp_state(db, user.id)

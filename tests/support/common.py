@@ -37,6 +37,18 @@ async def wait_for(condition: Callable[[], Awaitable[T | None]], *, timeout: flo
         await asyncio.sleep(0.05)
 
 
+async def end_process(proc: asyncio.subprocess.Process, sig: int, *, timeout: float) -> int:
+    """Send `sig` (unless it has exited), wait up to `timeout` seconds, then SIGKILL; its exit code."""
+    if proc.returncode is None:
+        proc.send_signal(sig)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode or 0
+
+
 def bearer(token: str) -> dict[str, str]:
     """The Authorization header that presents `token`."""
     return {"Authorization": f"Bearer {token}"}

@@ -10,15 +10,22 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support.common import PROJECT_DIR, free_port, wait_for
+from tests.support.common import PROJECT_DIR, end_process, free_port, wait_for
 
 
 class Gunicorn:
     """`gunicorn web:create_app -c gunicorn.conf.py` in a subprocess, with its log kept in a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 2, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        workers: int = 2,
+        extra_args: tuple[str, ...] = (),
+        port: int | None = None,
+    ) -> None:
         self.extra_args = extra_args
-        self.port = free_port()
+        self.port = port or free_port()
         self.env = env
         self.log_path = log_path
         self.workers = workers
@@ -75,14 +82,7 @@ class Gunicorn:
 
     async def stop(self) -> int:
         assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), timeout=60)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        return self.proc.returncode or 0
+        return await end_process(self.proc, signal.SIGTERM, timeout=60)
 
 
 def base_env(**extra: str) -> dict[str, str]:
