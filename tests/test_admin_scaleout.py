@@ -14,7 +14,7 @@ import psycopg2
 import pytest
 
 from tests.support.common import CLIENT_ID
-from tests.support.launcher import Gunicorn, base_env
+from tests.support.launcher import Gunicorn
 from tests.support.load import google_sign_in
 from tests.support.probes import until_every_worker_answers
 from tests.support.scaleout import fetch, run_sql, server_pair
@@ -26,14 +26,7 @@ FUTURE = "2099-01-01T00:00:00Z"
 @pytest.fixture
 async def servers(make_database: Any, google_certs_url: str, tmp_path: Path) -> AsyncIterator[list[Gunicorn]]:
     """Two servers on one database, with sign-up limits out of the way of many accounts from one address."""
-    shared = base_env(
-        DATABASE_URL=make_database(),
-        GOOGLE_CERTS_URL=google_certs_url,
-        GOOGLE_CLIENT_IDS=CLIENT_ID,
-        SIGNUP_MAX_PER_ADDRESS="100000",
-        ACCESS_LOG="-",
-    )
-    async with server_pair(shared, tmp_path) as pair:
+    async with server_pair(make_database(), google_certs_url, tmp_path, SIGNUP_MAX_PER_ADDRESS="100000") as pair:
         yield pair
 
 

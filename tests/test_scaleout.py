@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from tests.support.common import CLIENT_ID, wait_for
-from tests.support.launcher import Gunicorn, base_env
+from tests.support.launcher import Gunicorn
 from tests.support.load import CHATTERID, JWT, Credentials, google_sign_in, send, served
 from tests.support.probes import refused_everywhere
 from tests.support.scaleout import all_workers, answered_by, fetch, run_sql, server_pair
@@ -28,15 +28,8 @@ OF_SUB = "id = (SELECT user_id FROM google_identities WHERE sub = %s)"
 @pytest.fixture
 async def servers(make_database: Any, google_certs_url: str, tmp_path: Path) -> AsyncIterator[list[Gunicorn]]:
     """Two servers sharing one database and one SECRET_KEY, each with its own var/ and two workers."""
-    shared = base_env(
-        DATABASE_URL=make_database(),
-        GOOGLE_CERTS_URL=google_certs_url,
-        GOOGLE_CLIENT_IDS=CLIENT_ID,
-        LOGIN_MAX_FAILURES=str(MAX_FAILURES),
-        REFRESH_MAX_PER_SESSION=str(MAX_REFRESHES),
-        ACCESS_LOG="-",
-    )
-    async with server_pair(shared, tmp_path) as pair:
+    limits = {"LOGIN_MAX_FAILURES": str(MAX_FAILURES), "REFRESH_MAX_PER_SESSION": str(MAX_REFRESHES)}
+    async with server_pair(make_database(), google_certs_url, tmp_path, **limits) as pair:
         yield pair
 
 

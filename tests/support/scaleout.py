@@ -11,14 +11,25 @@ from typing import Any
 import aiohttp
 import psycopg2
 
-from tests.support.launcher import Gunicorn
+from tests.support.common import CLIENT_ID
+from tests.support.launcher import Gunicorn, base_env
 from tests.support.load import ACCESS_LOG_ARGS, served, worker_pids
 
 
 @asynccontextmanager
-async def server_pair(shared: dict[str, str], tmp_path: Path) -> AsyncIterator[list[Gunicorn]]:
-    """Two servers with the environment `shared` (one database, one SECRET_KEY), each with its own var/, two workers
-    and an access log that names the worker of every request; both must stop cleanly."""
+async def server_pair(
+    database_url: str, google_certs_url: str, tmp_path: Path, **settings: str
+) -> AsyncIterator[list[Gunicorn]]:
+    """Two servers on one database with one SECRET_KEY, the test's fake Google and `settings` (environment variables),
+    each with its own var/, two workers and an access log that names the worker of every request; both must stop
+    cleanly."""
+    shared = base_env(
+        DATABASE_URL=database_url,
+        GOOGLE_CERTS_URL=google_certs_url,
+        GOOGLE_CLIENT_IDS=CLIENT_ID,
+        ACCESS_LOG="-",
+        **settings,
+    )
     pair = [
         Gunicorn(
             {**shared, "CHATTERD_VAR_DIR": str(tmp_path / name)}, tmp_path / f"{name}.log", extra_args=ACCESS_LOG_ARGS
