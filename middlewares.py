@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from auth import step_up
 from auth.cookies import AmbiguousCookie, login_cookie
 from auth.signin import renew_login_cookie
 from core.bodies import read_body
@@ -151,6 +152,23 @@ def login_required(view: View) -> View:
         return await view(request)
 
     return guarded
+
+
+def requires_recent_auth(view: View) -> View:
+    """Let the view run only when the caller proved who they are in this session within REAUTH_MAX_AGE seconds (a
+    sign-in, or POST /reauthenticate): 401 with "error": "reauth_required" otherwise. Implies `login_required`.
+
+    For every sensitive action of the contract's "Step-up": changing the email or password, turning TOTP off, new
+    recovery codes, adding or deleting a passkey, linking or unlinking an identity, deleting the account.
+    """
+
+    @functools.wraps(view)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if not await step_up.authenticated_recently(request.app, request[credential_key]):
+            raise step_up.reauth_required()
+        return await view(request)
+
+    return login_required(guarded)
 
 
 def requires(*roles: str) -> Callable[[View], View]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ DEFAULT_GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 DEFAULT_GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 -- a file name, not a secret
 JWT_ALGORITHMS = ("HS256", "ES256", "EdDSA")
+APK_KEY_HASH = "android:apk-key-hash:"  # the origin an Android app's own WebAuthn calls carry, + its key's hash
 
 
 class ConfigError(ValueError):
@@ -70,6 +73,73 @@ def _http_url(name: str, value: str) -> None:
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
         raise ConfigError(f"{name} must be an absolute http(s) URL without query or fragment, not {value!r}")
+
+
+def _hostname(value: str) -> str | None:
+    """The host of an http(s) URL or origin, lowercased; None when it has none."""
+    parts = urlsplit(value)
+    return parts.hostname if parts.scheme in {"http", "https"} else None
+
+
+def _web_origin(value: str) -> str:
+    """`scheme://host[:port]` of an http(s) URL, as a browser writes an origin (no default port, no path)."""
+    parts = urlsplit(value)
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}" if parts.port in {None, default} else f"{parts.scheme}://{host}:{parts.port}"
+
+
+def apk_key_hash_origin(fingerprint: str) -> str:
+    """The WebAuthn origin of an Android app signed with the certificate of this SHA-256 fingerprint (AB:CD:...)."""
+    digest = bytes.fromhex(fingerprint.replace(":", ""))
+    return APK_KEY_HASH + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _android_app(entry: str) -> tuple[str, str]:
+    """`package=AB:CD:...` (the SHA-256 fingerprint of the app's signing certificate) as (package, fingerprint)."""
+    package, _, fingerprint = entry.partition("=")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+", package) or not re.fullmatch(
+        r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31}", fingerprint
+    ):
+        raise ConfigError(
+            f"WEBAUTHN_ANDROID_APPS entries are package=SHA-256 fingerprint (com.example.app=AB:CD:...), not {entry!r}"
+        )
+    return package, fingerprint.upper()
+
+
+_DOMAIN = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def _is_domain(host: str) -> bool:
+    """A domain name in lower case: what a WebAuthn RP ID must be (an IP address is not one)."""
+    return bool(_DOMAIN.fullmatch(host)) and not host.rsplit(".", 1)[-1].isdigit()
+
+
+def _on_rp_id(host: str | None, rp_id: str) -> bool:
+    """Whether a page on `host` may use passkeys of `rp_id`: the RP ID itself or one of its subdomains."""
+    return host is not None and (host == rp_id or host.endswith("." + rp_id))
+
+
+def _check_webauthn(rp_id: str | None, origins: tuple[str, ...]) -> None:
+    """Every web origin must be on the RP ID (it or a subdomain of it); Android origins must name a SHA-256."""
+    if origins and rp_id is None:
+        raise ConfigError("WEBAUTHN_ORIGINS needs WEBAUTHN_RP_ID (or PUBLIC_URL, whose host is the default)")
+    for origin in origins:
+        if origin.startswith(APK_KEY_HASH):
+            if not re.fullmatch(r"[A-Za-z0-9_-]{43}", origin.removeprefix(APK_KEY_HASH)):
+                raise ConfigError(f"{origin!r} is not an apk-key-hash origin (the SHA-256 of a key, base64url)")
+            continue
+        try:
+            host = _hostname(origin)
+            well_formed = host is not None and _web_origin(origin) == origin
+        except ValueError:  # a port that is not a number
+            well_formed = False
+        if not well_formed:
+            raise ConfigError(
+                f"WEBAUTHN_ORIGINS entries are origins (https://host[:port]) or {APK_KEY_HASH}..., not {origin!r}"
+            )
+        if rp_id is None or not _on_rp_id(host, rp_id):
+            raise ConfigError(f"the origin {origin!r} is not on WEBAUTHN_RP_ID {rp_id!r} (nor a subdomain of it)")
 
 
 def load_or_create_secret(var_dir: Path) -> str:
@@ -148,8 +218,18 @@ class Settings:
     refresh_window_seconds: int = 3600
     session_idle_timeout: int = 14 * 24 * 3600
     session_max_age: int = 90 * 24 * 3600
-    # Sensitive actions need a sign-in within this many seconds in the current session (step-up).
+    # Passkeys: the relying party's ID (a domain) and the origins its ceremonies may come from, web pages and
+    # Android apps; unset, both follow PUBLIC_URL (see the properties below).
+    webauthn_rp_id: str | None = None
+    webauthn_origins: tuple[str, ...] = ()
+    # Native apps that share the site's passkeys: Android `package=SHA-256 fingerprint`, Apple `TEAMID.bundle.id`.
+    webauthn_android_apps: tuple[str, ...] = ()
+    webauthn_apple_app_ids: tuple[str, ...] = ()
+    # Step-up: sensitive actions need the session's user to have proved who they are within this many seconds.
     reauth_max_age: int = 300
+    # Passkey challenges one address may ask for per window (0: no limit).
+    passkey_options_max_per_address: int = 120
+    passkey_options_window_seconds: int = 60
 
     def __post_init__(self) -> None:
         if len(self.secret_key.encode()) < 32:
@@ -171,11 +251,45 @@ class Settings:
             raise ConfigError("GOOGLE_CLIENT_SECRET needs GOOGLE_CLIENT_IDS, the client ID it belongs to among them")
         if self.google_web_client_id and self.google_web_client_id not in self.google_client_ids:
             raise ConfigError("GOOGLE_WEB_CLIENT_ID must be one of GOOGLE_CLIENT_IDS")
+        for entry in self.webauthn_apple_app_ids:
+            if not re.fullmatch(r"[A-Z0-9]{10}\.[A-Za-z0-9.-]+", entry):
+                raise ConfigError(f"WEBAUTHN_APPLE_APP_IDS entries are TEAMID.bundle.id, not {entry!r}")
+        self.android_apps  # noqa: B018 -- parses, so a bad entry stops the start
+        if self.webauthn_rp_id is not None and not _is_domain(self.webauthn_rp_id):
+            raise ConfigError(f"WEBAUTHN_RP_ID must be a domain name in lower case, not {self.webauthn_rp_id!r}")
+        if self.webauthn_rp_id and not self.passkey_origins:
+            raise ConfigError("WEBAUTHN_RP_ID needs WEBAUTHN_ORIGINS (or a PUBLIC_URL on it, or WEBAUTHN_ANDROID_APPS)")
+        _check_webauthn(self.passkey_rp_id, self.passkey_origins)
 
     @property
     def web_client_id(self) -> str | None:
         """The OAuth client of Google web sign-in: GOOGLE_WEB_CLIENT_ID, else the first of GOOGLE_CLIENT_IDS."""
         return self.google_web_client_id or next(iter(self.google_client_ids), None)
+
+    @property
+    def android_apps(self) -> tuple[tuple[str, str], ...]:
+        """The Android apps that share the site's passkeys, as (package, SHA-256 fingerprint) pairs."""
+        return tuple(_android_app(entry) for entry in self.webauthn_android_apps)
+
+    @property
+    def passkey_rp_id(self) -> str | None:
+        """The WebAuthn relying party ID: WEBAUTHN_RP_ID, else the host of PUBLIC_URL; None without either."""
+        if self.webauthn_rp_id:
+            return self.webauthn_rp_id
+        host = _hostname(self.public_url) if self.public_url else None
+        return host if host is not None and _is_domain(host) else None  # an address cannot be an RP ID
+
+    @property
+    def passkey_origins(self) -> tuple[str, ...]:
+        """Where passkey ceremonies may come from: WEBAUTHN_ORIGINS, else PUBLIC_URL's origin and the Android apps'."""
+        if self.webauthn_origins:
+            return self.webauthn_origins
+        rp_id = self.passkey_rp_id
+        if rp_id is None:
+            return ()
+        public_host = _hostname(self.public_url) if self.public_url else None
+        web = (_web_origin(self.public_url),) if self.public_url and _on_rp_id(public_host, rp_id) else ()
+        return web + tuple(apk_key_hash_origin(fingerprint) for _, fingerprint in self.android_apps)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -230,4 +344,10 @@ class Settings:
             session_max_age=_int(env, "SESSION_MAX_AGE", 90 * 24 * 3600, minimum=300),
             reauth_max_age=_int(env, "REAUTH_MAX_AGE", 300, minimum=1),
             signup_window_seconds=_int(env, "SIGNUP_WINDOW_SECONDS", 3600, minimum=1),
+            webauthn_rp_id=env.get("WEBAUTHN_RP_ID", "").strip() or None,
+            webauthn_origins=_list(env, "WEBAUTHN_ORIGINS"),
+            webauthn_android_apps=_list(env, "WEBAUTHN_ANDROID_APPS"),
+            webauthn_apple_app_ids=_list(env, "WEBAUTHN_APPLE_APP_IDS"),
+            passkey_options_max_per_address=_int(env, "PASSKEY_OPTIONS_MAX_PER_ADDRESS", 120),
+            passkey_options_window_seconds=_int(env, "PASSKEY_OPTIONS_WINDOW_SECONDS", 60, minimum=1),
         )

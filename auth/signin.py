@@ -140,16 +140,17 @@ async def renew_login_cookie(request: web.Request, response: web.StreamResponse)
     set_login_cookie(response, token, max_age=lifetime, secure=settings.cookie_secure)
 
 
-async def with_password(
-    app: web.Application, *, username: str, password: str, otp: object, address: str, user_agent: str = ""
-) -> Issued:
-    """Sign in with username, password and (when TOTP is on) a one-time or recovery code; open a session."""
-    settings, db = app[settings_key], app[db_key]
-    throttle = LoginThrottle(db, settings, address, username)
+async def check_password(
+    app: web.Application, throttle: LoginThrottle, *, username: str, password: str, otp: object, kind: str
+) -> tuple[User, str | None]:
+    """Count the attempt (before any work), then check the password and, when TOTP is on, the one-time or recovery
+    code: the account's user, and its new hash when the hashing parameters changed. 429 past the throttle's limits,
+    401 otherwise; each outcome is counted under `kind` and each failure audited."""
+    db = app[db_key]
     try:
         await throttle.attempt()
     except TooManyRequests:
-        SIGN_INS.labels("password", "throttled").inc()
+        SIGN_INS.labels(kind, "throttled").inc()
         raise
     with throttle.evaluating():
         account = await models.account_for_login(db, username)
@@ -157,26 +158,36 @@ async def with_password(
         ok, new_hash = await app[password_hasher_key].verify(account.password_hash, password)
     user = account.user
     if not ok or user is None:
-        SIGN_INS.labels("password", "failure").inc()
+        SIGN_INS.labels(kind, "failure").inc()
         await throttle.failed(user.id if user else None, "password")
         raise Unauthorized(BAD_LOGIN)
     if account.totp_enabled and account.totp_secret:
         if otp in (None, ""):
             # Counted (before the hash, as every attempt) and audited like a wrong code: this answer, which only a
             # right password gets, must not be free to ask for.
-            SIGN_INS.labels("password", "failure").inc()
+            SIGN_INS.labels(kind, "failure").inc()
             await throttle.failed(user.id, "one-time code missing")
             raise Unauthorized("A one-time code is needed: send it as 'otp'.", error=OTP_REQUIRED)
         if not await second_factor_ok(db, user.id, account.totp_secret, account.totp_last_step, otp):
-            SIGN_INS.labels("password", "failure").inc()
+            SIGN_INS.labels(kind, "failure").inc()
             await throttle.failed(user.id, "one-time code")
             raise Unauthorized(
                 "A valid one-time code is needed: that 'otp' is wrong or was already used.", error=OTP_REQUIRED
             )
     if account.banned:
-        SIGN_INS.labels("password", "banned").inc()
+        SIGN_INS.labels(kind, "banned").inc()
         await models.settle_password(db, throttle_key=throttle.account_key, address_key=throttle.address_key)
         raise refusal(NotAdmitted(banned=True))
+    return user, new_hash
+
+
+async def with_password(
+    app: web.Application, *, username: str, password: str, otp: object, address: str, user_agent: str = ""
+) -> Issued:
+    """Sign in with username, password and (when TOTP is on) a one-time or recovery code; open a session."""
+    settings, db = app[settings_key], app[db_key]
+    throttle = LoginThrottle(db, settings, address, username)
+    user, new_hash = await check_password(app, throttle, username=username, password=password, otp=otp, kind=PASSWORD)
     refresh_token, refresh = new_refresh(settings)
     session = await new_session(PASSWORD, Client(address, user_agent))
     admitted = await models.complete_login(

@@ -45,8 +45,11 @@ _in_flight: dict[str, int] = {}  # this worker's attempts being evaluated, by ad
 class LoginThrottle:
     """Sign-in attempts counted per account and per address before they are evaluated; a success clears the account."""
 
-    def __init__(self, db: Database, settings: Settings, address: str, username: str) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, address: str, username: str, *, event: str = "sign_in_failed"
+    ) -> None:
         self.db = db
+        self.event = event  # what a failure is audited as
         self.settings = settings
         self.address = address
         # The same key as the account lookup, so every spelling of a name (case, width, İ forms) shares one counter.
@@ -94,11 +97,23 @@ class LoginThrottle:
         await models.record_event(
             self.db,
             user_id=user_id,
-            event="sign_in_failed",
+            event=self.event,
             kind="password",
             address=self.address,
             detail={"reason": reason},
         )
+
+
+async def claim_code_attempt(db: Database, settings: Settings, user_id: int) -> str:
+    """Count an attempt at the user's one-time code outside sign-in (turning TOTP off) before it is checked; 429 past
+    LOGIN_MAX_FAILURES within LOGIN_LOCKOUT_SECONDS. Returns the counter's key, which a success clears."""
+    key = f"totp:user:{user_id}"
+    window = settings.login_lockout_seconds
+    wait = await models.claim_attempt(db, {key: settings.login_max_failures}, window=window, lockout=window)
+    if wait is not None:
+        THROTTLES.labels("totp").inc()
+        raise TooManyRequests("Too many wrong one-time codes; try again later.", retry_after=math.ceil(wait))
+    return key
 
 
 async def limit_rate(db: Database, address: str, kind: str, *, limit: int, window: int) -> None:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from core.errors import ApiError, BadRequest, RequestTimeout, Unprocessable
 from core.keys import body_key, settings_key
-from core.shapes import DefaultT, IntQuery, Shape, Text, fields_of
+from core.shapes import DefaultT, IntQuery, JsonObject, Shape, Text, fields_of
 
 _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
@@ -130,6 +130,22 @@ def _utf8(value: str) -> bool:
     return True
 
 
+def _object_lines(name: str, value: str, required: bool) -> list[str]:
+    """The parser's lines for an object field: present (when required) and an object; what is inside is its reader's."""
+    wrong = f"'{name}' must be a JSON object."
+    if not required:  # absent or null: None
+        return [
+            f"    {value} = data.get({name!r})",
+            f"    if {value} is not None and {value}.__class__ is not dict: raise Unprocessable({wrong!r})",
+        ]
+    missing = f"'{name}' is required."
+    return [
+        f"    {value} = data.get({name!r}, MISSING)",
+        f"    if {value} is MISSING: raise Unprocessable({missing!r})",
+        f"    if {value}.__class__ is not dict: raise Unprocessable({wrong!r})",
+    ]
+
+
 def _compile(shape: type[NamedTuple]) -> Callable[[Mapping[str, Any]], Any]:
     """The shape's parser: straight-line code made from its declarations, one field after the other.
 
@@ -150,6 +166,9 @@ def _compile(shape: type[NamedTuple]) -> Callable[[Mapping[str, Any]], Any]:
     for i, (name, text, required) in enumerate(fields_of(shape)):
         value, limits = f"v{i}", f"text{i}"
         names.append(value)
+        if isinstance(text, JsonObject):
+            lines += _object_lines(name, value, required)
+            continue
         namespace[limits] = text
         # Non-ASCII text is fine unless it holds a lone surrogate, or the field is ASCII only.
         unicode = f"{value}.isascii()" if text.ascii else f"({value}.isascii() or utf8({value}))"

@@ -8,7 +8,8 @@ from typing import Any, NamedTuple
 from auth.cookies import COOKIE_NAME, HOST_COOKIE_NAME
 from core import openapi_identities as identities
 from core import openapi_parts as parts
-from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN, query_parameter
+from core import openapi_passkeys as passkeys
+from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN, STEP_UP, query_parameter
 from core.shapes import (
     AUDIT_BEFORE,
     AUDIT_LIMIT,
@@ -19,6 +20,7 @@ from core.shapes import (
     SESSION_KINDS,
     SESSIONS_LISTED,
     AddUser,
+    JsonObject,
     Login,
     Otp,
     OtpauthUri,
@@ -46,16 +48,25 @@ def _text(text: Text) -> dict[str, Any]:
     return schema
 
 
+def _object(spec: JsonObject) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "allOf": [_ref(spec.schema)]}
+    if spec.description:
+        schema["description"] = spec.description
+    return schema
+
+
 def body_schema(shape: type[NamedTuple]) -> dict[str, Any]:
     """The component schema of a request body, from its shape."""
     properties: dict[str, Any] = {}
     required: list[str] = []
     notes: list[str] = []
     for field in fields_of(shape):
-        properties[field.name] = _text(field.text)
+        spec = field.spec
+        properties[field.name] = _object(spec) if isinstance(spec, JsonObject) else _text(spec)
         if not field.required:
             properties[field.name]["nullable"] = True  # null is taken as absent
-        for alias in field.text.aliases:
+        aliases = spec.aliases if isinstance(spec, Text) else ()
+        for alias in aliases:
             # Untyped: while the field itself is present the alias is never read, whatever it holds.
             properties[alias] = {
                 "description": f"Alias of `{field.name}` (a string with the same limits) when `{field.name}` is absent."
@@ -63,7 +74,7 @@ def body_schema(shape: type[NamedTuple]) -> dict[str, Any]:
             notes.append(
                 f"`{alias}` is accepted in place of `{field.name}` (and ignored when `{field.name}` is given)."
             )
-        if field.required and not field.text.aliases:
+        if field.required and not aliases:
             required.append(field.name)
     schema: dict[str, Any] = {"type": "object"}
     if notes:
@@ -118,7 +129,7 @@ SCHEMAS: dict[str, Any] = {
             "error": {
                 "type": "string",
                 "description": "A code for programs, where one is defined: `otp_required` (/login), "
-                "`reauth_required` (step-up), `banned` (a banned user's sign-in).",
+                "`reauth_required` (where a recent sign-in is needed), `banned` (a banned user's sign-in).",
             },
         },
         "additionalProperties": False,
@@ -140,6 +151,7 @@ SCHEMAS: dict[str, Any] = {
     "Chatts": {"type": "array", "items": _ref("Chatt")},
     **{shape.__name__: body_schema(shape) for shape in REQUEST_BODIES},
     **identities.SCHEMAS,
+    **passkeys.SCHEMAS,
     "AddedUser": {
         "type": "object",
         "required": ["username", "chatterID", "lifetime", "token"],
@@ -440,6 +452,7 @@ PATHS: dict[str, Any] = {
         "post": {
             "tags": ["accounts"],
             "summary": "Ten new single-use recovery codes (replacing any earlier ones), shown this once",
+            "description": STEP_UP,
             "operationId": "totpRecoveryCodes",
             "security": SIGNED_IN,
             "responses": {**_ok("The codes.", _ref("RecoveryCodes")), **_errors(401, 403, 422, 503)},
@@ -449,10 +462,12 @@ PATHS: dict[str, Any] = {
         "post": {
             "tags": ["accounts"],
             "summary": "Turn TOTP off, given a current code or a recovery code",
+            "description": "Attempts are counted before the code is checked, as at /login: past LOGIN_MAX_FAILURES "
+            "within LOGIN_LOCKOUT_SECONDS, 429. Each wrong code is written to the audit log. " + STEP_UP,
             "operationId": "totpDisable",
             "security": SIGNED_IN,
             "requestBody": _body(OtpOrRecoveryCode, {"otp": "123456"}, form=True),
-            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, *COMMON)},
+            "responses": {**NO_CONTENT, **_errors(400, 401, 403, 422, 429, *COMMON)},
         }
     },
     "/token/refresh": {
@@ -670,7 +685,7 @@ PATHS: dict[str, Any] = {
         }
     },
 }
-
+PATHS.update(passkeys.PATHS)
 PATHS.update(identities.PATHS)
 
 DOCUMENT: dict[str, Any] = {
@@ -687,6 +702,7 @@ DOCUMENT: dict[str, Any] = {
         {"name": "chatter", "description": "The course's chatter API (mobile clients)."},
         {"name": "accounts", "description": "Password accounts, JWTs and TOTP."},
         {"name": "sessions", "description": "Sessions and devices: where the caller is signed in."},
+        {"name": "passkeys", "description": "Passkeys (WebAuthn): add, list, delete, sign in; and step-up."},
         *identities.TAGS,
         {"name": "operations", "description": "Health, readiness and metrics for operators."},
         {"name": "page", "description": "The web page and these docs."},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN, body, errors, ok, query_parameter, ref
+from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN, STEP_UP, body, errors, ok, query_parameter, ref
 from core.shapes import (
     ADMIN_SEARCH_MAX,
     ADMIN_SESSIONS_LISTED,
@@ -20,10 +20,6 @@ from core.shapes import (
 
 ISO = {"type": "string", "format": "date-time"}
 NULLABLE_ISO = {**ISO, "nullable": True}
-STEP_UP = (
-    "Needs a sign-in within REAUTH_MAX_AGE seconds in the current session (step-up): otherwise 401 with "
-    '`"error": "reauth_required"`.'
-)
 BANNED_UNTIL = {
     "type": "string",
     "nullable": True,
@@ -36,6 +32,12 @@ USER = {
     "email": {"type": "string", "nullable": True},
     "role": {"type": "string", "enum": list(ROLES)},
     "created_at": ISO,
+}
+IDENTITY_ID = {
+    "name": "id",
+    "in": "query",
+    "description": "The identity's `id`, as GET /identities lists it.",
+    "schema": {"type": "string", "format": "uuid"},
 }
 USER_ID = {
     "name": "id",
@@ -50,7 +52,8 @@ SCHEMAS: dict[str, Any] = {
     "Identity": {
         "type": "object",
         "description": "A way to sign in. `password`: its `username`. `google`: the linked Google account's `sub` "
-        "and `email`, and the link's `id` and `created_at`.",
+        "and `email`, and the link's `id` and `created_at`. `passkey`: its `id`, `name`, `created_at` and "
+        "`last_used_at`, as GET /passkeys lists it.",
         "required": ["kind"],
         "properties": {
             "kind": {"type": "string", "enum": list(IDENTITY_KINDS)},
@@ -58,7 +61,9 @@ SCHEMAS: dict[str, Any] = {
             "id": {"type": "string", "format": "uuid", "description": "Names it in DELETE /identities/{kind}?id=."},
             "sub": {"type": "string", "description": "The Google account's subject (google)."},
             "email": {"type": "string", "nullable": True, "description": "The Google account's address (google)."},
+            "name": {"type": "string", "description": "What the passkey is called (passkey)."},
             "created_at": ISO,
+            "last_used_at": {**NULLABLE_ISO, "description": "When the passkey last signed in (passkey)."},
         },
     },
     "Identities": {
@@ -128,7 +133,11 @@ SCHEMAS: dict[str, Any] = {
                 "`expires_at`, `ended_at` and `end_reason` beside what GET /sessions shows.",
                 "items": {"type": "object"},
             },
-            "passkeys": {"type": "array", "items": {"type": "object"}},
+            "passkeys": {
+                "type": "array",
+                "description": "As GET /passkeys lists them.",
+                "items": {"type": "object", "required": ["id", "name", "created_at", "last_used_at"]},
+            },
             "chatts": {
                 "type": "array",
                 "items": {
@@ -151,7 +160,7 @@ PATHS: dict[str, Any] = {
     "/identities": {
         "get": {
             "tags": ["identities"],
-            "summary": "The caller's ways to sign in: a password, Google accounts",
+            "summary": "The caller's ways to sign in: a password, Google accounts, passkeys",
             "operationId": "listIdentities",
             "security": SIGNED_IN,
             "responses": {**ok("The identities.", ref("Identities")), **errors(401, 503)},
@@ -180,14 +189,7 @@ PATHS: dict[str, Any] = {
             "404. The last way to sign in: 409. " + STEP_UP,
             "operationId": "unlinkGoogle",
             "security": SIGNED_IN,
-            "parameters": [
-                {
-                    "name": "id",
-                    "in": "query",
-                    "description": "The identity's `id`, as GET /identities lists it.",
-                    "schema": {"type": "string", "format": "uuid"},
-                }
-            ],
+            "parameters": [IDENTITY_ID],
             "responses": {**NO_CONTENT, **errors(401, 403, 404, 409, 422, 503)},
         },
     },
@@ -214,6 +216,18 @@ PATHS: dict[str, Any] = {
             "security": SIGNED_IN,
             "responses": {**NO_CONTENT, **errors(401, 403, 404, 409, 503)},
         },
+    },
+    "/identities/passkey": {
+        "delete": {
+            "tags": ["identities"],
+            "summary": "Remove a passkey (never the last way to sign in)",
+            "description": "With several passkeys, `?id=` names the one (422 without it). None such: 404. The last "
+            "way to sign in: 409. " + STEP_UP,
+            "operationId": "removePasskey",
+            "security": SIGNED_IN,
+            "parameters": [IDENTITY_ID],
+            "responses": {**NO_CONTENT, **errors(401, 403, 404, 409, 422, 503)},
+        }
     },
     "/me/export": {
         "get": {

@@ -12,6 +12,11 @@ NO_CONTENT = {"204": {"description": "Done; no body."}}
 # Errors any endpoint may give: a 408 for a body slower than BODY_TIMEOUT, a 413 for a body over the limit, a 503
 # when Postgres is down.
 COMMON = (408, 413, 503)
+# What every sensitive action's description says (the contract's "Step-up").
+STEP_UP = (
+    "Step-up: needs a sign-in, or POST /reauthenticate, within the last REAUTH_MAX_AGE seconds (default 300) in the "
+    'session of the credential used; otherwise 401 with `"error": "reauth_required"`.'
+)
 
 
 def ref(name: str) -> dict[str, str]:

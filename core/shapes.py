@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Annotated, Generic, NamedTuple, TypeVar, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Generic, NamedTuple, TypeVar, get_args, get_origin, get_type_hints
 
 # The order is the documentation's; the auth code only tests membership.
 ROLES: tuple[str, ...] = ("user", "moderator", "admin")
@@ -25,16 +25,26 @@ class Text:
     description: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class JsonObject:
+    """An object field: the body only has to hold a JSON object there; its reader checks what is inside, and the
+    component schema named `schema` documents it."""
+
+    schema: str
+    description: str = ""
+
+
 class Field(NamedTuple):
-    """One field of a shape: its key, its limits and whether the body must carry it."""
+    """One field of a shape: its key, what it holds (text, or an object) and whether the body must carry it."""
 
     name: str
-    text: Text
+    spec: Text | JsonObject
     required: bool
 
 
-# A request body shape: a NamedTuple whose fields are `Annotated[str, Text(...)]`, or
-# `Annotated[str | None, Text(...)] = None` when optional (absent or null: None). Fields are checked in their order.
+# A request body shape: a NamedTuple whose fields are `Annotated[str, Text(...)]` (or `Annotated[dict[str, Any],
+# JsonObject(...)]`), or `Annotated[str | None, Text(...)] = None` when optional (absent or null: None). Fields are
+# checked in their order.
 Shape = TypeVar("Shape", bound=NamedTuple)
 
 
@@ -46,13 +56,13 @@ def fields_of(shape: type[NamedTuple]) -> tuple[Field, ...]:
     for name in shape._fields:
         hint = hints[name]
         extras = get_args(hint)[1:] if get_origin(hint) is Annotated else ()
-        texts = [extra for extra in extras if isinstance(extra, Text)]
-        if len(texts) != 1:
-            raise TypeError(f"{shape.__name__}.{name} must be annotated with one Text(...)")
+        specs = [extra for extra in extras if isinstance(extra, Text | JsonObject)]
+        if len(specs) != 1:
+            raise TypeError(f"{shape.__name__}.{name} must be annotated with one Text(...) or JsonObject(...)")
         required = name not in shape._field_defaults
         if not required and shape._field_defaults[name] is not None:
             raise TypeError(f"{shape.__name__}.{name}: an optional field defaults to None")
-        fields.append(Field(name, texts[0], required))
+        fields.append(Field(name, specs[0], required))
     return tuple(fields)
 
 
@@ -193,6 +203,47 @@ class Ban(NamedTuple):
     reason: Annotated[str | None, Text(500, description="Why, for admins; the user is not told.")] = None
 
 
+PASSKEY_NAME = Text(
+    64,
+    description='What to call the passkey in the list (default: the device it is added from, "Chrome 131 on macOS").',
+)
+
+
+class PasskeyRegistration(NamedTuple):
+    """POST /passkeys/register: the authenticator's answer to the creation options, and a name for the passkey."""
+
+    credential: Annotated[dict[str, Any], JsonObject("RegistrationResponseJSON")]
+    name: Annotated[str | None, PASSKEY_NAME] = None
+
+
+class PasskeyLoginOptions(NamedTuple):
+    """POST /passkeys/login/options: whose passkeys may answer (none given: any discoverable passkey)."""
+
+    username: Annotated[str | None, Text(64, description="Username-first sign-in: that account's passkeys only.")] = (
+        None
+    )
+
+
+class PasskeyAssertion(NamedTuple):
+    """POST /passkeys/login: the authenticator's answer to the request options."""
+
+    credential: Annotated[dict[str, Any], JsonObject("AuthenticationResponseJSON")]
+
+
+class Reauthenticate(NamedTuple):
+    """POST /reauthenticate: the password (and a one-time code when TOTP is on), or a passkey's assertion."""
+
+    password: Annotated[str | None, Text(256, format="password", description="The account's password.")] = None
+    otp: Annotated[str | None, Text(64, min_length=0, description=LOGIN_OTP)] = None
+    credential: Annotated[
+        dict[str, Any] | None,
+        JsonObject(
+            "AuthenticationResponseJSON",
+            description="Instead of the password: a passkey's answer to options from /passkeys/login/options.",
+        ),
+    ] = None
+
+
 REQUEST_BODIES: tuple[type[NamedTuple], ...] = (
     PostChatt,
     AddUser,
@@ -206,4 +257,8 @@ REQUEST_BODIES: tuple[type[NamedTuple], ...] = (
     AddPassword,
     RoleChange,
     Ban,
+    PasskeyRegistration,
+    PasskeyLoginOptions,
+    PasskeyAssertion,
+    Reauthenticate,
 )

@@ -28,6 +28,17 @@ from models.chatts import (
     list_newest_versioned,
 )
 from models.identities import add_password, link_google, list_identities, unlink_identity
+from models.passkeys import (
+    add_passkey,
+    complete_passkey_sign_in,
+    descriptors_named,
+    descriptors_of,
+    issue_challenge,
+    list_passkeys,
+    passkey_by_credential,
+    take_challenge,
+    user_handle,
+)
 from models.personal_data import DELETED_NAME, delete_user, export_user
 from models.records import (
     Account,
@@ -71,6 +82,7 @@ from models.sessions import (
     touch_sessions,
 )
 from models.standing import recent_standings, user_standing
+from models.step_up import has_password, reauthenticated_by_passkey, reauthenticated_by_password
 from models.throttle import claim_attempt, count_attempt, settle_password
 
 __all__ = [
@@ -101,29 +113,39 @@ __all__ = [
     "account_for_login",
     "add_chatts",
     "add_chatts_for_chatter_ids",
+    "add_passkey",
     "add_password",
     "ban_user",
     "chatter_id_owner",
     "chatts_version",
     "claim_attempt",
     "complete_login",
+    "complete_passkey_sign_in",
     "count_attempt",
     "create_password_user",
     "delete_chatt",
     "delete_user",
+    "descriptors_named",
+    "descriptors_of",
     "disable_totp",
     "end_all_sessions",
     "end_other_sessions",
     "end_session",
     "export_user",
+    "has_password",
+    "issue_challenge",
     "link_google",
     "list_chatts",
     "list_events",
     "list_identities",
     "list_newest_versioned",
+    "list_passkeys",
     "list_sessions",
     "load_revocations",
     "mark_authenticated",
+    "passkey_by_credential",
+    "reauthenticated_by_passkey",
+    "reauthenticated_by_password",
     "recent_standings",
     "record_event",
     "replace_recovery_codes",
@@ -137,6 +159,7 @@ __all__ = [
     "set_user_role",
     "settle_password",
     "sign_in_google_user",
+    "take_challenge",
     "token_revoked",
     "totp_state",
     "touch_sessions",
@@ -147,5 +170,6 @@ __all__ = [
     "use_totp_step",
     "user_by_name",
     "user_details",
+    "user_handle",
     "user_standing",
 ]

@@ -8,8 +8,8 @@ from auth.usernames import username_key
 from db.pool import Cursor, Database
 from models.fragments import (
     AUDIT_INSERT,
-    COUNT_IN_WINDOW,
     PURGE_SESSIONS,
+    RATE_ATTEMPT,
     SESSION_INSERT,
     SESSION_VALUES,
     USER_IN_GOOD_STANDING,
@@ -82,13 +82,7 @@ audit AS (
 # refresh token. The per-address rate count is part of the same statement: nothing is written past the limit. Each
 # sign-in also removes a few expired chatterIDs and sessions, so no full-table DELETE is needed.
 SIGN_IN_GOOGLE_USER = f"""
-WITH attempt AS (
-    INSERT INTO throttle AS t (key, hits, max_hits, window_start)
-    SELECT %(rate_key)s, 1, 0, now() WHERE %(limit)s > 0
-    ON CONFLICT (key) DO UPDATE SET {COUNT_IN_WINDOW}
-    RETURNING hits, extract(epoch FROM now() - window_start)::float8 AS age
-),
-allowed AS (SELECT 1 WHERE %(limit)s = 0 OR (SELECT hits FROM attempt) <= %(limit)s),
+WITH {RATE_ATTEMPT},
 {GOOGLE_ACCOUNT},
 opened AS (
     {SESSION_INSERT} SELECT {SESSION_VALUES.format(user_id="id")} FROM account WHERE admitted
@@ -192,6 +186,7 @@ UPDATE recovery_codes SET used_at = now() WHERE user_id = %s AND code_hash = %s 
 
 DISABLE_TOTP = f"""
 WITH codes AS (DELETE FROM recovery_codes WHERE user_id = %(user_id)s),
+cleared AS (DELETE FROM throttle WHERE key = %(throttle_key)s),
 audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'totp_off', NULL, %(address)s, '{{}}'))
 UPDATE users SET totp_enabled = false, totp_secret = NULL, totp_last_step = NULL WHERE id = %(user_id)s
 """
@@ -354,6 +349,6 @@ async def use_recovery_code(db: Database, user_id: int, code_hash: bytes) -> boo
     return await db.fetch_one(USE_RECOVERY_CODE, (user_id, code_hash)) is not None
 
 
-async def disable_totp(db: Database, user_id: int, address: str) -> None:
-    """Turn TOTP off and drop the recovery codes."""
-    await db.execute(DISABLE_TOTP, {"user_id": user_id, "address": address})
+async def disable_totp(db: Database, user_id: int, address: str, throttle_key: str) -> None:
+    """Turn TOTP off, drop the recovery codes and clear the counter of attempts at them."""
+    await db.execute(DISABLE_TOTP, {"user_id": user_id, "address": address, "throttle_key": throttle_key})

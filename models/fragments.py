@@ -10,13 +10,31 @@ HITS_IN_WINDOW = f"CASE WHEN {WINDOW_OVER} THEN 1 ELSE t.hits + 1 END"
 COUNT_IN_WINDOW = f"""hits = {HITS_IN_WINDOW},
     window_start = CASE WHEN {WINDOW_OVER} THEN now() ELSE t.window_start END"""
 
-# The password proved right (a sign-in, a password change): the account's failures are cleared, and the attempt,
-# counted before it was evaluated, comes back to the address, whose counter keeps only failures. Two CTEs.
+# The password proved right (a sign-in, a step-up, a password change): the account's failures are cleared, and the
+# attempt, counted before it was evaluated, comes back to the address, whose counter keeps only failures. Two CTEs.
 PASSWORD_PROVED = """cleared AS (DELETE FROM throttle WHERE key = %(throttle_key)s),
 refunded AS (UPDATE throttle SET hits = greatest(hits - 1, 0) WHERE key = %(address_key)s)"""
 
+# One attempt counted against %(rate_key)s in a window of %(window)s seconds (nothing counted when %(limit)s is 0), as
+# two CTEs: `attempt` (the count and the window's age) and `allowed` (one row while within the limit). What a statement
+# writes only FROM allowed is not written past the limit.
+RATE_ATTEMPT = f"""attempt AS (
+    INSERT INTO throttle AS t (key, hits, max_hits, window_start)
+    SELECT %(rate_key)s, 1, 0, now() WHERE %(limit)s > 0
+    ON CONFLICT (key) DO UPDATE SET {COUNT_IN_WINDOW}
+    RETURNING hits, extract(epoch FROM now() - window_start)::float8 AS age
+),
+allowed AS (SELECT 1 WHERE %(limit)s = 0 OR (SELECT hits FROM attempt) <= %(limit)s)"""
+
 # A user row `users` whose credentials may still act (not deleted, not banned): checked again where a write happens.
 USER_IN_GOOD_STANDING = "users.deleted_at IS NULL AND (users.banned_until IS NULL OR users.banned_until <= now())"
+
+# What a right password does at step-up: the counters settle (PASSWORD_PROVED), and the hash is renewed when its
+# parameters changed. (A sign-in renews it only once the user is known to be admitted: models/sessions.py.)
+PASSWORD_ACCEPTED = f"""{PASSWORD_PROVED},
+rehashed AS (
+    UPDATE users SET password_hash = %(new_hash)s WHERE id = %(user_id)s AND %(new_hash)s::text IS NOT NULL
+)"""
 
 # Every audit entry goes through these columns.
 AUDIT_INSERT = "INSERT INTO auth_events (user_id, event, kind, address, detail)"

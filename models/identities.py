@@ -1,4 +1,4 @@
-"""Identities: the ways a user signs in (a password, Google accounts), listed, linked and unlinked.
+"""Identities: the ways a user signs in (a password, Google accounts, passkeys), listed, linked and unlinked.
 
 Every change takes the users row first (FOR NO KEY UPDATE), as revocations do: two changes of one user's identities
 take turns, so that counting the ways in and removing one are never split by another removal, and a deletion of the
@@ -14,6 +14,7 @@ import psycopg2.errors
 
 from db.pool import Cursor, Database
 from models.fragments import AUDIT_INSERT, ISO_UTC
+from models.passkeys import DELETE_PASSKEY
 from models.records import (
     HasPassword,
     IdentityTaken,
@@ -29,18 +30,27 @@ from models.records import (
 # lock is held, and so sees what the change before committed), how many ways in the user has.
 LOCK_USER = "SELECT id FROM users WHERE id = %(user_id)s AND deleted_at IS NULL FOR NO KEY UPDATE"
 WAYS_IN = """
-SELECT (password_hash IS NOT NULL)::int, (SELECT count(*) FROM google_identities WHERE user_id = users.id)
+SELECT (password_hash IS NOT NULL)::int, (SELECT count(*) FROM google_identities WHERE user_id = users.id),
+       (SELECT count(*) FROM passkeys WHERE user_id = users.id)
 FROM users WHERE id = %(user_id)s
 """
 
+
+def _iso(column: str) -> str:
+    return f"to_char({column} AT TIME ZONE 'UTC', {ISO_UTC})"
+
+
 # Each identity as GET /identities lists it: its kind first, then what tells it apart.
 SELECT_IDENTITIES = f"""
-SELECT 'password', NULL, username, NULL, NULL, NULL, 0 AS sort
+SELECT 'password', NULL, username, NULL, NULL, NULL, NULL, NULL, 0 AS sort
 FROM users WHERE id = %(user_id)s AND password_hash IS NOT NULL
 UNION ALL
-SELECT 'google', id::text, NULL, sub, email, to_char(created_at AT TIME ZONE 'UTC', {ISO_UTC}), 1
+SELECT 'google', id::text, NULL, sub, email, NULL, {_iso("created_at")}, NULL, 1
 FROM google_identities WHERE user_id = %(user_id)s
-ORDER BY sort, 6, 2
+UNION ALL
+SELECT 'passkey', id::text, NULL, NULL, NULL, name, {_iso("created_at")}, {_iso("last_used_at")}, 2
+FROM passkeys WHERE user_id = %(user_id)s
+ORDER BY sort, 7, 2
 """
 
 LINK_GOOGLE = f"""
@@ -75,16 +85,28 @@ REMOVE_PASSWORD = [
        WHERE id = %(user_id)s""",
     "DELETE FROM recovery_codes WHERE user_id = %(user_id)s",
 ]
-SELECT_GOOGLE_IDS = "SELECT id::text FROM google_identities WHERE user_id = %(user_id)s"
-REMOVE_GOOGLE = "DELETE FROM google_identities WHERE user_id = %(user_id)s AND id = %(identity_id)s::uuid"
 AUDIT_UNLINKED = f"{AUDIT_INSERT} VALUES (%(user_id)s, 'identity_unlinked', %(kind)s, %(address)s, %(detail)s::jsonb)"
+# The kinds a user may have several of: the ids of theirs, and how one (%(id)s) goes.
+IDS_OF = {
+    "google": "SELECT id::text FROM google_identities WHERE user_id = %(user_id)s",
+    "passkey": "SELECT id::text FROM passkeys WHERE user_id = %(user_id)s",
+}
+REMOVE_ONE = {
+    "google": [
+        "DELETE FROM google_identities WHERE user_id = %(user_id)s AND id = %(id)s::uuid",
+        AUDIT_UNLINKED,
+    ],
+    "passkey": [DELETE_PASSKEY],  # audited as the passkeys' own DELETE is
+}
 
 
 def _identity(row: tuple[Any, ...]) -> dict[str, Any]:
-    kind, identity_id, username, sub, email, created_at, _ = row
+    kind, identity_id, username, sub, email, name, created_at, last_used_at, _ = row
     if kind == "password":
         return {"kind": kind, "username": username}
-    return {"kind": kind, "id": identity_id, "sub": sub, "email": email, "created_at": created_at}
+    if kind == "google":
+        return {"kind": kind, "id": identity_id, "sub": sub, "email": email, "created_at": created_at}
+    return {"kind": kind, "id": identity_id, "name": name, "created_at": created_at, "last_used_at": last_used_at}
 
 
 async def identities_in(cur: Cursor, user_id: int) -> list[dict[str, Any]]:
@@ -99,14 +121,15 @@ async def list_identities(db: Database, user_id: int) -> list[dict[str, Any]]:
         return await identities_in(cur, user_id)
 
 
-async def _lock_ways_in(cur: Cursor, user_id: int) -> tuple[int, int]:
-    """Hold the user's row until commit; (1 if they have a password else 0, how many Google accounts)."""
+async def _lock_ways_in(cur: Cursor, user_id: int) -> tuple[int, int, int]:
+    """Hold the user's row until commit; how many ways in they have: (1 with a password else 0, Google accounts,
+    passkeys)."""
     await cur.execute(LOCK_USER, {"user_id": user_id})
     if await cur.fetchone() is None:
         raise UnknownUser(user_id)
     await cur.execute(WAYS_IN, {"user_id": user_id})
-    password, google = await cur.fetchone()
-    return int(password), int(google)
+    password, google, passkeys = await cur.fetchone()
+    return int(password), int(google), int(passkeys)
 
 
 async def link_google(
@@ -116,7 +139,7 @@ async def link_google(
     theirs). IdentityTaken when it is another user's; TooManyIdentities past `most` Google accounts."""
     params = {"user_id": user_id, "sub": sub, "email": email, "address": address}
     async with db.cursor() as cur, cur.transaction():
-        _, google = await _lock_ways_in(cur, user_id)
+        _, google, _ = await _lock_ways_in(cur, user_id)
         await cur.execute(GOOGLE_OWNER, params)
         owner = await cur.fetchone()
         if owner is None:
@@ -146,7 +169,7 @@ async def add_password(
         "address": address,
     }
     async with db.cursor() as cur, cur.transaction():
-        password, _ = await _lock_ways_in(cur, user_id)
+        password, _, _ = await _lock_ways_in(cur, user_id)
         if password:
             raise HasPassword(user_id)
         try:
@@ -156,31 +179,31 @@ async def add_password(
 
 
 async def unlink_identity(db: Database, *, user_id: int, kind: str, identity_id: str | None, address: str) -> None:
-    """Remove one way in: the password, or a Google account (`identity_id`, needed when there are several).
+    """Remove one way in: the password, a Google account or a passkey (`identity_id`, needed when there are several).
 
     NoSuchIdentity when there is none such, WhichIdentity when several could be meant, LastWayIn when it is the only
     way left to sign in.
     """
     params: dict[str, Any] = {"user_id": user_id, "kind": kind, "address": address, "detail": "{}"}
     async with db.cursor() as cur, cur.transaction():
-        password, google = await _lock_ways_in(cur, user_id)
+        ways = await _lock_ways_in(cur, user_id)
         if kind == "password":
-            if not password:
+            if not ways[0]:
                 raise NoSuchIdentity(kind)
-            statements = REMOVE_PASSWORD
-        elif kind == "google":
-            await cur.execute(SELECT_GOOGLE_IDS, params)
+            statements = [*REMOVE_PASSWORD, AUDIT_UNLINKED]
+        elif kind in IDS_OF:
+            await cur.execute(IDS_OF[kind], params)
             ids = [row[0] for row in await cur.fetchall()]
             if identity_id is None and len(ids) > 1:
                 raise WhichIdentity(kind)
             identity_id = identity_id if identity_id is not None else next(iter(ids), None)
             if identity_id not in ids:
                 raise NoSuchIdentity(kind)
-            params.update(identity_id=identity_id, detail=orjson.dumps({"identity": identity_id}).decode())
-            statements = [REMOVE_GOOGLE]
+            params.update(id=identity_id, detail=orjson.dumps({"identity": identity_id}).decode())
+            statements = REMOVE_ONE[kind]
         else:
             raise NoSuchIdentity(kind)
-        if password + google <= 1:
+        if sum(ways) <= 1:
             raise LastWayIn(kind)
-        for statement in [*statements, AUDIT_UNLINKED]:
+        for statement in statements:
             await cur.execute(statement, params)

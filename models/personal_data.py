@@ -15,6 +15,7 @@ from models.admin import keep_an_admin
 from models.audit import EVENT_COLUMNS, event_record
 from models.fragments import AUDIT_INSERT, BANNED_UNTIL, ISO_UTC
 from models.identities import identities_in
+from models.passkeys import SELECT_ENTRIES
 from models.records import UnknownUser
 
 # The name a deleted user's chatts are shown under.
@@ -72,6 +73,7 @@ EXPORT_CHATTS = f"""
 SELECT id::text, username, message, {_iso("created_at")} FROM chatts WHERE user_id = %(user_id)s ORDER BY seq
 """
 CHATT_KEYS = ("id", "username", "message", "created_at")
+PASSKEY_KEYS = ("id", "name", "created_at", "last_used_at")
 
 EXPORT_EVENTS = f"SELECT {EVENT_COLUMNS} FROM auth_events WHERE user_id = %(user_id)s ORDER BY id"
 
@@ -108,11 +110,13 @@ async def export_user(db: Database, *, user_id: int) -> dict[str, Any]:
         chatts = [dict(zip(CHATT_KEYS, row, strict=True)) for row in await cur.fetchall()]
         await cur.execute(EXPORT_EVENTS, params)
         events = [event_record(row) for row in await cur.fetchall()]
+        await cur.execute(SELECT_ENTRIES, (user_id,))
+        passkeys = [dict(zip(PASSKEY_KEYS, row, strict=True)) for row in await cur.fetchall()]
     return {
         "profile": profile,
         "identities": identities,
         "sessions": sessions,
-        "passkeys": [],
+        "passkeys": passkeys,
         "chatts": chatts,
         "audit_events": events,
     }

@@ -183,3 +183,42 @@ class LastWayIn(Exception):
 
 class LastAdmin(Exception):
     """This would leave no admin who can act (not banned, not deleted)."""
+
+
+class PasskeyTaken(Exception):
+    """That credential is already registered (to this user or another)."""
+
+
+class TooManyPasskeys(Exception):
+    """The user already has as many passkeys as one may have."""
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyDescriptor:
+    """A registered credential as ceremony options name it: its id and how the authenticator can be reached."""
+
+    credential_id: bytes
+    transports: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPasskey:
+    """A registered credential with what an assertion is checked against, and its user's sign-in state."""
+
+    id: str
+    user: User
+    public_key: bytes
+    sign_count: int
+    user_handle: bytes | None
+    totp_enabled: bool
+    banned_until: float | None  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyEntry:
+    """A passkey as its owner sees it in the list."""
+
+    id: str
+    name: str
+    created_at: str  # ISO 8601 UTC
+    last_used_at: str | None

@@ -1,5 +1,6 @@
 // The account section (ways to sign in, export, deletion) and, for admins, the users table. Plain JavaScript on
-// app.js's helpers ($, api, say, state, setToken, loadUser, showSignedIn, formValues, loadScript); no build step.
+// app.js's helpers ($, api, say, state, setToken, loadUser, showSignedIn, formValues, loadScript) and step-up.js's
+// withStepUp (a change that needs a recent sign-in asks for one, then goes ahead); no build step.
 "use strict";
 
 const IDENTITY_NAMES = { password: "Password", google: "Google", passkey: "Passkey" };
@@ -7,11 +8,6 @@ const USERS_PAGE = 20;
 const ROLE_NAMES = ["user", "moderator", "admin"];
 
 const account = { googleClientId: null, usersCursor: null };
-
-// A step-up refusal says what to do; anything else says what went wrong.
-function why(err) {
-  return err.code === "reauth_required" ? "sign in again first: this needs a recent sign-in" : err.message;
-}
 
 function button(text, onClick, className = "") {
   const el = document.createElement("button");
@@ -32,7 +28,8 @@ function renderIdentity(identity, removable) {
   kind.textContent = IDENTITY_NAMES[identity.kind] || identity.kind;
   const detail = document.createElement("span");
   detail.className = "details";
-  detail.textContent = identity.kind === "password" ? identity.username : identity.email || identity.sub || "";
+  const names = { password: identity.username, google: identity.email || identity.sub, passkey: identity.name };
+  detail.textContent = names[identity.kind] || "";
   li.append(kind, detail);
   if (removable) li.append(button("Remove", () => removeIdentity(identity), "remove"));
   return li;
@@ -49,12 +46,12 @@ async function loadIdentities() {
 }
 
 async function removeIdentity(identity) {
-  const query = identity.kind === "google" ? "?id=" + encodeURIComponent(identity.id) : "";
+  const query = identity.id ? "?id=" + encodeURIComponent(identity.id) : "";
   try {
-    await api("DELETE", "/identities/" + identity.kind + query);
+    await withStepUp(() => api("DELETE", "/identities/" + identity.kind + query));
     say("Removed " + (IDENTITY_NAMES[identity.kind] || identity.kind).toLowerCase() + " sign-in.");
   } catch (err) {
-    say("Could not remove it: " + why(err), true);
+    say("Could not remove it: " + err.message, true);
   }
   await loadIdentities();
 }
@@ -63,22 +60,22 @@ async function onAddPassword(event) {
   event.preventDefault();
   const { username, password } = formValues(event.target);
   try {
-    await api("POST", "/identities/password", { username, password });
+    await withStepUp(() => api("POST", "/identities/password", { username, password }));
     event.target.reset();
     say("You can now also sign in as " + username + " with your password.");
     await loadUser(); // the account's name is the login name now
   } catch (err) {
-    say("Could not add a password: " + why(err), true);
+    say("Could not add a password: " + err.message, true);
   }
 }
 
 // Called by the Google button while signed in (app.js's callback in Google Identity Services mode, or ours).
 async function linkGoogle(clientId, idToken) {
   try {
-    const linked = await api("POST", "/identities/google", { clientID: clientId, idToken });
+    const linked = await withStepUp(() => api("POST", "/identities/google", { clientID: clientId, idToken }));
     say("Linked the Google account " + (linked.email || linked.sub) + ".");
   } catch (err) {
-    say("Could not link that Google account: " + why(err), true);
+    say("Could not link that Google account: " + err.message, true);
   }
   await loadIdentities();
 }
@@ -130,9 +127,9 @@ async function onExport() {
 async function onDeleteAccount(event) {
   event.preventDefault();
   try {
-    await api("DELETE", "/me");
+    await withStepUp(() => api("DELETE", "/me"));
   } catch (err) {
-    say("Could not delete your account: " + why(err), true);
+    say("Could not delete your account: " + err.message, true);
     return;
   }
   event.target.reset();

@@ -19,7 +19,7 @@ class ApiError extends Error {
   constructor(status, message, code = null) {
     super(message);
     this.status = status;
-    this.code = code; // the contract's "error", when the answer has one (reauth_required, banned, ...)
+    this.code = code; // the contract's "error" code, where it gives one (otp_required, reauth_required, ...)
   }
 }
 
@@ -138,6 +138,8 @@ function showSignedIn() {
   $("totp").hidden = !signedIn;
   $("sessions").hidden = !signedIn;
   $("post-username-label").hidden = signedIn;
+  // The page's other parts (passkeys) follow the signed-in state too.
+  document.dispatchEvent(new CustomEvent("chatter:signed-in", { detail: { user: state.user } }));
   if (signedIn) {
     $("whoami-name").textContent = state.user.username;
     $("whoami-role").textContent = state.user.role === "user" ? "" : "(" + state.user.role + ")";

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyotp
 import pytest
 
+from core.keys import db_key
 from tests.support.browser import ARTIFACTS, WAIT_MS, chromium_page, needs_chromium
 from tests.support.common import CLIENT_ID, truncate_all
 from tools.fake_google import CERTS_PATH, DISCOVERY_PATH
@@ -18,6 +21,14 @@ pytestmark = needs_chromium
 async def browser_page():
     async with chromium_page() as page_and_errors:
         yield page_and_errors
+
+
+async def register_on_page(page, username: str) -> None:
+    """Register an account with the page's form; the page then shows it signed in."""
+    await page.fill("#register-form [name=username]", username)
+    await page.fill("#register-form [name=password]", "correct horse battery")
+    await page.click("#register-form button[type=submit]")
+    await page.locator("#whoami-name", has_text=username).wait_for(timeout=WAIT_MS)
 
 
 async def test_post_a_chatt_from_the_page_and_see_others_arrive(make_client, browser_page):
@@ -77,10 +88,7 @@ async def test_register_post_signed_in_turn_on_totp_and_log_out(make_client, bro
     await truncate_all(client.app)
     await page.goto(str(client.make_url("/")))
 
-    await page.fill("#register-form [name=username]", "carol")
-    await page.fill("#register-form [name=password]", "correct horse battery")
-    await page.click("#register-form button[type=submit]")
-    await page.locator("#whoami-name", has_text="carol").wait_for(timeout=WAIT_MS)
+    await register_on_page(page, "carol")
     assert await page.is_hidden("#account") and await page.is_hidden("#post-username-label")
 
     await page.fill("#post-message", "signed in and posting")
@@ -192,4 +200,114 @@ async def test_where_youre_signed_in_sign_out_one_device_then_every_other(make_c
     posted = page.locator("#chatts li", has_text="still signed in here")
     await posted.wait_for(timeout=WAIT_MS)
     assert await posted.locator(".who").inner_text() == "dana"
+    assert not errors, errors
+
+
+# A platform authenticator as Chrome's DevTools emulate it: built in, keeping passkeys, verifying its user.
+VIRTUAL_AUTHENTICATOR = {
+    "protocol": "ctap2",
+    "transport": "internal",
+    "hasResidentKey": True,
+    "hasUserVerification": True,
+    "isUserVerified": True,
+    "automaticPresenceSimulation": True,
+}
+
+
+async def virtual_authenticator(page: Any) -> tuple[Any, str]:
+    """Chrome's DevTools session of the page, with a virtual authenticator added to it, and that authenticator's id."""
+    devtools = await page.context.new_cdp_session(page)
+    await devtools.send("WebAuthn.enable")
+    added = await devtools.send("WebAuthn.addVirtualAuthenticator", {"options": VIRTUAL_AUTHENTICATOR})
+    return devtools, added["authenticatorId"]
+
+
+async def add_passkey_on_page(page: Any, name: str) -> Any:
+    """Add a passkey named `name` with the page's form; its entry in the list, once it shows."""
+    await page.fill("#passkey-add-form [name=name]", name)
+    await page.click("#passkey-add-form button[type=submit]")
+    entry = page.locator("#passkeys-list li", has_text=name)
+    await entry.wait_for(timeout=WAIT_MS)
+    return entry
+
+
+async def test_add_a_passkey_sign_out_and_sign_in_with_it(make_client, browser_page):
+    page, errors = browser_page
+    client = await make_client(google_client_ids=(), cookie_secure=False)
+    await truncate_all(client.app)
+    devtools, authenticator = await virtual_authenticator(page)
+    # localhost, not 127.0.0.1: an address cannot be a relying party ID, and localhost is a secure context.
+    await page.goto(f"http://localhost:{client.server.port}/")
+    await page.locator("#passkey-login").wait_for(timeout=WAIT_MS)
+    await register_on_page(page, "erin")
+    assert await page.is_hidden("#passkey-signin") and await page.is_visible("#passkeys")
+
+    added = await add_passkey_on_page(page, "This Chromium")
+    assert "never used" in await added.inner_text()
+    [kept] = (await devtools.send("WebAuthn.getCredentials", {"authenticatorId": authenticator}))["credentials"]
+    assert kept["isResidentCredential"] and kept["rpId"] == "localhost"
+
+    await page.click("#logout")
+    await page.locator("#passkey-login").wait_for(state="visible", timeout=WAIT_MS)
+    assert await page.is_hidden("#whoami")
+    # Nothing typed: the authenticator offers the passkey it keeps for the site (a discoverable credential).
+    await page.click("#passkey-login")
+    await page.locator("#whoami-name", has_text="erin").wait_for(timeout=WAIT_MS)
+    await page.locator("#status", has_text="Signed in with a passkey").wait_for(timeout=WAIT_MS)
+    await page.locator("#sessions-list li", has_text="passkey").wait_for(timeout=WAIT_MS)
+    await page.locator("#passkeys-list li", has_text="last used").wait_for(timeout=WAIT_MS)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "passkeys.png"), full_page=True)
+    assert not errors, errors
+
+
+async def test_a_sensitive_action_asks_to_confirm_its_you(make_client, browser_page):
+    page, errors = browser_page
+    client = await make_client(google_client_ids=(), cookie_secure=False)
+    await truncate_all(client.app)
+    devtools, authenticator = await virtual_authenticator(page)
+    await page.goto(f"http://localhost:{client.server.port}/")
+    await register_on_page(page, "finn")
+    for name in ("First", "Second"):
+        await add_passkey_on_page(page, name)
+        if name == "First":  # as if made on another device: this authenticator keeps only the second
+            await devtools.send("WebAuthn.clearCredentials", {"authenticatorId": authenticator})
+
+    async def sign_in_long_ago() -> None:
+        async with client.app[db_key].cursor() as cur:
+            await cur.execute("UPDATE sessions SET authenticated_at = now() - interval '1 hour'")
+
+    # With a password: the prompt opens, a wrong password keeps it open, the right one lets the deletion through.
+    await sign_in_long_ago()
+    await page.locator("#passkeys-list li", has_text="First").locator("button.delete").click()
+    await page.locator("#reauth").wait_for(state="visible", timeout=WAIT_MS)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "reauth-prompt.png"))
+    await page.fill("#reauth-form [name=password]", "not my password")
+    await page.click("#reauth-form button[type=submit]")
+    await page.locator("#reauth-error", has_text="Wrong").wait_for(timeout=WAIT_MS)
+    assert await page.is_visible("#reauth")
+    await page.fill("#reauth-form [name=password]", "correct horse battery")
+    await page.click("#reauth-form button[type=submit]")
+    await page.locator("#passkeys-list li", has_text="First").wait_for(state="detached", timeout=WAIT_MS)
+    assert await page.is_hidden("#reauth")
+
+    # With a passkey.
+    await sign_in_long_ago()
+    await page.locator("#passkeys-list li", has_text="Second").locator("button.delete").click()
+    await page.locator("#reauth").wait_for(state="visible", timeout=WAIT_MS)
+    await page.click("#reauth-passkey")
+    await page.locator("#passkeys-list li", has_text="Second").wait_for(state="detached", timeout=WAIT_MS)
+
+    # Cancelled: nothing is deleted.
+    await add_passkey_on_page(page, "Third")
+    await sign_in_long_ago()
+    await page.locator("#passkeys-list li", has_text="Third").locator("button.delete").click()
+    await page.locator("#reauth").wait_for(state="visible", timeout=WAIT_MS)
+    await page.click("#reauth-cancel")
+    await page.locator("#status", has_text="Cancelled").wait_for(timeout=WAIT_MS)
+    assert await page.locator("#passkeys-list li", has_text="Third").count() == 1
+    async with client.app[db_key].cursor() as cur:
+        await cur.execute("SELECT kind FROM auth_events WHERE event = 'reauthenticate' ORDER BY id")
+        assert await cur.fetchall() == [("password",), ("passkey",)]
     assert not errors, errors

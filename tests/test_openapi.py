@@ -28,6 +28,7 @@ from core.shapes import (
     CHATTS_LIMIT,
     REQUEST_BODIES,
     ROLES,
+    JsonObject,
     Text,
     fields_of,
 )
@@ -67,12 +68,23 @@ CONTRACT = {
     ("get", "/sessions"),
     ("delete", "/sessions/{id}"),
     ("post", "/sessions/revoke-others"),
+    # passkeys and step-up
+    ("post", "/reauthenticate"),
+    ("post", "/passkeys/register/options"),
+    ("post", "/passkeys/register"),
+    ("get", "/passkeys"),
+    ("delete", "/passkeys/{id}"),
+    ("post", "/passkeys/login/options"),
+    ("post", "/passkeys/login"),
+    ("get", "/.well-known/assetlinks.json"),
+    ("get", "/.well-known/apple-app-site-association"),
     # identities, the account, admin
     ("get", "/identities"),
     ("post", "/identities/google"),
     ("post", "/identities/password"),
     ("delete", "/identities/password"),
     ("delete", "/identities/google"),
+    ("delete", "/identities/passkey"),
     ("get", "/me/export"),
     ("delete", "/me"),
     ("get", "/admin/users"),
@@ -84,14 +96,15 @@ CONTRACT = {
 METHODS = {"get", "post", "put", "patch", "delete"}
 # Operations whose documented example cannot succeed here (a made-up Google token, an unknown account,
 # a made-up one-time code, a plain user deleting, a made-up refresh token, TOTP not on, a plain user reading the
-# audit log, Google web sign-in (off here, and a redirect when on), a made-up session id, a made-up Google token to
-# link, a password added to or removed from an account whose only way in it is); every other one must answer 2xx to it
-# at least once (the admin's operations signed in as an admin).
+# audit log, Google web sign-in (off here, and a redirect when on), a made-up session id, a made-up passkey and an
+# unknown passkey id, a made-up Google token to link, a password added to or removed from an account whose only way in
+# it is); every other one must answer 2xx to it at least once (the admin's operations signed in as an admin).
 NO_SUCCESS_FROM_EXAMPLE = {
     "linkGoogle",
     "addPassword",
     "removePassword",
     "unlinkGoogle",
+    "removePasskey",
     "deleteSession",
     "addUser",
     "login",
@@ -103,6 +116,9 @@ NO_SUCCESS_FROM_EXAMPLE = {
     "audit",
     "googleWebLogin",
     "googleWebCallback",
+    "passkeyRegister",
+    "passkeyLogin",
+    "deletePasskey",
 }
 OPERATIONS = [
     pytest.param(path, method, id=op["operationId"])
@@ -315,11 +331,13 @@ def _length_cases() -> list[Any]:
     for method, path, op, shape in _body_operations():
         properties = DOCUMENT["components"]["schemas"][shape.__name__]["properties"]
         for field in fields_of(shape):
+            if not isinstance(field.spec, Text):
+                continue  # an object: what is inside is its reader's to check
             low, high = properties[field.name]["minLength"], properties[field.name]["maxLength"]
             lengths = [(high, True), (high + 1, False)] + ([(low, True), (low - 1, False)] if low > 0 else [])
-            for key in (field.name, *field.text.aliases):
+            for key in (field.name, *field.spec.aliases):
                 for length, ok in lengths:
-                    param = (method, path, op, field.name, key, field.text.prefix, (low, high), length, ok)
+                    param = (method, path, op, field.name, key, field.spec.prefix, (low, high), length, ok)
                     cases.append(pytest.param(*param, id=f"{op['operationId']}-{key}-{length}"))
     return cases
 
@@ -378,14 +396,20 @@ async def test_documented_query_bounds_are_the_enforced_ones(client, path, name)
 def _reference(shape: type[Any], data: dict[str, Any]) -> tuple[Any, ...] | str:
     """What parse must answer, checked field by field in the plainest way: the values, or the 422's message."""
     values = []
-    for name, text, required in fields_of(shape):
-        keys = [key for key in (name, *text.aliases) if key in data]
+    for name, spec, required in fields_of(shape):
+        keys = [key for key in (name, *(spec.aliases if isinstance(spec, Text) else ())) if key in data]
         value = data[keys[0]] if keys else None
         if not keys or (value is None and not required):
             if required:
                 return f"'{name}' is required."
             values.append(None)
             continue
+        if isinstance(spec, JsonObject):
+            if not isinstance(value, dict):
+                return f"'{name}' must be a JSON object."
+            values.append(value)
+            continue
+        text = spec
         if not isinstance(value, str):
             return f"'{name}' must be a string."
         if not text.min_length <= len(value) <= text.max_length:
@@ -420,10 +444,16 @@ def _bodies(draw: st.DrawFn) -> tuple[type[Any], dict[str, Any]]:
     shape = draw(st.sampled_from(REQUEST_BODIES))
     body: dict[str, Any] = {}
     for field in fields_of(shape):
-        for key in (field.name, *field.text.aliases):
+        spec = field.spec
+        for key in (field.name, *(spec.aliases if isinstance(spec, Text) else ())):
             if draw(st.integers(0, 4)):
                 odd = st.none() | st.integers() | st.lists(st.text(max_size=3), max_size=2)
-                body[key] = draw(_text_values(field.text) if draw(st.integers(0, 5)) else odd)
+                if isinstance(spec, JsonObject):
+                    odd = odd | st.text(max_size=3)
+                    good = st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2)
+                else:
+                    good = _text_values(spec)
+                body[key] = draw(good if draw(st.integers(0, 5)) else odd)
     if draw(st.booleans()):
         body[draw(st.text(max_size=5))] = draw(st.text(max_size=5))
     return shape, body

@@ -183,7 +183,7 @@ async def test_totp_can_be_turned_off_with_a_code(client):
     assert (await log_in(client))["token"]
     async with client.app[db_key].cursor() as cur:
         await cur.execute("SELECT event FROM auth_events WHERE event LIKE 'totp%%' ORDER BY id")
-        assert await cur.fetchall() == [("totp_on",), ("totp_off",)]
+        assert await cur.fetchall() == [("totp_on",), ("totp_off_failed",), ("totp_off",)]
 
 
 # ---- the audit log -----------------------------------------------------------------------------------------------

@@ -19,8 +19,10 @@ from views import (
     jwks,
     me,
     page,
+    passkeys,
     refresh,
     sessions,
+    step_up,
     totp,
 )
 
@@ -53,6 +55,7 @@ ROUTES: list[tuple[str, str, View]] = [
     # DELETE /identities/{kind}, one route per kind there is.
     ("DELETE", "/identities/password", identities.remove_password),
     ("DELETE", "/identities/google", identities.unlink_google),
+    ("DELETE", "/identities/passkey", identities.remove_passkey),
     ("GET", "/me/export", me.export),
     ("DELETE", "/me", me.delete_account),
     # Ids are digits: anything else names no user (404).
@@ -64,6 +67,16 @@ ROUTES: list[tuple[str, str, View]] = [
     ("GET", "/.well-known/jwks.json", jwks.jwks),
     ("GET", "/auth/google/login", google_web.google_login),
     ("GET", "/auth/google/callback", google_web.google_callback),
+    ("POST", "/reauthenticate", step_up.reauthenticate),
+    ("POST", "/passkeys/register/options", passkeys.register_options),
+    ("POST", "/passkeys/register", passkeys.register),
+    ("GET", "/passkeys", passkeys.list_passkeys),
+    # An id is a UUID: so that /passkeys/login and its neighbours are never taken for one.
+    ("DELETE", "/passkeys/{id:[0-9a-fA-F-]{36}}", passkeys.delete_passkey),
+    ("POST", "/passkeys/login/options", passkeys.login_options),
+    ("POST", "/passkeys/login", passkeys.login),
+    ("GET", "/.well-known/assetlinks.json", passkeys.asset_links),
+    ("GET", "/.well-known/apple-app-site-association", passkeys.apple_app_site_association),
     # operations, docs and the web page
     ("GET", "/healthz", health.healthz),
     ("GET", "/readyz", health.readyz),

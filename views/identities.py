@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 import models
-from auth.recent_sign_in import recent_sign_in_required
 from auth.throttling import request_address
 from auth.usernames import username_key, username_problem
 from core.bodies import canonical_uuid, json_response, parse, read_body
@@ -13,7 +12,7 @@ from core.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from core.keys import db_key, password_hasher_key
 from core.shapes import GOOGLE_ACCOUNTS_PER_USER, AddPassword, AddUser
 from google_signin.signin import verify_app_id_token
-from middlewares import current_user, login_required
+from middlewares import current_user, login_required, requires_recent_auth
 
 NO_SUCH_IDENTITY = "No such identity."
 GONE = "This account no longer exists."
@@ -26,7 +25,7 @@ async def list_identities(request: web.Request) -> web.Response:
     return json_response({"identities": await models.list_identities(request.app[db_key], user.id)})
 
 
-@recent_sign_in_required
+@requires_recent_auth
 async def link_google(request: web.Request) -> web.Response:
     """POST /identities/google {clientID, idToken}: link that Google account (checked as /adduser/ checks it), so that
     its sign-ins land in the caller's account; 409 when it is a user of its own. Never by email."""
@@ -53,7 +52,7 @@ async def link_google(request: web.Request) -> web.Response:
     return json_response(linked, status=201 if new else 200)
 
 
-@recent_sign_in_required
+@requires_recent_auth
 async def add_password(request: web.Request) -> web.Response:
     """POST /identities/password {username, password}: a login name and password for a Google user."""
     user = current_user(request)
@@ -79,16 +78,22 @@ async def add_password(request: web.Request) -> web.Response:
     return json_response({"kind": "password", "username": username}, status=201)
 
 
-@recent_sign_in_required
+@requires_recent_auth
 async def remove_password(request: web.Request) -> web.Response:
     """DELETE /identities/password: the caller no longer signs in with a password (nor has a login name)."""
     return await _remove(request, "password")
 
 
-@recent_sign_in_required
+@requires_recent_auth
 async def unlink_google(request: web.Request) -> web.Response:
     """DELETE /identities/google[?id=]: unlink a Google account (the one named by `id` when there are several)."""
     return await _remove(request, "google")
+
+
+@requires_recent_auth
+async def remove_passkey(request: web.Request) -> web.Response:
+    """DELETE /identities/passkey[?id=]: remove a passkey (the one named by `id` when there are several)."""
+    return await _remove(request, "passkey")
 
 
 async def _remove(request: web.Request, kind: str) -> web.Response:

@@ -6,11 +6,10 @@ from aiohttp import web
 
 import models
 from auth.cookies import clear_login_cookie
-from auth.recent_sign_in import recent_sign_in_required
 from core.bodies import json_response
 from core.errors import Conflict, Unauthorized
 from core.keys import authenticator_key, db_key, settings_key
-from middlewares import current_user, login_required
+from middlewares import current_user, login_required, requires_recent_auth
 
 GONE = "This account no longer exists."
 
@@ -27,7 +26,7 @@ async def export(request: web.Request) -> web.Response:
     return json_response(document, headers=headers)
 
 
-@recent_sign_in_required
+@requires_recent_auth
 async def delete_account(request: web.Request) -> web.Response:
     """DELETE /me: the account and its personal data go, every credential stops at once everywhere; chatts stay,
     under "[deleted]". 409 for the only admin."""

@@ -7,12 +7,12 @@ from aiohttp import web
 import models
 from auth import totp
 from auth.signin import second_factor_ok
-from auth.throttling import request_address
+from auth.throttling import claim_code_attempt, request_address
 from core.bodies import accepts_form, json_response, parse, read_body
 from core.errors import Unprocessable
-from core.keys import db_key
+from core.keys import db_key, settings_key
 from core.shapes import Otp, OtpOrRecoveryCode
-from middlewares import current_user, login_required
+from middlewares import current_user, login_required, requires_recent_auth
 
 
 @login_required
@@ -45,7 +45,7 @@ async def totp_enable(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@login_required
+@requires_recent_auth
 async def totp_recovery_codes(request: web.Request) -> web.Response:
     """POST /totp/recovery-codes: ten new single-use codes for when the authenticator is lost, shown this once."""
     user = current_user(request)
@@ -60,17 +60,20 @@ async def totp_recovery_codes(request: web.Request) -> web.Response:
 
 
 @accepts_form
-@login_required
+@requires_recent_auth
 async def totp_disable(request: web.Request) -> web.Response:
     """POST /totp/disable: turn TOTP off, given a current code (or a recovery code)."""
     user = current_user(request)
     data = await read_body(request)
     otp = parse(OtpOrRecoveryCode, data).otp
-    db = request.app[db_key]
+    db, address = request.app[db_key], request_address(request)
     secret, enabled, last_step = await models.totp_state(db, user.id)
     if not enabled or secret is None:
         raise Unprocessable("TOTP is not enabled.")
+    # Counted before the code is checked: a burst of guesses gets no more tries than the limit.
+    throttle_key = await claim_code_attempt(db, request.app[settings_key], user.id)
     if not await second_factor_ok(db, user.id, secret, last_step, otp):
+        await models.record_event(db, user_id=user.id, event="totp_off_failed", address=address)
         raise Unprocessable("That one-time code is not valid.")
-    await models.disable_totp(db, user.id, request_address(request))
+    await models.disable_totp(db, user.id, address, throttle_key)
     return web.Response(status=204)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -83,6 +85,17 @@ class Gunicorn:
     async def stop(self) -> int:
         assert self.proc is not None
         return await end_process(self.proc, signal.SIGTERM, timeout=60)
+
+
+@contextlib.asynccontextmanager
+async def running(env: dict[str, str], log_path: Path, workers: int = 2) -> AsyncIterator[Gunicorn]:
+    """A Gunicorn started for the block, and stopped (cleanly) after it."""
+    server = Gunicorn(env, log_path, workers=workers)
+    await server.start()
+    try:
+        yield server
+    finally:
+        assert await server.stop() == 0
 
 
 def base_env(**extra: str) -> dict[str, str]:
