@@ -3,27 +3,51 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
+# Loopback unless told otherwise, e.g. CHATTERD_BIND=0.0.0.0:8000 make dev (the server reads the same variable).
+BIND    := $(or $(CHATTERD_BIND),127.0.0.1:$(PORT))
+VAR_DIR := $(or $(CHATTERD_VAR_DIR),var)
+# One pid file per address, so that `make stop` finds every server started from this checkout.
+PIDFILE := $(VAR_DIR)/run/$(subst :,_,$(BIND)).pid
 
-.PHONY: run dev test test-slow test-topology lint bench soak fake-google clean browser topology
+.PHONY: run dev dev-tools stop reset-db test test-slow test-topology lint bench soak fake-google clean browser topology
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "chatterd needs Python 3.11 or newer (set PYTHON=...)"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "make: creating the virtualenv $(VENV) with $$($(PYTHON) --version)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.runtime: requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements.txt
-	touch $@
+	@echo "make: installing requirements.txt into $(VENV) (a minute or so the first time)"
+	@$(BIN)/pip install --quiet -r requirements.txt
+	@touch $@
 
 $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements-dev.txt
-	touch $(VENV)/.runtime $@
+	@echo "make: installing requirements-dev.txt (the runtime set, the test tools and httpie) into $(VENV)"
+	@$(BIN)/pip install --quiet -r requirements-dev.txt
+	@touch $(VENV)/.runtime $@
 
 run: $(VENV)/.runtime
-	CHATTERD_BIND=127.0.0.1:$(PORT) $(BIN)/gunicorn web:create_app -c gunicorn.conf.py
+	@mkdir -p $(VAR_DIR)/run
+	CHATTERD_BIND=$(BIND) $(BIN)/gunicorn web:create_app -c gunicorn.conf.py --pid $(PIDFILE)
 
+# The same server with one worker, restarted whenever a Python file of the app changes; a reload waits at most
+# 3 s for requests in flight (a browser's), not production's 30.
 dev: $(VENV)/.dev
-	$(BIN)/adev runserver web.py --app-factory create_app --port $(PORT)
+	@mkdir -p $(VAR_DIR)/run
+	CHATTERD_BIND=$(BIND) $(BIN)/gunicorn web:create_app -c gunicorn.conf.py --pid $(PIDFILE) --workers 1 --reload \
+		--graceful-timeout 3
+
+# The test and development tools (httpie among them) in the virtualenv, without running anything.
+dev-tools: $(VENV)/.dev
+
+# Stops every server `make run` or `make dev` started from this checkout, then the embedded Postgres of var/.
+stop: | $(BIN)/python
+	@$(BIN)/python -m manage stop
+
+# The same, then deletes the embedded Postgres' data (every user, session and chatt); the next start is empty.
+reset-db: | $(BIN)/python
+	@$(BIN)/python -m manage reset-db
 
 test: $(VENV)/.dev browser topology
 	$(BIN)/python -m pytest

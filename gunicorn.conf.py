@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import os
-from pathlib import Path
 from typing import Any
 
-from core.observability import ACCESS_LOG_FORMAT, configure_logconfig, prepare_multiproc_dir
-from db.embedded import EmbeddedPostgres
-from db.pool import describe_connections
-from settings import PROJECT_DIR
+from core import startup
+from core.observability import ACCESS_LOG_FORMAT, configure_logconfig
 
 wsgi_app = "web:create_app"
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "aiohttp.GunicornWebWorker")
 bind = [os.environ.get("CHATTERD_BIND", "127.0.0.1:8000")]
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Without reuse_port one worker takes nearly every connection; with it the kernel spreads them.
+# Without reuse_port one worker takes nearly every connection; with it the kernel spreads them. The master first checks
+# that no other process listens on the port (core/startup.py), which reuse_port alone would let join unnoticed.
 reuse_port = True
 backlog = 2048
 timeout = 30
@@ -58,29 +55,10 @@ logconfig_dict: dict[str, Any] = {
 # LOG_FORMAT=json: one JSON object per line; either way every line carries the request id.
 configure_logconfig(logconfig_dict, json_lines=os.environ.get("LOG_FORMAT", "").lower() == "json")
 
-_embedded: EmbeddedPostgres | None = None
-
 
 def on_starting(server: Any) -> None:
-    """Without DATABASE_URL, start the embedded Postgres once in the master; the workers inherit its URL."""
-    global _embedded
-    _prepare_metrics_dir(server)
-    if os.environ.get("DATABASE_URL"):
-        server.log.info("database: DATABASE_URL from the environment")
-    else:
-        var_dir = os.environ.get("CHATTERD_VAR_DIR") or str(PROJECT_DIR / "var")
-        _embedded = EmbeddedPostgres(Path(var_dir).resolve())
-        os.environ["DATABASE_URL"] = _embedded.start()
-        server.log.info("database: embedded Postgres, data in %s", _embedded.pgdata)
-    server.log.info(describe_connections(os.environ["DATABASE_URL"], os.environ.get("DATABASE_LISTEN_URL")))
-
-
-def _prepare_metrics_dir(server: Any) -> None:
-    """Before any worker imports prometheus_client: one metrics folder per run (under var/ by default), emptied."""
-    var_dir = os.environ.get("CHATTERD_VAR_DIR") or str(PROJECT_DIR / "var")
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(Path(var_dir).resolve() / "prometheus")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_multiproc_dir(Path(path)))
-    server.log.info("metrics: multiprocess files in %s", path)
+    """Before any worker: the port is free, the settings are good (warnings said once), Postgres answers."""
+    startup.start(server)
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -98,7 +76,5 @@ def when_ready(server: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
-    """Stop the embedded Postgres, if this master started it."""
-    if _embedded is not None:
-        _embedded.stop()
-        logging.getLogger("gunicorn.error").info("embedded Postgres stopped")
+    """Stop the embedded Postgres if this master started it (and nobody else uses it); drop the metrics folder."""
+    startup.stop(server)

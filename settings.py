@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import secrets
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,10 @@ DEFAULT_GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-c
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 -- a file name, not a secret
 JWT_ALGORITHMS = ("HS256", "ES256", "EdDSA")
 APK_KEY_HASH = "android:apk-key-hash:"  # the origin an Android app's own WebAuthn calls carry, + its key's hash
+# The version is written once, in pyproject.toml; /healthz and the OpenAPI document say it.
+VERSION: str = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["project"]["version"]
+# Warnings a gunicorn master has logged before forking its workers, which inherit this set and stay quiet about them.
+_LOGGED_BEFORE_FORK: set[str] = set()
 
 
 class ConfigError(ValueError):
@@ -142,6 +147,11 @@ def _check_webauthn(rp_id: str | None, origins: tuple[str, ...]) -> None:
             raise ConfigError(f"the origin {origin!r} is not on WEBAUTHN_RP_ID {rp_id!r} (nor a subdomain of it)")
 
 
+def var_dir_from_env(env: Mapping[str, str]) -> Path:
+    """The folder of the embedded Postgres, the generated key and the pid files: CHATTERD_VAR_DIR, else ./var."""
+    return Path(env.get("CHATTERD_VAR_DIR") or PROJECT_DIR / "var").resolve()
+
+
 def load_or_create_secret(var_dir: Path) -> str:
     """Return the key kept under var/, making it once; every worker and restart shares it."""
     path = var_dir / SECRET_KEY_FILE
@@ -169,6 +179,8 @@ class Settings:
     """Everything chatterd can be told; build it with `Settings.from_env()`."""
 
     secret_key: str = field(repr=False)
+    # Where the key was generated and kept, when SECRET_KEY is unset.
+    secret_key_file: Path | None = None
     database_url: str | None = field(default=None, repr=False)
     # A direct connection (not through a pooler) for LISTEN and the migration lock; unset: database_url serves both.
     database_listen_url: str | None = field(default=None, repr=False)
@@ -195,6 +207,7 @@ class Settings:
     db_connect_timeout: float = 5.0
     db_acquire_timeout: float = 5.0
     db_statement_timeout: float = 10.0
+    db_startup_wait: float = 30.0
     http_client_timeout: float = 10.0
     header_timeout: float = 10.0
     body_timeout: float = 30.0
@@ -261,6 +274,30 @@ class Settings:
             raise ConfigError("WEBAUTHN_RP_ID needs WEBAUTHN_ORIGINS (or a PUBLIC_URL on it, or WEBAUTHN_ANDROID_APPS)")
         _check_webauthn(self.passkey_rp_id, self.passkey_origins)
 
+    def warnings(self) -> list[str]:
+        """What these settings leave unsafe or off, to be said at start."""
+        said = []
+        if self.secret_key_file is not None:
+            said.append(f"SECRET_KEY is not set: using the generated key kept in {self.secret_key_file}")
+        if not self.google_client_ids:
+            said.append(
+                "GOOGLE_CLIENT_IDS is not set: /adduser/ accepts ID tokens for whatever clientID a client sends"
+            )
+        if self.google_client_secret and not self.public_url:
+            said.append(
+                "PUBLIC_URL is not set: Google web sign-in answers only on localhost; set PUBLIC_URL to the site's "
+                "public URL (its redirect URI is PUBLIC_URL + /auth/google/callback)"
+            )
+        return said
+
+    def log_warnings(self, *, before_fork: bool = False) -> None:
+        """Log the warnings once per server: a worker skips those its gunicorn master logged (before_fork) already."""
+        for message in self.warnings():
+            if message not in _LOGGED_BEFORE_FORK:
+                logger.warning("%s", message)
+            if before_fork:
+                _LOGGED_BEFORE_FORK.add(message)
+
     @property
     def web_client_id(self) -> str | None:
         """The OAuth client of Google web sign-in: GOOGLE_WEB_CLIENT_ID, else the first of GOOGLE_CLIENT_IDS."""
@@ -295,13 +332,15 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from the environment (or the given mapping)."""
         env = os.environ if env is None else env
-        var_dir = Path(env.get("CHATTERD_VAR_DIR") or PROJECT_DIR / "var").resolve()
+        var_dir = var_dir_from_env(env)
         secret_key = env.get("SECRET_KEY", "")
+        secret_key_file = None
         if not secret_key:
             secret_key = load_or_create_secret(var_dir)
-            logger.warning("SECRET_KEY is not set: using the generated key kept in %s", var_dir / SECRET_KEY_FILE)
+            secret_key_file = var_dir / SECRET_KEY_FILE
         return cls(
             secret_key=secret_key,
+            secret_key_file=secret_key_file,
             database_url=env.get("DATABASE_URL") or None,
             database_listen_url=env.get("DATABASE_LISTEN_URL") or None,
             var_dir=var_dir,
@@ -323,6 +362,7 @@ class Settings:
             db_connect_timeout=_float(env, "DB_CONNECT_TIMEOUT", 5.0),
             db_acquire_timeout=_float(env, "DB_ACQUIRE_TIMEOUT", 5.0),
             db_statement_timeout=_float(env, "DB_STATEMENT_TIMEOUT", 10.0),
+            db_startup_wait=_float(env, "DB_STARTUP_WAIT", 30.0),
             http_client_timeout=_float(env, "HTTP_CLIENT_TIMEOUT", 10.0),
             header_timeout=_float(env, "HEADER_TIMEOUT", 10.0),
             body_timeout=_float(env, "BODY_TIMEOUT", 30.0),

@@ -57,7 +57,6 @@ logger = logging.getLogger(__name__)
 # loops leave, and the other requests keep their latency.
 HASHING_NICENESS = 15
 T = TypeVar("T")
-STARTUP_DB_WAIT = 30.0  # seconds to keep trying to reach Postgres before a worker gives up starting
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -76,7 +75,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
             direct_dsn = connect_dsn(settings.database_listen_url or url, connect_timeout=settings.db_connect_timeout)
             db = Database(pool, acquire_timeout=settings.db_acquire_timeout, direct_dsn=direct_dsn)
             # The direct connection may fail where the pool's did not (another address); migrating again is safe.
-            applied = await _retrying(lambda: migrate(db), DatabaseUnavailable)
+            applied = await _retrying(lambda: migrate(db), DatabaseUnavailable, wait=settings.db_startup_wait)
             if applied:
                 logger.info("database migrated: %s", ", ".join(applied))
             app[db_key] = db
@@ -99,12 +98,13 @@ async def _connect_with_retry(url: str, settings: Settings) -> aiopg.Pool:
             statement_timeout=settings.db_statement_timeout,
         ),
         Exception,
+        wait=settings.db_startup_wait,
     )
 
 
-async def _retrying(attempt: Callable[[], Awaitable[T]], retry_on: type[Exception]) -> T:
-    """`attempt()` again while it raises `retry_on`, for up to STARTUP_DB_WAIT seconds."""
-    deadline = asyncio.get_running_loop().time() + STARTUP_DB_WAIT
+async def _retrying(attempt: Callable[[], Awaitable[T]], retry_on: type[Exception], *, wait: float) -> T:
+    """`attempt()` again while it raises `retry_on`, for up to `wait` seconds (DB_STARTUP_WAIT)."""
+    deadline = asyncio.get_running_loop().time() + wait
     delay = 0.2
     while True:
         try:
@@ -141,8 +141,6 @@ async def events_ctx(app: web.Application) -> AsyncIterator[None]:
 async def google_ctx(app: web.Application) -> AsyncIterator[None]:
     """One HTTP client session for the app, and the Google certificate cache that uses it."""
     settings = app[settings_key]
-    if not settings.google_client_ids:
-        logger.warning("GOOGLE_CLIENT_IDS is not set: /adduser/ accepts ID tokens for whatever clientID a client sends")
     timeout = aiohttp.ClientTimeout(total=settings.http_client_timeout)
     async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as session:
         app[http_session_key] = session
@@ -159,11 +157,6 @@ async def google_web_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     if settings.google_client_secret:
         logger.info("Google web sign-in is on for client %s", settings.web_client_id)
-        if not settings.public_url:
-            logger.warning(
-                "PUBLIC_URL is not set: Google web sign-in answers only on localhost; set PUBLIC_URL to the site's "
-                "public URL (its redirect URI is PUBLIC_URL + /auth/google/callback)"
-            )
     yield
 
 
@@ -193,6 +186,7 @@ async def announce_ready(app: web.Application) -> None:
 async def create_app(settings: Settings | None = None) -> web.Application:
     """Build the chatterd application; it does no I/O until it starts."""
     settings = settings or Settings.from_env()
+    settings.log_warnings()
     install_access_redactor()
     install_malformed_request_filter()
     app = web.Application(

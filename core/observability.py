@@ -8,7 +8,6 @@ import logging
 import re
 import secrets
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -226,11 +225,3 @@ def install_malformed_request_filter(logger_names: Iterable[str] = SERVER_LOGGER
         logger = logging.getLogger(name)
         if not any(isinstance(f, MalformedRequestFilter) for f in logger.filters):
             logger.addFilter(MalformedRequestFilter())
-
-
-def prepare_multiproc_dir(directory: Path) -> Path:
-    """Create prometheus_client's multiprocess folder and empty it of a previous run's files."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink(missing_ok=True)
-    return directory

@@ -32,6 +32,7 @@ from core.shapes import (
     Text,
     fields_of,
 )
+from settings import VERSION
 
 # Short local names for the shared pieces, as every path below is written with them.
 _ref, _json, _ok, _errors, _body = parts.ref, parts.json_content, parts.ok, parts.errors, parts.body
@@ -139,6 +140,14 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["status"],
         "properties": {"status": {"type": "string", "enum": ["ok"]}},
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "version"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok"]},
+            "version": {"type": "string", "description": "chatterd's version (pyproject.toml's)", "example": VERSION},
+        },
     },
     "Chatt": {
         "type": "array",
@@ -631,7 +640,7 @@ PATHS: dict[str, Any] = {
             "tags": ["operations"],
             "summary": "Liveness: the process is up",
             "operationId": "healthz",
-            "responses": _ok("Up.", _ref("Status")),
+            "responses": _ok("Up, and which version.", _ref("Health")),
         }
     },
     "/readyz": {
@@ -692,7 +701,7 @@ DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
         "title": "chatterd",
-        "version": "1.0.0",
+        "version": VERSION,
         "description": (
             "The chatter back end: the course's chatter API, Google and password sign-in, chatterIDs and JWTs. "
             'Paths are served with and without the trailing slash. Every error is JSON `{"message"}`.'

