@@ -9,7 +9,7 @@ from auth.throttling import request_address
 from auth.usernames import username_key, username_problem
 from core.bodies import canonical_uuid, json_response, parse, read_body
 from core.errors import Conflict, NotFound, Unauthorized, Unprocessable
-from core.keys import db_key, password_hasher_key
+from core.keys import authenticator_key, db_key, password_hasher_key
 from core.shapes import GOOGLE_ACCOUNTS_PER_USER, AddPassword, AddUser
 from google_signin.signin import verify_app_id_token
 from middlewares import current_user, login_required, requires_recent_auth
@@ -75,6 +75,8 @@ async def add_password(request: web.Request) -> web.Response:
         raise Conflict("This account already has a password.") from None
     except models.UsernameTaken:
         raise Conflict("That username is already taken.") from None
+    # The account's name is the login name now: in force here at once (the users row's trigger tells every other).
+    request.app[authenticator_key].standing_changed(user.id)
     return json_response({"kind": "password", "username": username}, status=201)
 
 
