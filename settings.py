@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mail.smtp import SmtpTarget, sender_address
+
 logger = logging.getLogger(__name__)
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -21,6 +23,7 @@ DEFAULT_GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 DEFAULT_GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 -- a file name, not a secret
 JWT_ALGORITHMS = ("HS256", "ES256", "EdDSA")
+DEFAULT_EMAIL_FROM = "chatterd <chatterd@localhost>"
 APK_KEY_HASH = "android:apk-key-hash:"  # the origin an Android app's own WebAuthn calls carry, + its key's hash
 # The version is written once, in pyproject.toml; /healthz and the OpenAPI document say it.
 VERSION: str = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["project"]["version"]
@@ -231,6 +234,17 @@ class Settings:
     refresh_window_seconds: int = 3600
     session_idle_timeout: int = 14 * 24 * 3600
     session_max_age: int = 90 * 24 * 3600
+    # Mail: with no SMTP_URL every message is written to the log instead (development).
+    smtp_url: str | None = field(default=None, repr=False)  # may carry the relay's password
+    smtp_ca_file: Path | None = None
+    email_from: str = DEFAULT_EMAIL_FROM
+    mail_retry_seconds: float = 5.0
+    mail_max_attempts: int = 10
+    # Password recovery (/password/forgot and /password/reset), counted per account named and per client address.
+    recovery_max_per_account: int = 5
+    recovery_max_per_address: int = 20
+    recovery_window_seconds: int = 3600
+    pwned_passwords_url: str | None = None
     # Passkeys: the relying party's ID (a domain) and the origins its ceremonies may come from, web pages and
     # Android apps; unset, both follow PUBLIC_URL (see the properties below).
     webauthn_rp_id: str | None = None
@@ -264,6 +278,16 @@ class Settings:
             raise ConfigError("GOOGLE_CLIENT_SECRET needs GOOGLE_CLIENT_IDS, the client ID it belongs to among them")
         if self.google_web_client_id and self.google_web_client_id not in self.google_client_ids:
             raise ConfigError("GOOGLE_WEB_CLIENT_ID must be one of GOOGLE_CLIENT_IDS")
+        if self.pwned_passwords_url is not None:
+            _http_url("PWNED_PASSWORDS_URL", self.pwned_passwords_url)
+        try:
+            if self.smtp_url is not None:
+                SmtpTarget.from_url(self.smtp_url)
+            sender_address(self.email_from)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.mail_max_attempts < 1:
+            raise ConfigError("MAIL_MAX_ATTEMPTS must be at least 1")
         for entry in self.webauthn_apple_app_ids:
             if not re.fullmatch(r"[A-Z0-9]{10}\.[A-Za-z0-9.-]+", entry):
                 raise ConfigError(f"WEBAUTHN_APPLE_APP_IDS entries are TEAMID.bundle.id, not {entry!r}")
@@ -288,6 +312,8 @@ class Settings:
                 "PUBLIC_URL is not set: Google web sign-in answers only on localhost; set PUBLIC_URL to the site's "
                 "public URL (its redirect URI is PUBLIC_URL + /auth/google/callback)"
             )
+        if not self.smtp_url:
+            said.append("SMTP_URL is not set: mail (codes included) is written to the log instead of being sent")
         return said
 
     def log_warnings(self, *, before_fork: bool = False) -> None:
@@ -384,6 +410,15 @@ class Settings:
             session_max_age=_int(env, "SESSION_MAX_AGE", 90 * 24 * 3600, minimum=300),
             reauth_max_age=_int(env, "REAUTH_MAX_AGE", 300, minimum=1),
             signup_window_seconds=_int(env, "SIGNUP_WINDOW_SECONDS", 3600, minimum=1),
+            smtp_url=env.get("SMTP_URL", "").strip() or None,
+            smtp_ca_file=Path(env["SMTP_CA_FILE"]) if env.get("SMTP_CA_FILE", "").strip() else None,
+            email_from=env.get("EMAIL_FROM", "").strip() or DEFAULT_EMAIL_FROM,
+            mail_retry_seconds=_float(env, "MAIL_RETRY_SECONDS", 5.0),
+            mail_max_attempts=_int(env, "MAIL_MAX_ATTEMPTS", 10, minimum=1),
+            recovery_max_per_account=_int(env, "RECOVERY_MAX_PER_ACCOUNT", 5, minimum=1),
+            recovery_max_per_address=_int(env, "RECOVERY_MAX_PER_ADDRESS", 20, minimum=1),
+            recovery_window_seconds=_int(env, "RECOVERY_WINDOW_SECONDS", 3600, minimum=1),
+            pwned_passwords_url=(env.get("PWNED_PASSWORDS_URL", "").strip().rstrip("/") or None),
             webauthn_rp_id=env.get("WEBAUTHN_RP_ID", "").strip() or None,
             webauthn_origins=_list(env, "WEBAUTHN_ORIGINS"),
             webauthn_android_apps=_list(env, "WEBAUTHN_ANDROID_APPS"),

@@ -18,6 +18,7 @@ from aiohttp import web
 from auth.activity import SessionActivity
 from auth.credentials import Authenticator, RevocationStore
 from auth.directory import Directory
+from auth.password_policy import PasswordPolicy
 from auth.passwords import PasswordHasher
 from auth.refusals import RefusedAddresses
 from auth.sessions import ended_retention, session_policy
@@ -29,11 +30,13 @@ from core.headers import setup_headers
 from core.keys import (
     authenticator_key,
     db_key,
+    events_key,
     feed_key,
     google_certs_key,
     google_discovery_key,
     http_session_key,
     password_hasher_key,
+    password_policy_key,
     refused_addresses_key,
     settings_key,
     token_codec_key,
@@ -47,6 +50,8 @@ from db.migrations import migrate
 from db.pool import Database, DatabaseUnavailable, connect_dsn, create_pool
 from google_signin.certs import GoogleCertificates
 from google_signin.oidc import OpenIdDiscovery
+from mail.sender import MailSender, sending
+from mail.smtp import LogTransport, SmtpTarget, SmtpTransport, Transport
 from middlewares import auth_middleware, error_middleware
 from settings import Settings
 from views import add_routes
@@ -125,6 +130,7 @@ async def events_ctx(app: web.Application) -> AsyncIterator[None]:
     store = RevocationStore(events, ended_retention(settings))
     directory = Directory(events)
     events.followers.extend([store, directory])
+    app[events_key] = events
     activity = SessionActivity(db)
     app[authenticator_key] = Authenticator(
         app[token_codec_key], store, directory, db, activity, session_policy(settings)
@@ -167,14 +173,43 @@ def _lower_thread_priority() -> None:
 
 
 async def password_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Hash passwords on a small pool of low-priority threads, so a login storm cannot starve the other requests."""
+    """Hash passwords on a small pool of low-priority threads, so a login storm cannot starve the other requests;
+    judge new passwords on one thread of their own (the strength estimate is not thread-safe)."""
     settings = app[settings_key]
-    with ThreadPoolExecutor(
-        max_workers=settings.password_threads, thread_name_prefix="argon2", initializer=_lower_thread_priority
-    ) as executor:
+    with (
+        ThreadPoolExecutor(
+            max_workers=settings.password_threads, thread_name_prefix="argon2", initializer=_lower_thread_priority
+        ) as executor,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="password-policy") as policy_executor,
+    ):
         app[password_hasher_key] = PasswordHasher(
             time_cost=settings.password_time_cost, memory_cost=settings.password_memory_cost, executor=executor
         )
+        app[password_policy_key] = PasswordPolicy(
+            executor=policy_executor, session=app[http_session_key], range_url=settings.pwned_passwords_url
+        )
+        yield
+
+
+async def mail_ctx(app: web.Application) -> AsyncIterator[None]:
+    """This worker's sender of the outbox, woken by the events channel; mail goes to SMTP_URL, or to the log."""
+    settings = app[settings_key]
+    transport: Transport
+    if settings.smtp_url:
+        transport = SmtpTransport(SmtpTarget.from_url(settings.smtp_url), ca_file=settings.smtp_ca_file)
+    else:
+        transport = LogTransport()  # said once per server among the settings' warnings
+    events = app[events_key]
+    sender = MailSender(
+        events,
+        transport,
+        secret_key=settings.secret_key,
+        email_from=settings.email_from,
+        retry_seconds=settings.mail_retry_seconds,
+        max_attempts=settings.mail_max_attempts,
+    )
+    events.followers.append(sender)
+    async with sending(sender):
         yield
 
 
@@ -199,7 +234,7 @@ async def create_app(settings: Settings | None = None) -> web.Application:
     )
     app[settings_key] = settings
     app[token_codec_key] = TokenCodec.from_settings(settings)  # reads the signing key files, if any, once
-    app.cleanup_ctx.extend([database_ctx, events_ctx, google_ctx, password_ctx])
+    app.cleanup_ctx.extend([database_ctx, events_ctx, google_ctx, password_ctx, mail_ctx])
     app.cleanup_ctx.append(google_web_ctx)  # after google_ctx, whose HTTP session it uses
     app.on_startup.append(announce_ready)
     setup_headers(app)

@@ -13,6 +13,7 @@ from auth.tokens import AccessClaims, InvalidToken, TokenCodec, hash_chatter_id,
 from core.metrics import REVOCATIONS, SESSIONS_ENDED
 from db.events import Events
 from db.pool import Database
+from mail.messages import Letter
 from models.records import ChatterIdOwner, Ending, SessionPolicy, User
 
 logger = logging.getLogger(__name__)
@@ -254,7 +255,7 @@ class Authenticator:
         ending = Ending(event, reason, address, notice_session, kind)
         policy = self.policy if live_only else None
         ended = await models.end_session(self.db, user_id=user_id, session_id=session_id, ending=ending, policy=policy)
-        self._ended([session_id] if ended else [], reason)
+        self.ended(user_id, [session_id] if ended else [], reason)
         return ended
 
     async def end_other_sessions(
@@ -262,19 +263,28 @@ class Authenticator:
     ) -> list[str]:
         """End every session of the user but `keep` (a session id; None ends them all), everywhere; the ids ended.
 
-        What "sign out everywhere else" does, and a password change or reset (with its own `reason`).
+        What "sign out everywhere else" does.
         """
-        ending = Ending(event, reason, address, notice_session)
-        ended = await models.end_other_sessions(self.db, user_id=user_id, keep_session_id=keep, ending=ending)
-        self._ended(ended, reason)
+        ended = await models.end_other_sessions(
+            self.db, user_id=user_id, keep_session_id=keep, ending=self.ending(address, reason, event=event)
+        )
+        self.ended(user_id, ended, reason)
         return ended
 
-    def _ended(self, session_ids: list[str], reason: str) -> None:
-        """Refuse these sessions here at once: their notices reach this worker too, after the requests coming now."""
+    @staticmethod
+    def ending(address: str, reason: str, *, event: str = "session_revoked", letter: Letter | None = None) -> Ending:
+        """How sessions ending for `reason` are audited and announced (and, with `letter`, told to the user)."""
+        return Ending(event, reason, address, notice_session, letter=letter)
+
+    def ended(self, user_id: int, session_ids: list[str], reason: str, *, cut_off: bool = False) -> None:
+        """Refuse these sessions of the user here at once, once their ending is committed: the notices reach this
+        worker too, but after the requests coming now. With `cut_off`, the user's JWTs issued until then too."""
         now = time.time()
         for session_id in session_ids:
             self.store.end_session(session_id, now)
         SESSIONS_ENDED.labels(reason).inc(len(session_ids))
+        if cut_off:
+            self.standing_changed(user_id)
 
     def session_reused(self, session_id: str) -> None:
         """Refuse a session's credentials here at once (its ending was announced to the other workers)."""
@@ -285,12 +295,12 @@ class Authenticator:
     async def revoke_all(self, user_id: int, *, address: str, reason: str) -> None:
         """Log a user out everywhere: every session, and every JWT issued until now."""
         REVOCATIONS.labels("all").inc()
-        # The users row's trigger tells every worker; this one forgets at once, after the change is committed.
-        await models.end_all_sessions(self.db, user_id=user_id, cutoff=time.time(), address=address, reason=reason)
-        self.standing_changed(user_id)
+        ending = self.ending(address, reason, event="logout_everywhere")
+        ended = await models.end_all_sessions(self.db, user_id=user_id, cutoff=time.time(), ending=ending)
+        self.ended(user_id, ended, reason, cut_off=True)
 
     def standing_changed(self, user_id: int) -> None:
         """Forget, here and at once, what this worker knows of a user whose standing was just committed changed
-        (banned, deleted, demoted, logged out everywhere): the users row's trigger tells every other worker."""
+        (banned, deleted, demoted, renamed, logged out everywhere): the users row's trigger tells every other worker."""
         self.store.forget_user(user_id)
         self.directory.forget(user_id)

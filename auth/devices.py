@@ -8,13 +8,18 @@ The course's chatter apps send no browser's agent but their HTTP library's, and 
 - Android: OkHttp sends `okhttp/<version>`, Volley and HttpURLConnection `Dalvik/<version> (Linux; U; Android ...)`,
   Ktor `Ktor client`: each is "chatter Android app".
 Anything else is what ua-parser makes of it: "Chrome 131 on macOS", "Mobile Safari 17 on iOS", "curl 8".
+
+Whether a sign-in comes from a device the user has used before (a security notice if not) is judged by its family,
+the description without versions ("Chrome on macOS": an update is no new device), and the network of its address
+(the /24 of an IPv4 address, the /48 of an IPv6 one: a phone's address changes within its provider's network).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
-from typing import Final
+from typing import Final, NamedTuple
 
 import ua_parser
 
@@ -37,28 +42,52 @@ def clip_user_agent(user_agent: str | None) -> str:
     return text.strip()
 
 
-def describe(user_agent: str) -> str:
-    """What a person calls the device behind `user_agent` (CPU-bound for a new agent: see describe_async)."""
+class Device(NamedTuple):
+    """What a person calls a device ("Chrome 131 on macOS"), and its family without versions ("Chrome on macOS")."""
+
+    description: str
+    family: str
+
+
+def identify(user_agent: str) -> Device:
+    """The device behind `user_agent` (CPU-bound for a new agent: see identify_async)."""
     if not user_agent:
-        return UNKNOWN
+        return Device(UNKNOWN, UNKNOWN)
     if _IOS_APP.search(user_agent):
-        return IOS_APP
+        return Device(IOS_APP, IOS_APP)
     if _ANDROID_APP.match(user_agent):
-        return ANDROID_APP
+        return Device(ANDROID_APP, ANDROID_APP)
     result = ua_parser.parse(user_agent)
     agent, system = result.user_agent, result.os
-    if agent is None or agent.family == "Other":
-        name = ""
-    else:
-        name = f"{agent.family} {agent.major}" if agent.major else agent.family
+    family = "" if agent is None or agent.family == "Other" else agent.family
+    name = f"{family} {agent.major}" if family and agent is not None and agent.major else family
     os_name = "" if system is None else _OS_NAMES.get(system.family, system.family)
-    if name and os_name:
-        description = f"{name} on {os_name}"
-    else:
-        description = name or os_name or UNKNOWN
+    return Device(_joined(name, os_name), _joined(family, os_name))
+
+
+def _joined(name: str, os_name: str) -> str:
+    description = f"{name} on {os_name}" if name and os_name else name or os_name or UNKNOWN
     return description[:MAX_DEVICE]
 
 
-async def describe_async(user_agent: str) -> str:
-    """`describe` off the event loop: an agent never seen before is matched against hundreds of patterns."""
-    return await asyncio.to_thread(describe, user_agent)
+def describe(user_agent: str) -> str:
+    """What a person calls the device behind `user_agent`."""
+    return identify(user_agent).description
+
+
+async def identify_async(user_agent: str) -> Device:
+    """`identify` off the event loop: an agent never seen before is matched against hundreds of patterns."""
+    return await asyncio.to_thread(identify, user_agent)
+
+
+def network_of(address: str) -> str:
+    """The network a client address belongs to, as new-device notices compare them: an IPv4 /24, an IPv6 /48 (an
+    IPv4-mapped IPv6 address counts as IPv4); anything that is no IP address stands for itself."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))

@@ -15,7 +15,7 @@ import models
 from auth import ceremonies
 from auth.ceremonies import CeremonyFailed, MalformedCredential, RelyingParty
 from auth.devices import UNKNOWN as UNKNOWN_DEVICE
-from auth.devices import clip_user_agent, describe_async
+from auth.devices import clip_user_agent, identify_async
 from auth.sessions import PASSKEY, Client, new_session, session_policy
 from auth.signin import Issued, issue, new_refresh, refusal
 from auth.usernames import username_key
@@ -23,6 +23,7 @@ from core.errors import Conflict, TooManyRequests, Unauthorized, Unprocessable
 from core.keys import db_key, settings_key
 from core.metrics import SESSIONS_OPENED, SIGN_INS, THROTTLES
 from db.pool import Database
+from mail.messages import notice
 from models.records import (
     NotAdmitted,
     PasskeyDescriptor,
@@ -81,7 +82,7 @@ async def finish_registration(
 ) -> PasskeyEntry:
     """Check the authenticator's answer to this user's creation options and keep the new passkey, named as given or
     after the device it was added from ("Chrome 131 on macOS")."""
-    db = app[db_key]
+    db, settings = app[db_key], app[settings_key]
     parsed, challenge = _read(ceremonies.parse_registration, credential)
     # Taken before the checks: a challenge is spent by its first answer, right or wrong.
     taken = await models.take_challenge(db, challenge, "register")
@@ -92,6 +93,7 @@ async def finish_registration(
         verified = await asyncio.to_thread(ceremonies.verify_registration, rp, parsed, challenge)
     except CeremonyFailed as exc:
         raise Unauthorized(f"{REFUSED}: {exc}") from None
+    name = name or await _device_name(client)
     try:
         return await models.add_passkey(
             db,
@@ -99,11 +101,12 @@ async def finish_registration(
             credential_id=verified.credential_id,
             public_key=verified.credential_public_key,
             sign_count=verified.sign_count,
-            name=name or await _device_name(client),
+            name=name,
             transports=ceremonies.transports_of(parsed),
             backed_up=verified.credential_backed_up,
             max_count=MAX_PASSKEYS,
             address=client.address,
+            notice=notice(settings.secret_key, "passkey_added", ip=client.address, name=name),
         )
     except TooManyPasskeys:
         raise Conflict(f"An account has at most {MAX_PASSKEYS} passkeys: delete one first.") from None
@@ -111,9 +114,23 @@ async def finish_registration(
         raise Conflict("This passkey is already registered.") from None
 
 
+async def remove(app: web.Application, user: User, passkey_id: str | None, *, address: str) -> None:
+    """Remove one of the user's passkeys (None: their only one), and tell them. models.NoSuchIdentity when they have
+    none such, WhichIdentity when they have several, LastWayIn when it is their last way to sign in."""
+    secret_key = app[settings_key].secret_key
+    await models.unlink_identity(
+        app[db_key],
+        user_id=user.id,
+        kind="passkey",
+        identity_id=passkey_id,
+        address=address,
+        passkey_notice=lambda name: notice(secret_key, "passkey_removed", ip=address, name=name),
+    )
+
+
 async def _device_name(client: Client) -> str:
     """What to call a passkey given no name: the device it was added from, when its User-Agent tells."""
-    device = await describe_async(clip_user_agent(client.user_agent))
+    device = (await identify_async(clip_user_agent(client.user_agent))).description
     return DEFAULT_NAME if device == UNKNOWN_DEVICE else device
 
 
@@ -202,7 +219,7 @@ async def sign_in(app: web.Application, rp: RelyingParty, credential: dict[str, 
     if passkey.totp_enabled and not verified.user_verified:
         await _refused(db, address, user.id, Unauthorized(UNVERIFIED))
     refresh_token, refresh = new_refresh(settings)
-    session = await new_session(PASSKEY, client)
+    session = await new_session(PASSKEY, client, secret_key=settings.secret_key)
     try:
         completed = await models.complete_passkey_sign_in(
             db,

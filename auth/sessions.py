@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from auth.devices import clip_user_agent, describe_async
+from auth.devices import clip_user_agent, identify_async, network_of
 from auth.throttling import request_address, request_user_agent
 from core.shapes import SESSION_KINDS
+from mail.messages import notice
 from models.records import NewSession, SessionPolicy
 from settings import Settings
 
@@ -46,10 +47,22 @@ def session_policy(settings: Settings) -> SessionPolicy:
     )
 
 
-async def new_session(kind: str, client: Client) -> NewSession:
-    """A session to open for `client`, with a fresh opaque id and its device described."""
+async def new_session(kind: str, client: Client, *, secret_key: str) -> NewSession:
+    """A session to open for `client`, with a fresh opaque id, its device described, and the notice (sealed under
+    `secret_key`) that goes to the user if the sign-in turns out to come from a new device."""
     user_agent = clip_user_agent(client.user_agent)
-    return NewSession(str(uuid.uuid4()), kind, client.address, user_agent, await describe_async(user_agent))
+    device = await identify_async(user_agent)
+    letter = notice(secret_key, "new_device", ip=client.address, device=device.description)
+    return NewSession(
+        str(uuid.uuid4()),
+        kind,
+        client.address,
+        user_agent,
+        device.description,
+        device.family,
+        network_of(client.address),
+        letter,
+    )
 
 
 def access_lifetime(settings: Settings, session_left: float) -> int:

@@ -29,6 +29,7 @@ from core.keys import (
 )
 from core.metrics import SESSIONS_OPENED, SIGN_INS, THROTTLES
 from db.pool import Database, DatabaseUnavailable
+from mail.messages import notice
 from models.records import NewRefreshToken, NotAdmitted, User
 from settings import Settings
 
@@ -189,7 +190,7 @@ async def with_password(
     throttle = LoginThrottle(db, settings, address, username)
     user, new_hash = await check_password(app, throttle, username=username, password=password, otp=otp, kind=PASSWORD)
     refresh_token, refresh = new_refresh(settings)
-    session = await new_session(PASSWORD, Client(address, user_agent))
+    session = await new_session(PASSWORD, Client(address, user_agent), secret_key=settings.secret_key)
     admitted = await models.complete_login(
         db,
         user_id=user.id,
@@ -248,6 +249,7 @@ async def with_refresh_token(app: web.Application, *, presented: str, address: s
         policy=session_policy(settings),
         address=address,
         notice_for=notice_session,
+        reuse_notice=notice(settings.secret_key, "refresh_reuse", ip=address),
     )
     if outcome.reuse_detected and outcome.session_id is not None:
         app[authenticator_key].session_reused(outcome.session_id)

@@ -118,9 +118,17 @@ async def claim_code_attempt(db: Database, settings: Settings, user_id: int) -> 
 
 async def limit_rate(db: Database, address: str, kind: str, *, limit: int, window: int) -> None:
     """Count one `kind` attempt from `address`; 429 with Retry-After past `limit` in `window` seconds."""
-    hits, age = await models.count_attempt(db, f"{kind}:addr:{address}", window=window)
+    await _limit(db, f"{kind}:addr:{address}", kind, "from your address", limit=limit, window=window)
+
+
+async def limit_user_rate(db: Database, user_id: int, kind: str, *, limit: int, window: int) -> None:
+    """Count one `kind` attempt by the user; 429 with Retry-After past `limit` in `window` seconds."""
+    await _limit(db, f"{kind}:user:{user_id}", kind, "for your account", limit=limit, window=window)
+
+
+async def _limit(db: Database, key: str, kind: str, whose: str, *, limit: int, window: int) -> None:
+    hits, age = await models.count_attempt(db, key, window=window)
     if hits > limit:
         THROTTLES.labels(kind).inc()
-        raise TooManyRequests(
-            f"Too many {kind} attempts from your address; try again later.", retry_after=math.ceil(window - age)
-        )
+        message = f"Too many {kind} attempts {whose}; try again later."
+        raise TooManyRequests(message, retry_after=math.ceil(window - age))

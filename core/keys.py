@@ -8,12 +8,14 @@ import aiohttp
 from aiohttp import web
 
 from auth.credentials import Authenticator, Credential
+from auth.password_policy import PasswordPolicy
 from auth.passwords import PasswordHasher
 from auth.refusals import RefusedAddresses
 from auth.tokens import TokenCodec
 from chatter.feed import ChattFeed
 from chatter.writer import ChattWriter
 from core.errors import ApiError
+from db.events import Events
 from db.pool import Database
 from google_signin.certs import GoogleCertificates
 from google_signin.oidc import OpenIdDiscovery
@@ -31,6 +33,8 @@ feed_key = web.AppKey("feed", ChattFeed)
 writer_key = web.AppKey("writer", ChattWriter)
 google_discovery_key = web.AppKey("google_discovery", OpenIdDiscovery)
 refused_addresses_key = web.AppKey("refused_addresses", RefusedAddresses)
+events_key = web.AppKey("events", Events)
+password_policy_key = web.AppKey("password_policy", PasswordPolicy)
 
 # The caller, filled by the auth middleware before any view runs; None when anonymous.
 user_key: web.RequestKey[User | None] = web.RequestKey("user")

@@ -66,8 +66,8 @@ SESSIONS_OPENED = Counter(
 )
 SESSIONS_ENDED = Counter(
     "chatterd_sessions_ended_total",
-    "Sessions ended before their time, by reason (logout, revoked, revoke_others, refresh_reuse, ...); "
-    "log out everywhere is counted in chatterd_revocations_total only.",
+    "Sessions ended before their time, by reason (logout, revoked, revoke_others, refresh_reuse, password_reset, "
+    "password_change, ...).",
     ["reason"],
 )
 SESSION_LAST_SEEN_WRITES = Counter(
@@ -78,6 +78,11 @@ CERTIFICATE_FETCHES = Counter(
     "chatterd_google_certificate_fetches_total",
     "Fetches of Google's signing certificates, by outcome (success, failure).",
     ["outcome"],
+)
+MAIL_ATTEMPTS = Counter(
+    "chatterd_mail_attempts_total",
+    "Attempts to hand an outbox message to the relay, by kind of message and outcome (sent, retry, failed).",
+    ["kind", "outcome"],
 )
 
 

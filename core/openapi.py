@@ -6,7 +6,9 @@ import re
 from typing import Any, NamedTuple
 
 from auth.cookies import COOKIE_NAME, HOST_COOKIE_NAME
+from core import openapi_email as email
 from core import openapi_identities as identities
+from core import openapi_page as page
 from core import openapi_parts as parts
 from core import openapi_passkeys as passkeys
 from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN, STEP_UP, query_parameter
@@ -87,7 +89,10 @@ def body_schema(shape: type[NamedTuple]) -> dict[str, Any]:
 
 
 ERROR_TEXT = {
-    400: "The body is not valid JSON (or form data where form data is accepted).",
+    400: (
+        "The body is not valid JSON (or form data where form data is accepted); or an emailed code that is wrong, "
+        'used, expired or out of tries (`"error": "invalid_code"`).'
+    ),
     401: (
         "No credentials where they are required, or unknown, expired, revoked or forged ones; for a sensitive action, "
         'no sign-in within REAUTH_MAX_AGE seconds (`"error": "reauth_required"`).'
@@ -99,7 +104,10 @@ ERROR_TEXT = {
     ),
     404: "Unknown path or record.",
     408: "The body did not arrive within BODY_TIMEOUT; the connection is closed.",
-    409: "A conflict: a username already taken, or what the operation's description says.",
+    409: (
+        "The username is already taken, or the email address is verified by another account; or what the "
+        "operation's description says."
+    ),
     413: "The body is over the size limit.",
     422: "Valid JSON of the wrong shape: a missing field, a wrong type, an empty or over-long value, a NUL character.",
     429: "Too many attempts; come back after Retry-After seconds.",
@@ -129,8 +137,10 @@ SCHEMAS: dict[str, Any] = {
             "message": {"type": "string", "description": "What went wrong, for a person."},
             "error": {
                 "type": "string",
-                "description": "A code for programs, where one is defined: `otp_required` (/login), "
-                "`reauth_required` (where a recent sign-in is needed), `banned` (a banned user's sign-in).",
+                "description": (
+                    "A code for programs, where one is defined (`otp_required` at /login, `invalid_code` for emailed "
+                    "codes, `reauth_required` where a recent sign-in is needed, `banned` for a banned user's sign-in)."
+                ),
             },
         },
         "additionalProperties": False,
@@ -161,6 +171,7 @@ SCHEMAS: dict[str, Any] = {
     **{shape.__name__: body_schema(shape) for shape in REQUEST_BODIES},
     **identities.SCHEMAS,
     **passkeys.SCHEMAS,
+    **page.SCHEMAS,
     "AddedUser": {
         "type": "object",
         "required": ["username", "chatterID", "lifetime", "token"],
@@ -253,11 +264,17 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "user": {
                 "type": "object",
-                "required": ["id", "username", "role"],
+                "required": ["id", "username", "role", "email", "email_verified"],
                 "properties": {
                     "id": {"type": "integer"},
                     "username": {"type": "string"},
                     "role": {"type": "string", "enum": list(ROLES)},
+                    "email": {"type": "string", "nullable": True, "description": "As typed; null when none."},
+                    "email_verified": {
+                        "type": "boolean",
+                        "description": "Whether the address was confirmed with a mailed code (only then does mail "
+                        "other than that code go to it).",
+                    },
                 },
             }
         },
@@ -342,22 +359,38 @@ CHATT_ID = {
 
 SESSION_ID = {**CHATT_ID, "description": "A session's `id`, as GET /sessions lists it."}
 
+# The query of both reads of chatts (GET /getchatts/ and the page's GET /chatts).
+CHATTS_QUERY = [
+    query_parameter(CHATTS_LIMIT),
+    {
+        "name": "after",
+        "in": "query",
+        "description": "Only chatts posted after the one with this id.",
+        "schema": {"type": "string", "format": "uuid"},
+    },
+]
+
 PATHS: dict[str, Any] = {
     "/getchatts/": {
         "get": {
             "tags": ["chatter"],
             "summary": "Read chatts, oldest first",
             "operationId": "getChatts",
-            "parameters": [
-                query_parameter(CHATTS_LIMIT),
-                {
-                    "name": "after",
-                    "in": "query",
-                    "description": "Only chatts posted after the one with this id.",
-                    "schema": {"type": "string", "format": "uuid"},
-                },
-            ],
+            "parameters": CHATTS_QUERY,
             "responses": {**_ok("The chatts.", _ref("Chatts")), **_errors(422, 503)},
+        }
+    },
+    "/chatts": {
+        "get": {
+            "tags": ["page"],
+            "summary": "Read chatts, oldest first, as objects that say whether each is signed (the web page's)",
+            "description": (
+                "The chatts GET /getchatts/ answers for the same query, as fresh (a post or deletion answered before "
+                "is in it), each an object: the same four fields by name, and `signed`."
+            ),
+            "operationId": "listChatts",
+            "parameters": CHATTS_QUERY,
+            "responses": {**_ok("The chatts.", _ref("PageChatts")), **_errors(422, 503)},
         }
     },
     "/postchatt/": {
@@ -393,7 +426,12 @@ PATHS: dict[str, Any] = {
             "tags": ["accounts"],
             "summary": "Create a password account",
             "operationId": "register",
-            "requestBody": _body(Register, {"username": "alice", "password": "correct horse"}, form=True),
+            "description": "With `email`, a 6-digit code goes to that address; /email/verify confirms it.",
+            "requestBody": _body(
+                Register,
+                {"username": "alice", "password": "correct horse battery", "email": "alice@example.com"},
+                form=True,
+            ),
             "responses": {
                 **_ok("Created.", _ref("Registered"), status="201"),
                 **_errors(400, 409, 422, 429, *COMMON),
@@ -695,6 +733,8 @@ PATHS: dict[str, Any] = {
     },
 }
 PATHS.update(passkeys.PATHS)
+PATHS.update(page.PATHS)
+PATHS.update(email.PATHS)
 PATHS.update(identities.PATHS)
 
 DOCUMENT: dict[str, Any] = {

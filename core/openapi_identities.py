@@ -112,13 +112,14 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "Everything kept about the caller. Secrets (password and TOTP hashes, credentials) are not "
         "in it, only whether they exist.",
-        "required": ["profile", "identities", "sessions", "passkeys", "chatts", "audit_events"],
+        "required": ["profile", "identities", "sessions", "passkeys", "chatts", "audit_events", "devices", "messages"],
         "properties": {
             "profile": {
                 "type": "object",
                 "required": [*USER, "has_password", "totp_enabled"],
                 "properties": {
                     **USER,
+                    "email_verified": {"type": "boolean"},
                     "has_password": {"type": "boolean"},
                     "totp_enabled": {"type": "boolean"},
                     "banned_until": BANNED_UNTIL,
@@ -152,6 +153,18 @@ SCHEMAS: dict[str, Any] = {
                 },
             },
             "audit_events": {"type": "array", "items": {"type": "object"}},
+            "devices": {
+                "type": "array",
+                "description": "The devices signed in from, as new-device notices know them (`device`, `network`, "
+                "`first_seen_at`, `last_seen_at`).",
+                "items": {"type": "object"},
+            },
+            "messages": {
+                "type": "array",
+                "description": "The messages mailed to the caller (`kind`, `recipient`, `created_at`, `sent_at`); "
+                "what they said is not kept once sent.",
+                "items": {"type": "object"},
+            },
         },
     },
 }

@@ -81,6 +81,21 @@ class IntQuery(Generic[DefaultT]):
     example: int | None = None
 
 
+# ---- answers -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Chatt:
+    """A chatt as GET /chatts (the page's read) lists it: /getchatts/'s four fields by name, and whether it is signed
+    (posted by a signed-in user, under that user's name) or anonymous (under any name the poster typed)."""
+
+    id: str
+    username: str
+    message: str
+    timestamp: str
+    signed: bool
+
+
 # ---- query parameters --------------------------------------------------------------------------------------------
 
 CHATTS_LIMIT = IntQuery("limit", 1, 1000, default=1000, description="Return the newest `limit` chatts.", example=50)
@@ -131,16 +146,24 @@ class PostAuth(NamedTuple):
     chatterID: Annotated[str | None, Text(4096, description="May instead come from the Authorization header.")] = None
 
 
-# A login name and a new password, wherever one is chosen.
+NEW_PASSWORD = Text(
+    256,
+    min_length=8,
+    format="password",
+    description="Refused (422) when too easy to guess or, where a breach list is configured, known breached.",
+)
+EMAIL = Text(
+    254, min_length=3, ascii=True, format="email", description="An email address; kept as typed, compared without case."
+)
 USERNAME = Text(64)
-NEW_PASSWORD = Text(256, min_length=8, format="password")
 
 
 class Register(NamedTuple):
-    """POST /register: a new password account."""
+    """POST /register: a new password account, with an email address to verify if given."""
 
     username: Annotated[str, USERNAME]
     password: Annotated[str, NEW_PASSWORD]
+    email: Annotated[str | None, EMAIL] = None
 
 
 LOGIN_OTP = "The current TOTP code (or an unused recovery code), when the account has TOTP on."
@@ -149,7 +172,7 @@ LOGIN_OTP = "The current TOTP code (or an unused recovery code), when the accoun
 class Login(NamedTuple):
     """POST /login: a password sign-in, with a one-time code when the account has TOTP on."""
 
-    username: Annotated[str, Text(64)]
+    username: Annotated[str, USERNAME]
     password: Annotated[str, Text(256, format="password")]
     # Empty is the same as absent: a form's untouched input sends it so.
     otp: Annotated[str | None, Text(64, min_length=0, description=LOGIN_OTP)] = None
@@ -171,6 +194,51 @@ class OtpOrRecoveryCode(NamedTuple):
     """POST /totp/disable: a current code or an unused recovery code."""
 
     otp: Annotated[str, Text(64, description="A current TOTP code, or an unused recovery code.")]
+
+
+class SetEmail(NamedTuple):
+    """POST /email: the caller's new address; a code goes to it."""
+
+    email: Annotated[str, EMAIL]
+
+
+EMAILED_CODE = Text(32, description="The 6-digit code from the email.")
+
+
+class VerifyEmail(NamedTuple):
+    """POST /email/verify: the code mailed to the caller's address."""
+
+    code: Annotated[str, EMAILED_CODE]
+
+
+# An account named by its verified address or by its username: exactly one of the two.
+ACCOUNT_EMAIL = Text(
+    254, min_length=3, ascii=True, format="email", description="The account's verified address (or `username`)."
+)
+ACCOUNT_NAME = Text(64, description="The account's username (or `email`).")
+
+
+class ForgotPassword(NamedTuple):
+    """POST /password/forgot: the account to mail a reset code to, by its verified address or its username."""
+
+    email: Annotated[str | None, ACCOUNT_EMAIL] = None
+    username: Annotated[str | None, ACCOUNT_NAME] = None
+
+
+class ResetPassword(NamedTuple):
+    """POST /password/reset: the code mailed by /password/forgot, and the new password."""
+
+    code: Annotated[str, EMAILED_CODE]
+    password: Annotated[str, NEW_PASSWORD]
+    email: Annotated[str | None, ACCOUNT_EMAIL] = None
+    username: Annotated[str | None, ACCOUNT_NAME] = None
+
+
+class ChangePassword(NamedTuple):
+    """POST /password/change: the current password and the new one."""
+
+    current_password: Annotated[str, Text(256, format="password")]
+    password: Annotated[str, NEW_PASSWORD]
 
 
 class OtpauthUri(NamedTuple):
@@ -257,6 +325,11 @@ REQUEST_BODIES: tuple[type[NamedTuple], ...] = (
     AddPassword,
     RoleChange,
     Ban,
+    SetEmail,
+    VerifyEmail,
+    ForgotPassword,
+    ResetPassword,
+    ChangePassword,
     PasskeyRegistration,
     PasskeyLoginOptions,
     PasskeyAssertion,

@@ -99,7 +99,7 @@ async def with_id_token(
         raise Unauthorized("The ID token has expired.")
     chatter_id, chatter_id_hash = new_chatter_id()
     refresh_token, refresh = new_refresh(settings)
-    session = await new_session(GOOGLE, Client(address, user_agent))
+    session = await new_session(GOOGLE, Client(address, user_agent), secret_key=settings.secret_key)
     try:
         user = await models.sign_in_google_user(
             app[db_key],
@@ -199,7 +199,7 @@ async def with_web_code(
     if identity.nonce is None or not hmac.compare_digest(identity.nonce.encode(), flow.nonce.encode()):
         SIGN_INS.labels("google_web", "failure").inc()
         raise Unauthorized("The ID token was refused: its nonce is not this sign-in's.")
-    session = await new_session(GOOGLE_WEB, Client(address, user_agent))
+    session = await new_session(GOOGLE_WEB, Client(address, user_agent), secret_key=settings.secret_key)
     try:
         user = await models.upsert_google_user(
             app[db_key],

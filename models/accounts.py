@@ -6,16 +6,20 @@ import psycopg2.errors
 
 from auth.usernames import username_key
 from db.pool import Cursor, Database
+from mail.messages import Letter
 from models.fragments import (
     AUDIT_INSERT,
     PURGE_SESSIONS,
     RATE_ATTEMPT,
     SESSION_INSERT,
     SESSION_VALUES,
+    SIGNED_IN_DEVICE,
     USER_IN_GOOD_STANDING,
 )
+from models.mail import NOTICE_INSERT, letter_params
 from models.records import (
     Account,
+    AccountSecurity,
     NewRefreshToken,
     NewSession,
     NotAdmitted,
@@ -33,7 +37,7 @@ from models.sessions import session_detail, session_params
 # and the other finds it on a second try. Never by email: only the subject names the user.
 GOOGLE_ACCOUNT = f"""
 existing AS (
-    SELECT users.id, users.username, users.role, users.email, users.password_hash IS NOT NULL AS has_password,
+    SELECT users.id, users.username, users.role, users.password_hash IS NOT NULL AS has_password,
            {USER_IN_GOOD_STANDING} AS admitted, users.banned_until > now() AS banned, identity.email AS identity_email
     FROM google_identities AS identity JOIN users ON users.id = identity.user_id
     WHERE identity.sub = %(sub)s
@@ -51,13 +55,14 @@ inserted AS (
     INSERT INTO users (id, username, email) OVERRIDING SYSTEM VALUE SELECT user_id, %(username)s, %(email)s FROM linked
     RETURNING id, username, role
 ),
--- Only a changed name or email is written, and only while the user has no password (whose name is its login name):
--- a returning user's sign-in writes nothing to its row.
+-- Only a changed name is written, and only while the user has no password (whose name is its login name): a returning
+-- user's sign-in writes nothing to its row. Google's email claim is the address of a new user only (unverified): after
+-- that the address is the user's own, set and verified at /email.
 renamed AS (
-    UPDATE users SET username = %(username)s, email = %(email)s
+    UPDATE users SET username = %(username)s
     FROM existing, allowed
     WHERE users.id = existing.id AND existing.admitted AND NOT existing.has_password
-      AND (existing.username IS DISTINCT FROM %(username)s OR existing.email IS DISTINCT FROM %(email)s)
+      AND existing.username IS DISTINCT FROM %(username)s
     RETURNING users.id, users.username, users.role
 ),
 identity_email AS (
@@ -96,6 +101,7 @@ refresh AS (
     INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
     SELECT %(refresh_hash)s, id, least(expires_at, now() + make_interval(secs => %(refresh_lifetime)s)) FROM opened
 ),
+{SIGNED_IN_DEVICE.format(user_id="id", source="FROM account WHERE admitted")},
 purged AS (
     DELETE FROM chatter_sessions WHERE id_hash IN (
         SELECT id_hash FROM chatter_sessions WHERE expires_at < now() ORDER BY expires_at LIMIT 50
@@ -112,6 +118,7 @@ UPSERT_GOOGLE_USER = f"""
 WITH allowed AS (SELECT 1),
 {GOOGLE_ACCOUNT},
 opened AS ({SESSION_INSERT} SELECT {SESSION_VALUES.format(user_id="id")} FROM account WHERE admitted),
+{SIGNED_IN_DEVICE.format(user_id="id", source="FROM account WHERE admitted")},
 {PURGE_SESSIONS}
 SELECT account.id, account.username, account.role, account.admitted, account.banned
 FROM (SELECT 1) AS one LEFT JOIN account ON true
@@ -119,7 +126,8 @@ FROM (SELECT 1) AS one LEFT JOIN account ON true
 
 # The name as typed is kept for display; uniqueness is on its key (see sql/0005_usernames.sql for the clash column).
 INSERT_PASSWORD_USER = """
-INSERT INTO users (username, username_key, password_hash) VALUES (%s, %s, %s)
+INSERT INTO users (username, username_key, password_hash, email)
+VALUES (%(username)s, %(key)s, %(password_hash)s, %(email)s)
 ON CONFLICT (username_key, username_key_clash) WHERE password_hash IS NOT NULL DO NOTHING
 RETURNING id
 """
@@ -169,6 +177,15 @@ SET_TOTP_SECRET = "UPDATE users SET totp_secret = %s WHERE id = %s AND NOT totp_
 
 SELECT_TOTP = "SELECT totp_secret, totp_enabled, totp_last_step FROM users WHERE id = %s"
 
+# What the page shows of an account: whether it has a password (TOTP guards password sign-ins only), its TOTP, and how
+# the caller's session signed in (NULL for a credential of no session, or of another user's).
+SELECT_ACCOUNT_SECURITY = """
+SELECT users.password_hash IS NOT NULL, users.totp_enabled,
+       (SELECT count(*) FROM recovery_codes WHERE recovery_codes.user_id = users.id AND recovery_codes.used_at IS NULL),
+       (SELECT sessions.kind FROM sessions WHERE sessions.id = %(session_id)s AND sessions.user_id = users.id)
+FROM users WHERE users.id = %(user_id)s
+"""
+
 # Only moves forward: of two racing uses of one code, one wins.
 USE_TOTP_STEP = """
 UPDATE users SET totp_enabled = true, totp_last_step = %(step)s
@@ -184,10 +201,24 @@ USE_RECOVERY_CODE = """
 UPDATE recovery_codes SET used_at = now() WHERE user_id = %s AND code_hash = %s AND used_at IS NULL RETURNING 1
 """
 
+# Turning TOTP on is the first use of a code from the new secret; the notice goes only with the change itself.
+ENABLE_TOTP = f"""
+WITH enabled AS (
+    UPDATE users SET totp_enabled = true, totp_last_step = %(step)s
+    WHERE id = %(user_id)s AND totp_secret = %(secret)s AND NOT totp_enabled
+      AND (totp_last_step IS NULL OR totp_last_step < %(step)s)
+    RETURNING id
+),
+audit AS ({AUDIT_INSERT} SELECT id, 'totp_on', NULL, %(address)s, '{{}}' FROM enabled),
+notice AS ({NOTICE_INSERT} AND EXISTS (SELECT 1 FROM enabled))
+SELECT count(*) FROM enabled
+"""
+
 DISABLE_TOTP = f"""
 WITH codes AS (DELETE FROM recovery_codes WHERE user_id = %(user_id)s),
 cleared AS (DELETE FROM throttle WHERE key = %(throttle_key)s),
-audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'totp_off', NULL, %(address)s, '{{}}'))
+audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'totp_off', NULL, %(address)s, '{{}}')),
+notice AS ({NOTICE_INSERT})
 UPDATE users SET totp_enabled = false, totp_secret = NULL, totp_last_step = NULL WHERE id = %(user_id)s
 """
 
@@ -256,8 +287,8 @@ async def upsert_google_user(
     policy: SessionPolicy,
     address: str,
 ) -> User:
-    """Find or create the user for a Google subject (its name and email following Google's while it has no password)
-    and open a session; NotAdmitted when the user is banned or deleted."""
+    """Find or create the user for a Google subject (its name following Google's while it has no password) and open a
+    session; NotAdmitted when the user is banned or deleted."""
     params = {
         "username": username,
         "sub": sub,
@@ -276,7 +307,8 @@ async def upsert_google_user(
 
 async def create_password_user(db: Database, username: str, password_hash: str) -> User:
     """Create a password account; UsernameTaken when a name with the same key (NFKC, case folded) is in use."""
-    row = await db.fetch_one(INSERT_PASSWORD_USER, (username, username_key(username), password_hash))
+    params = {"username": username, "key": username_key(username), "password_hash": password_hash, "email": None}
+    row = await db.fetch_one(INSERT_PASSWORD_USER, params)
     if row is None:
         raise UsernameTaken(username)
     return User(row[0], username, "user")
@@ -334,6 +366,14 @@ async def totp_state(db: Database, user_id: int) -> tuple[str | None, bool, int 
     return (row[0], bool(row[1]), row[2]) if row else (None, False, None)
 
 
+async def account_security(db: Database, user_id: int, session_id: str | None) -> AccountSecurity | None:
+    """The user's password and TOTP state and the kind of their session `session_id`; None when there is no user."""
+    row = await db.fetch_one(SELECT_ACCOUNT_SECURITY, {"user_id": user_id, "session_id": session_id})
+    if row is None:
+        return None
+    return AccountSecurity(has_password=row[0], totp_enabled=row[1], recovery_codes_left=row[2], session_kind=row[3])
+
+
 async def use_totp_step(db: Database, user_id: int, secret: str, step: int) -> bool:
     """Record a code's time step as used (and TOTP as enabled); False if that step or a later one was used."""
     return await db.execute(USE_TOTP_STEP, {"user_id": user_id, "secret": secret, "step": step}) > 0
@@ -349,6 +389,15 @@ async def use_recovery_code(db: Database, user_id: int, code_hash: bytes) -> boo
     return await db.fetch_one(USE_RECOVERY_CODE, (user_id, code_hash)) is not None
 
 
-async def disable_totp(db: Database, user_id: int, address: str, throttle_key: str) -> None:
-    """Turn TOTP off, drop the recovery codes and clear the counter of attempts at them."""
-    await db.execute(DISABLE_TOTP, {"user_id": user_id, "address": address, "throttle_key": throttle_key})
+async def enable_totp(db: Database, *, user_id: int, secret: str, step: int, address: str, notice: Letter) -> bool:
+    """Turn TOTP on with a code's time step (audited, and the user told); False if it was on, or the step used."""
+    params = {"user_id": user_id, "secret": secret, "step": step, "address": address, **letter_params(notice)}
+    (enabled,) = await db.fetch_one(ENABLE_TOTP, params)
+    return bool(enabled)
+
+
+async def disable_totp(db: Database, user_id: int, address: str, throttle_key: str, notice: Letter) -> None:
+    """Turn TOTP off, drop the recovery codes and clear the counter of attempts at them (audited, and the user
+    told)."""
+    params = {"user_id": user_id, "address": address, "throttle_key": throttle_key, **letter_params(notice)}
+    await db.execute(DISABLE_TOTP, params)

@@ -12,7 +12,7 @@ from typing import Any
 from db.pool import Cursor, Database
 from models.fragments import AUDIT_INSERT, BANNED_UNTIL, ISO_UTC, USER_IN_GOOD_STANDING
 from models.identities import identities_in
-from models.records import LastAdmin, SessionPolicy, UnknownUser
+from models.records import Ending, LastAdmin, SessionPolicy, UnknownUser
 from models.sessions import end_all_sessions_in, list_sessions
 
 # Any constant nothing else takes; this one spells "admins".
@@ -59,7 +59,15 @@ SELECT id, 'role_change', NULL, %(address)s,
 FROM changed
 """
 
-BAN = "UPDATE users SET banned_until = %(until)s::timestamptz, ban_reason = %(reason)s WHERE id = %(user_id)s"
+BAN = f"""
+WITH banned AS (
+    UPDATE users SET banned_until = %(until)s::timestamptz, ban_reason = %(reason)s WHERE id = %(user_id)s RETURNING id
+)
+{AUDIT_INSERT}
+SELECT id, 'ban', NULL, %(address)s,
+       jsonb_build_object('until', %(until)s::text, 'ban_reason', %(reason)s::text, 'by', %(by)s)
+FROM banned
+"""
 
 UNBAN = f"""
 WITH lifted AS (
@@ -131,22 +139,15 @@ async def change_user_role(db: Database, *, user_id: int, role: str, by: int, ad
 
 
 async def ban_user(
-    db: Database, *, user_id: int, until: str, reason: str | None, by: int, address: str, cutoff: float
-) -> None:
-    """Ban a user until `until` (ISO 8601, or "infinity") and end every session and JWT of theirs, in one
-    transaction (audited as a ban); UnknownUser, or LastAdmin for the only admin."""
+    db: Database, *, user_id: int, until: str, reason: str | None, by: int, cutoff: float, ending: Ending
+) -> list[str]:
+    """Ban a user until `until` (ISO 8601, or "infinity") and end every session and JWT of theirs (as `ending` says),
+    in one transaction, audited; the ids of the sessions ended. UnknownUser, or LastAdmin for the only admin."""
     async with db.cursor() as cur, cur.transaction():
         await keep_an_admin(cur, user_id, still_admin=False)
-        await cur.execute(BAN, {"user_id": user_id, "until": until, "reason": reason})
-        await end_all_sessions_in(
-            cur,
-            user_id=user_id,
-            cutoff=cutoff,
-            address=address,
-            reason="banned",
-            event="ban",
-            detail={"until": until, "ban_reason": reason, "by": by},
-        )
+        params = {"user_id": user_id, "until": until, "reason": reason, "by": by, "address": ending.address}
+        await cur.execute(BAN, params)
+        return await end_all_sessions_in(cur, user_id=user_id, cutoff=cutoff, ending=ending)
 
 
 async def unban_user(db: Database, *, user_id: int, by: int, address: str) -> None:

@@ -10,21 +10,24 @@ from db.pool import Database
 from models.fragments import ISO_UTC, USER_IN_GOOD_STANDING
 from models.records import ChattRefused, PosterGone, UnknownChatt
 
-ChattRow = tuple[str, str, str, str]
+ChattRow = tuple[str, str, str, str]  # the contract's [username, message, id, timestamp]
+# A row as read: the contract's four fields, then whether a signed-in user posted it (the page shows which).
+FeedRow = tuple[str, str, str, str, bool]
 
 # Text conversions happen in Postgres: cheaper than building UUID and datetime objects in Python.
 LIST_NEWEST_CHATTS = f"""
-SELECT username, message, id::text, to_char(created_at AT TIME ZONE 'UTC', {ISO_UTC})
-FROM (SELECT seq, username, message, id, created_at FROM chatts ORDER BY seq DESC LIMIT %(limit)s) AS newest
+SELECT username, message, id::text, to_char(created_at AT TIME ZONE 'UTC', {ISO_UTC}), user_id IS NOT NULL
+FROM (SELECT seq, username, message, id, created_at, user_id FROM chatts ORDER BY seq DESC LIMIT %(limit)s) AS newest
 ORDER BY seq
 """
 
 # One round trip that also tells "unknown anchor" (no row) from "nothing newer" (one row of NULLs).
 LIST_CHATTS_AFTER = f"""
-SELECT newer.username, newer.message, newer.id::text, to_char(newer.created_at AT TIME ZONE 'UTC', {ISO_UTC})
+SELECT newer.username, newer.message, newer.id::text, to_char(newer.created_at AT TIME ZONE 'UTC', {ISO_UTC}),
+       newer.user_id IS NOT NULL
 FROM (SELECT seq FROM chatts WHERE id = %(after)s) AS anchor
 LEFT JOIN LATERAL (
-    SELECT seq, username, message, id, created_at FROM chatts
+    SELECT seq, username, message, id, created_at, user_id FROM chatts
     WHERE seq > anchor.seq ORDER BY seq DESC LIMIT %(limit)s
 ) AS newer ON true
 ORDER BY newer.seq
@@ -40,10 +43,10 @@ SELECT_CHATTS_VERSION = f"SELECT {CHATTS_VERSION}"
 # The newest chatts and the version they are, read in one statement (one snapshot); one row even with no chatts.
 LIST_NEWEST_CHATTS_VERSIONED = f"""
 SELECT version.v, newest.username, newest.message, newest.id::text,
-       to_char(newest.created_at AT TIME ZONE 'UTC', {ISO_UTC})
+       to_char(newest.created_at AT TIME ZONE 'UTC', {ISO_UTC}), newest.user_id IS NOT NULL
 FROM (SELECT {CHATTS_VERSION} AS v) AS version
 LEFT JOIN LATERAL (
-    SELECT seq, username, message, id, created_at FROM chatts ORDER BY seq DESC LIMIT %(limit)s
+    SELECT seq, username, message, id, created_at, user_id FROM chatts ORDER BY seq DESC LIMIT %(limit)s
 ) AS newest ON true
 ORDER BY newest.seq
 """
@@ -81,8 +84,8 @@ SELECT position - 1 FROM posts
 """
 
 
-async def list_chatts(db: Database, *, limit: int, after: str | None = None) -> list[ChattRow]:
-    """The newest `limit` chatts (after the given one, if any), oldest first, as contract rows."""
+async def list_chatts(db: Database, *, limit: int, after: str | None = None) -> list[FeedRow]:
+    """The newest `limit` chatts (after the given one, if any), oldest first."""
     if after is None:
         return await db.fetch_all(LIST_NEWEST_CHATTS, {"limit": limit})
     rows = await db.fetch_all(LIST_CHATTS_AFTER, {"after": after, "limit": limit})
@@ -138,7 +141,7 @@ async def chatts_version(db: Database) -> ChattsVersion:
     return None if row is None else _version(row[0])
 
 
-async def list_newest_versioned(db: Database, *, limit: int) -> tuple[ChattsVersion, list[ChattRow]]:
+async def list_newest_versioned(db: Database, *, limit: int) -> tuple[ChattsVersion, list[FeedRow]]:
     """The newest `limit` chatts, oldest first, and the version of the table they were read at."""
     rows = await db.fetch_all(LIST_NEWEST_CHATTS_VERSIONED, {"limit": limit})
     version = _version(rows[0][0]) if rows else None

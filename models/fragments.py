@@ -29,8 +29,9 @@ allowed AS (SELECT 1 WHERE %(limit)s = 0 OR (SELECT hits FROM attempt) <= %(limi
 # A user row `users` whose credentials may still act (not deleted, not banned): checked again where a write happens.
 USER_IN_GOOD_STANDING = "users.deleted_at IS NULL AND (users.banned_until IS NULL OR users.banned_until <= now())"
 
-# What a right password does at step-up: the counters settle (PASSWORD_PROVED), and the hash is renewed when its
-# parameters changed. (A sign-in renews it only once the user is known to be admitted: models/sessions.py.)
+# What a right password does, at step-up and at a password change (with %(new_hash)s None: the new password is set
+# after): the counters settle (PASSWORD_PROVED), and the hash is renewed when its parameters changed. (A sign-in renews
+# it only once the user is known to be admitted: models/sessions.py.)
 PASSWORD_ACCEPTED = f"""{PASSWORD_PROVED},
 rehashed AS (
     UPDATE users SET password_hash = %(new_hash)s WHERE id = %(user_id)s AND %(new_hash)s::text IS NOT NULL
@@ -87,3 +88,39 @@ purged_ended AS (
 # A ban's end as the contract writes it: ISO 8601 UTC, "infinity" for a ban without end, null when not banned now.
 BANNED_UNTIL = f"""CASE WHEN users.banned_until = 'infinity' THEN 'infinity'
     WHEN users.banned_until > now() THEN to_char(users.banned_until AT TIME ZONE 'UTC', {ISO_UTC}) END"""
+
+# Every sign-in records its device for its user: the family and network auth/devices.py makes of its User-Agent and
+# address (%(device_*)s from session_params()). A device never seen, or not within KNOWN_DEVICE_DAYS, gets the user the
+# new-device notice at their verified address, unless they had no device recorded at all: their first sign-in (or
+# their first since devices were recorded). `previous_seen_at` is the sign-in before, read from the locked row, so of
+# two racing sign-ins from one new device only the first tells. Devices unseen that long are forgotten a bounded batch
+# per sign-in, except each user's latest, so a user is never taken for new again; rows of the user signing in are
+# left to the next sign-in (one statement must not change a row twice). Give it the user's id as SQL and the FROM
+# clause it is read from.
+KNOWN_DEVICE_DAYS = 180
+SIGNED_IN_DEVICE = f"""
+signed_in_device AS (
+    INSERT INTO known_devices AS k (user_id, family, network)
+    SELECT {{user_id}}, %(device_family)s, %(device_network)s {{source}}
+    ON CONFLICT (user_id, family, network) DO UPDATE SET previous_seen_at = k.last_seen_at, last_seen_at = now()
+    RETURNING k.user_id, k.previous_seen_at
+),
+new_device_notice AS (
+    INSERT INTO mail_outbox (user_id, recipient, kind, sealed)
+    SELECT users.id, users.email, %(device_letter_kind)s, %(device_letter_sealed)s
+    FROM signed_in_device AS device JOIN users ON users.id = device.user_id
+    WHERE users.email_verified_at IS NOT NULL
+      AND (device.previous_seen_at IS NULL
+           OR device.previous_seen_at < now() - make_interval(days => {KNOWN_DEVICE_DAYS}))
+      AND EXISTS (SELECT 1 FROM known_devices AS earlier WHERE earlier.user_id = device.user_id)
+),
+forgotten_devices AS (
+    DELETE FROM known_devices WHERE (user_id, family, network) IN (
+        SELECT old.user_id, old.family, old.network FROM known_devices AS old
+        WHERE old.last_seen_at < now() - make_interval(days => {KNOWN_DEVICE_DAYS})
+          AND old.user_id NOT IN (SELECT user_id FROM signed_in_device)
+          AND EXISTS (SELECT 1 FROM known_devices AS newer
+                      WHERE newer.user_id = old.user_id AND newer.last_seen_at > old.last_seen_at)
+        ORDER BY old.last_seen_at LIMIT {PURGE_BATCH} FOR UPDATE OF old SKIP LOCKED
+    )
+)"""

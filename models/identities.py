@@ -7,14 +7,17 @@ user never meets a link half made.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import psycopg2.errors
 
 from db.pool import Cursor, Database
+from mail.messages import Letter
 from models.fragments import AUDIT_INSERT, ISO_UTC
-from models.passkeys import DELETE_PASSKEY
+from models.mail import letter_params
+from models.passkeys import DELETE_PASSKEY, SELECT_PASSKEY_NAME
 from models.records import (
     HasPassword,
     IdentityTaken,
@@ -91,13 +94,10 @@ IDS_OF = {
     "google": "SELECT id::text FROM google_identities WHERE user_id = %(user_id)s",
     "passkey": "SELECT id::text FROM passkeys WHERE user_id = %(user_id)s",
 }
-REMOVE_ONE = {
-    "google": [
-        "DELETE FROM google_identities WHERE user_id = %(user_id)s AND id = %(id)s::uuid",
-        AUDIT_UNLINKED,
-    ],
-    "passkey": [DELETE_PASSKEY],  # audited as the passkeys' own DELETE is
-}
+REMOVE_GOOGLE = [
+    "DELETE FROM google_identities WHERE user_id = %(user_id)s AND id = %(id)s::uuid",
+    AUDIT_UNLINKED,
+]
 
 
 def _identity(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -178,8 +178,17 @@ async def add_password(
             raise UsernameTaken(username) from None
 
 
-async def unlink_identity(db: Database, *, user_id: int, kind: str, identity_id: str | None, address: str) -> None:
+async def unlink_identity(
+    db: Database,
+    *,
+    user_id: int,
+    kind: str,
+    identity_id: str | None,
+    address: str,
+    passkey_notice: Callable[[str], Letter] | None = None,
+) -> None:
     """Remove one way in: the password, a Google account or a passkey (`identity_id`, needed when there are several).
+    A passkey's removal is audited and told as the passkeys' own is: `passkey_notice` writes the letter for its name.
 
     NoSuchIdentity when there is none such, WhichIdentity when several could be meant, LastWayIn when it is the only
     way left to sign in.
@@ -200,10 +209,16 @@ async def unlink_identity(db: Database, *, user_id: int, kind: str, identity_id:
             if identity_id not in ids:
                 raise NoSuchIdentity(kind)
             params.update(id=identity_id, detail=orjson.dumps({"identity": identity_id}).decode())
-            statements = REMOVE_ONE[kind]
+            statements = REMOVE_GOOGLE if kind == "google" else [DELETE_PASSKEY]
         else:
             raise NoSuchIdentity(kind)
         if sum(ways) <= 1:
             raise LastWayIn(kind)
+        if kind == "passkey":
+            if passkey_notice is None:
+                raise ValueError("a passkey's removal is told to its user: give passkey_notice")
+            await cur.execute(SELECT_PASSKEY_NAME, params)
+            (name,) = await cur.fetchone()
+            params.update(letter_params(passkey_notice(str(name))))
         for statement in statements:
             await cur.execute(statement, params)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from db.pool import Database
+from mail.messages import Letter
 from models.accounts import ACCOUNT_NAMED
 from models.fragments import (
     AUDIT_INSERT,
@@ -13,8 +14,10 @@ from models.fragments import (
     RATE_ATTEMPT,
     SESSION_INSERT,
     SESSION_VALUES,
+    SIGNED_IN_DEVICE,
     USER_IN_GOOD_STANDING,
 )
+from models.mail import NOTICE_INSERT, letter_params
 from models.records import (
     NewRefreshToken,
     NewSession,
@@ -89,7 +92,8 @@ WITH added AS (
     ON CONFLICT (credential_id) DO NOTHING
     RETURNING id, name, created_at
 ),
-audit AS ({AUDIT_INSERT} SELECT %(user_id)s, 'passkey_added', NULL, %(address)s, '{{}}' FROM added)
+audit AS ({AUDIT_INSERT} SELECT %(user_id)s, 'passkey_added', NULL, %(address)s, '{{}}' FROM added),
+notice AS ({NOTICE_INSERT} AND EXISTS (SELECT 1 FROM added))
 SELECT id::text, name, to_char(created_at AT TIME ZONE 'UTC', {ISO_UTC}) FROM added
 """
 
@@ -99,10 +103,13 @@ SELECT id::text, name, to_char(created_at AT TIME ZONE 'UTC', {ISO_UTC}),
 FROM passkeys WHERE user_id = %s ORDER BY created_at, id
 """
 
-# Run by models.identities.unlink_identity, which first makes sure it is not the user's last way in.
+# The name first, for the notice (its row locked: of two deletions at once, the second finds nothing), then the rest;
+# run by models.identities.unlink_identity, which first makes sure it is not the user's last way in.
+SELECT_PASSKEY_NAME = "SELECT name FROM passkeys WHERE id = %(id)s::uuid AND user_id = %(user_id)s FOR UPDATE"
 DELETE_PASSKEY = f"""
 WITH deleted AS (DELETE FROM passkeys WHERE id = %(id)s::uuid AND user_id = %(user_id)s RETURNING id),
-audit AS ({AUDIT_INSERT} SELECT %(user_id)s, 'passkey_removed', NULL, %(address)s, '{{}}' FROM deleted)
+audit AS ({AUDIT_INSERT} SELECT %(user_id)s, 'passkey_removed', NULL, %(address)s, '{{}}' FROM deleted),
+notice AS ({NOTICE_INSERT} AND EXISTS (SELECT 1 FROM deleted))
 SELECT count(*) FROM deleted
 """
 
@@ -134,6 +141,7 @@ refresh AS (
     SELECT %(refresh_hash)s, id, least(expires_at, now() + make_interval(secs => %(refresh_lifetime)s)) FROM opened
 ),
 audit AS ({AUDIT_INSERT} SELECT user_id, 'sign_in', 'passkey', %(address)s, %(detail)s::jsonb FROM signed_in),
+{SIGNED_IN_DEVICE.format(user_id="user_id", source="FROM signed_in")},
 {PURGE_SESSIONS}
 SELECT EXISTS (SELECT 1 FROM used), EXISTS (SELECT 1 FROM admitted)
 """
@@ -235,8 +243,10 @@ async def add_passkey(
     backed_up: bool,
     max_count: int,
     address: str,
+    notice: Letter,
 ) -> PasskeyEntry:
-    """Register a credential for the user; TooManyPasskeys at `max_count`, PasskeyTaken if it is registered."""
+    """Register a credential for the user (audited, and the user told); TooManyPasskeys at `max_count`, PasskeyTaken
+    if it is registered."""
     params = {
         "user_id": user_id,
         "credential_id": credential_id,
@@ -246,6 +256,7 @@ async def add_passkey(
         "transports": transports,
         "backed_up": backed_up,
         "address": address,
+        **letter_params(notice),
     }
     async with db.cursor() as cur, cur.transaction():
         await cur.execute(LOCK_USER, params)

@@ -32,7 +32,8 @@ def _iso(column: str) -> str:
 SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 
 EXPORT_PROFILE = f"""
-SELECT id, username, email, role, {_iso("created_at")}, password_hash IS NOT NULL, totp_enabled,
+SELECT id, username, email, email_verified_at IS NOT NULL, role, {_iso("created_at")}, password_hash IS NOT NULL,
+       totp_enabled,
        {BANNED_UNTIL}, CASE WHEN banned_until > now() THEN ban_reason END,
        (SELECT count(*) FROM recovery_codes WHERE user_id = users.id AND used_at IS NULL)
 FROM users WHERE id = %(user_id)s AND deleted_at IS NULL
@@ -41,6 +42,7 @@ PROFILE_KEYS = (
     "id",
     "username",
     "email",
+    "email_verified",
     "role",
     "created_at",
     "has_password",
@@ -73,6 +75,18 @@ EXPORT_CHATTS = f"""
 SELECT id::text, username, message, {_iso("created_at")} FROM chatts WHERE user_id = %(user_id)s ORDER BY seq
 """
 CHATT_KEYS = ("id", "username", "message", "created_at")
+
+# The devices the user signed in from, as the new-device notices know them, and the messages mailed to them (what
+# they said is not kept once sent).
+EXPORT_DEVICES = f"""
+SELECT family, network, {_iso("first_seen_at")}, {_iso("last_seen_at")} FROM known_devices
+WHERE user_id = %(user_id)s ORDER BY first_seen_at
+"""
+DEVICE_KEYS = ("device", "network", "first_seen_at", "last_seen_at")
+EXPORT_MESSAGES = f"""
+SELECT kind, recipient, {_iso("created_at")}, {_iso("sent_at")} FROM mail_outbox WHERE user_id = %(user_id)s ORDER BY id
+"""
+MESSAGE_KEYS = ("kind", "recipient", "created_at", "sent_at")
 PASSKEY_KEYS = ("id", "name", "created_at", "last_used_at")
 
 EXPORT_EVENTS = f"SELECT {EVENT_COLUMNS} FROM auth_events WHERE user_id = %(user_id)s ORDER BY id"
@@ -85,12 +99,15 @@ DELETE_USER = [
     f"{AUDIT_INSERT} VALUES (%(user_id)s, 'account_deleted', NULL, NULL, '{{}}')",
     # The failed-login counter is kept under the login name.
     "DELETE FROM throttle WHERE key = 'login:user:' || %(key)s::text",
+    # Messages to the user's address, sent or not (the outbox would keep the address past the user).
+    "DELETE FROM mail_outbox WHERE user_id = %(user_id)s",
     "DELETE FROM users WHERE id = %(user_id)s",
 ]
 
 
 async def export_user(db: Database, *, user_id: int) -> dict[str, Any]:
-    """Everything kept about the user: profile, identities, sessions (ended ones too), passkeys, chatts, audit events.
+    """Everything kept about the user: profile, identities, sessions (ended ones too), passkeys, chatts, audit events,
+    the devices they signed in from and the messages mailed to them.
 
     Secrets are not in it (password and TOTP hashes, credentials): only whether they exist. UnknownUser when the user
     is gone.
@@ -112,6 +129,10 @@ async def export_user(db: Database, *, user_id: int) -> dict[str, Any]:
         events = [event_record(row) for row in await cur.fetchall()]
         await cur.execute(SELECT_ENTRIES, (user_id,))
         passkeys = [dict(zip(PASSKEY_KEYS, row, strict=True)) for row in await cur.fetchall()]
+        await cur.execute(EXPORT_DEVICES, params)
+        devices = [dict(zip(DEVICE_KEYS, row, strict=True)) for row in await cur.fetchall()]
+        await cur.execute(EXPORT_MESSAGES, params)
+        messages = [dict(zip(MESSAGE_KEYS, row, strict=True)) for row in await cur.fetchall()]
     return {
         "profile": profile,
         "identities": identities,
@@ -119,6 +140,8 @@ async def export_user(db: Database, *, user_id: int) -> dict[str, Any]:
         "passkeys": passkeys,
         "chatts": chatts,
         "audit_events": events,
+        "devices": devices,
+        "messages": messages,
     }
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mail.messages import Letter
+
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """A signed-in caller."""
+    """A signed-in caller; the address and whether it is verified come with the standing (else unknown: None)."""
 
     id: int
     username: str
     role: str
+    email: str | None = None
+    email_verified: bool = False
 
 
 class UnknownChatt(Exception):
@@ -47,6 +51,24 @@ class NotAdmitted(Exception):
         self.banned = banned
 
 
+class EmailTaken(Exception):
+    """Another account has verified this email address."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message the outbox holds for delivery: where it goes, its kind, its sealed parameters, the current name of
+    the user it is about (None once deleted), how many attempts it had, and its age in seconds."""
+
+    id: int
+    recipient: str
+    kind: str
+    sealed: bytes | None
+    username: str | None
+    attempts: int
+    age: float
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     """A password account as login needs it."""
@@ -61,13 +83,17 @@ class Account:
 
 @dataclass(frozen=True, slots=True)
 class NewSession:
-    """A session a sign-in opens: its listed id, its kind, and the client it was opened from."""
+    """A session a sign-in opens: its listed id, its kind, the client it was opened from (its device as listed, and
+    as new-device notices compare devices: family and network), and the notice its user gets if that is new."""
 
     id: str
     kind: str  # password, google, google_web or passkey
     ip: str
     user_agent: str
     device: str
+    family: str
+    network: str
+    new_device_notice: Letter
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +112,15 @@ class SessionPolicy:
 @dataclass(frozen=True, slots=True)
 class Ending:
     """Why sessions end and how it is told: the audit event (and kind), the reason each session keeps, the address
-    it came from, and the notice that makes every worker refuse a session at once."""
+    it came from, the notice that makes every worker refuse a session at once, and the letter (if any) that tells
+    the user at their verified address."""
 
     event: str
     reason: str
     address: str
     notice_for: Callable[[str], str]
     kind: str | None = None
+    letter: Letter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,3 +250,13 @@ class PasskeyEntry:
     name: str
     created_at: str  # ISO 8601 UTC
     last_used_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSecurity:
+    """What the page shows of a signed-in account beside its name: how to protect it, and how this session signed in."""
+
+    has_password: bool  # TOTP guards password sign-ins: an account without a password (Google only) cannot use it
+    totp_enabled: bool
+    recovery_codes_left: int
+    session_kind: str | None  # password, google, google_web or passkey; None for a credential without a session

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from db.pool import Database
+from mail.messages import Letter
 from models.fragments import AUDIT_INSERT, LIVE_SESSION
 from models.records import Ending, Refreshed, SessionPolicy, User
 from models.sessions import end_session
@@ -84,12 +85,13 @@ async def rotate_refresh_token(
     policy: SessionPolicy,
     address: str,
     notice_for: Callable[[str], str],
+    reuse_notice: Letter,
 ) -> Refreshed:
     """Rotate a refresh token to its successor within its session.
 
-    A token already rotated ends its session, except within `grace` seconds of the rotation and from the same address,
-    where it yields the same successor again (racing refreshes). A session that rotated `max_per_window` times within
-    `window` seconds is refused (`retry_after`) until the window is over.
+    A token already rotated ends its session (and `reuse_notice` goes to the user), except within `grace` seconds of
+    the rotation and from the same address, where it yields the same successor again (racing refreshes). A session
+    that rotated `max_per_window` times within `window` seconds is refused (`retry_after`) until the window is over.
     """
     params: dict[str, object] = {
         "token_hash": token_hash,
@@ -126,7 +128,6 @@ async def rotate_refresh_token(
                 if await cur.fetchone() is not None:
                     return Refreshed(user, session_id, expires_in=expires_in)
     # Reuse: the session ends, in a transaction of its own that takes the users row as every ending does.
-    await end_session(
-        db, user_id=user_id, session_id=session_id, ending=Ending("refresh_reuse", "refresh_reuse", address, notice_for)
-    )
+    ending = Ending("refresh_reuse", "refresh_reuse", address, notice_for, letter=reuse_notice)
+    await end_session(db, user_id=user_id, session_id=session_id, ending=ending)
     return Refreshed(None, session_id, reuse_detected=True)

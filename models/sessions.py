@@ -10,8 +10,6 @@ of that session succeeds.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from db.pool import Cursor, Database
@@ -25,8 +23,10 @@ from models.fragments import (
     PURGE_SESSIONS,
     SESSION_INSERT,
     SESSION_VALUES,
+    SIGNED_IN_DEVICE,
     USER_IN_GOOD_STANDING,
 )
+from models.mail import NOTICE_INSERT, letter_params
 from models.records import ChatterIdOwner, Ending, NewRefreshToken, NewSession, Revocations, SessionPolicy
 
 # Whom a chatterID acts for: only ids and the expiry; who the user is now (name, role, ban) is the Directory's.
@@ -52,6 +52,7 @@ refresh AS (
     SELECT %(refresh_hash)s, id, least(expires_at, now() + make_interval(secs => %(refresh_lifetime)s)) FROM opened
 ),
 audit AS ({AUDIT_INSERT} SELECT id, 'sign_in', 'password', %(address)s, %(detail)s::jsonb FROM admitted),
+{SIGNED_IN_DEVICE.format(user_id="id", source="FROM admitted")},
 {PURGE_SESSIONS}
 SELECT EXISTS (SELECT 1 FROM admitted)
 """
@@ -92,15 +93,9 @@ SELECT pg_notify({CHANNEL_LITERAL}, notice) FROM unnest(%(notices)s::text[]) AS 
 # Notices of many sessions go together, space-separated, this many to a NOTIFY (whose payload holds 8000 bytes).
 NOTICES_PER_NOTIFY = 100
 
-# The users row goes first and alone: its trigger announces the change to every worker (JWTs issued before the
-# cut-off are refused by every worker's Directory, cached chatterIDs of the user dropped).
-END_ALL_SESSIONS = [
-    "UPDATE users SET tokens_valid_after = greatest(tokens_valid_after, %(cutoff)s) WHERE id = %(user_id)s",
-    "UPDATE sessions SET ended_at = now(), end_reason = %(reason)s WHERE user_id = %(user_id)s AND ended_at IS NULL",
-    "DELETE FROM chatter_sessions WHERE session_id IN (SELECT id FROM sessions WHERE user_id = %(user_id)s)",
-    "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = %(user_id)s)",
-    f"{AUDIT_INSERT} VALUES (%(user_id)s, %(event)s, NULL, %(address)s, %(detail)s::jsonb)",
-]
+# Ending every session of a user also refuses every JWT issued up to the cut-off (those of no session included): the
+# users row's trigger tells every worker's Directory, which drops its copy, and its store the user's chatterIDs.
+CUT_OFF_TOKENS = "UPDATE users SET tokens_valid_after = greatest(tokens_valid_after, %(cutoff)s) WHERE id = %(user_id)s"
 
 SELECT_SESSIONS = f"""
 SELECT s.id::text, s.kind, to_char(s.created_at AT TIME ZONE 'UTC', {ISO_UTC}),
@@ -171,13 +166,17 @@ SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = %(jti)s)
 
 
 def session_params(session: NewSession, policy: SessionPolicy) -> dict[str, object]:
-    """The %(session_*)s parameters of SESSION_VALUES, with the policy's."""
+    """The %(session_*)s parameters of SESSION_VALUES and the %(device_*)s of SIGNED_IN_DEVICE, with the policy's."""
     return {
         "session_id": session.id,
         "session_kind": session.kind,
         "session_ip": session.ip,
         "session_user_agent": session.user_agent,
         "session_device": session.device,
+        "device_family": session.family,
+        "device_network": session.network,
+        "device_letter_kind": session.new_device_notice.kind,
+        "device_letter_sealed": session.new_device_notice.sealed,
         **policy.params(),
     }
 
@@ -247,7 +246,7 @@ async def end_session(
 
 
 async def end_other_sessions(db: Database, *, user_id: int, keep_session_id: str | None, ending: Ending) -> list[str]:
-    """End every session of the user but `keep_session_id` (a password change, "sign out everywhere else").
+    """End every session of the user but `keep_session_id` ("sign out everywhere else").
 
     Returns the ids ended; each is audited and announced to every worker and server.
     """
@@ -259,55 +258,52 @@ async def _end(db: Database, statement: str, params: dict[str, object], ending: 
     """Lock the user's row, end the sessions `statement` names, then drop their credentials (see the module doc)."""
     async with db.cursor() as cur, cur.transaction():
         await cur.execute(LOCK_USER_FOR_REVOCATION, params)
-        await cur.execute(statement, params)
-        ended = [str(row[0]) for row in await cur.fetchall()]
-        if ended:
-            await cur.execute(
-                DROP_SESSION_CREDENTIALS,
-                {
-                    "ids": ended,
-                    "user_id": params["user_id"],
-                    "event": ending.event,
-                    "kind": ending.kind,
-                    "address": ending.address,
-                    "detail": orjson.dumps({"reason": ending.reason}).decode(),
-                    "notices": [
-                        " ".join(map(ending.notice_for, ended[start : start + NOTICES_PER_NOTIFY]))
-                        for start in range(0, len(ended), NOTICES_PER_NOTIFY)
-                    ],
-                },
-            )
+        return await _end_in(cur, statement, params, ending)
+
+
+async def _end_in(cur: Cursor, statement: str, params: dict[str, object], ending: Ending) -> list[str]:
+    await cur.execute(statement, params)
+    ended = [str(row[0]) for row in await cur.fetchall()]
+    if ended:
+        await cur.execute(
+            DROP_SESSION_CREDENTIALS,
+            {
+                "ids": ended,
+                "user_id": params["user_id"],
+                "event": ending.event,
+                "kind": ending.kind,
+                "address": ending.address,
+                "detail": orjson.dumps({"reason": ending.reason}).decode(),
+                "notices": [
+                    " ".join(map(ending.notice_for, ended[start : start + NOTICES_PER_NOTIFY]))
+                    for start in range(0, len(ended), NOTICES_PER_NOTIFY)
+                ],
+            },
+        )
+        if ending.letter is not None:
+            await cur.execute(NOTICE_INSERT, {"user_id": params["user_id"], **letter_params(ending.letter)})
     return ended
 
 
-async def end_all_sessions(db: Database, *, user_id: int, cutoff: float, address: str, reason: str) -> None:
-    """Log a user out everywhere: every session with its chatterID and refresh tokens, and every JWT up to `cutoff`."""
+async def end_other_sessions_in(cur: Cursor, *, user_id: int, keep_session_id: str | None, ending: Ending) -> list[str]:
+    """`end_other_sessions` within the caller's transaction, which has taken the user's row first (FOR NO KEY UPDATE,
+    as LOCK_USER_FOR_REVOCATION does): so a change and the endings it causes commit together."""
+    params: dict[str, object] = {"user_id": user_id, "keep": keep_session_id, "reason": ending.reason}
+    return await _end_in(cur, END_OTHERS, params, ending)
+
+
+async def end_all_sessions_in(cur: Cursor, *, user_id: int, cutoff: float, ending: Ending) -> list[str]:
+    """`end_all_sessions` within the caller's transaction, which has taken the user's row first."""
+    await cur.execute(CUT_OFF_TOKENS, {"user_id": user_id, "cutoff": cutoff})
+    return await end_other_sessions_in(cur, user_id=user_id, keep_session_id=None, ending=ending)
+
+
+async def end_all_sessions(db: Database, *, user_id: int, cutoff: float, ending: Ending) -> list[str]:
+    """Log a user out everywhere: every session ends as `end_session` ends one (a refresh rotating one right now
+    included), and every JWT issued up to `cutoff` is refused. Returns the ids of the sessions ended."""
     async with db.cursor() as cur, cur.transaction():
-        await end_all_sessions_in(cur, user_id=user_id, cutoff=cutoff, address=address, reason=reason)
-
-
-async def end_all_sessions_in(
-    cur: Cursor,
-    *,
-    user_id: int,
-    cutoff: float,
-    address: str,
-    reason: str,
-    event: str = "logout_everywhere",
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """end_all_sessions within a transaction already open on `cur` (which should hold the users row, or take it
-    first here); audited as `event` with `detail` beside the reason."""
-    params = {
-        "user_id": user_id,
-        "cutoff": cutoff,
-        "address": address,
-        "reason": reason,
-        "event": event,
-        "detail": orjson.dumps({"reason": reason, **(detail or {})}).decode(),
-    }
-    for statement in END_ALL_SESSIONS:
-        await cur.execute(statement, params)
+        await cur.execute(LOCK_USER_FOR_REVOCATION, {"user_id": user_id})
+        return await end_all_sessions_in(cur, user_id=user_id, cutoff=cutoff, ending=ending)
 
 
 async def touch_sessions(db: Database, session_ids: list[str], *, interval: float) -> tuple[dict[str, float], int]:

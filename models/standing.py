@@ -7,7 +7,7 @@ from models.records import Standing, User
 
 STANDING_COLUMNS = """
 id, username, role, tokens_valid_after, extract(epoch FROM banned_until)::float8, deleted_at IS NOT NULL,
-standing_version
+standing_version, email, email_verified_at IS NOT NULL
 """
 
 SELECT_STANDING = f"SELECT {STANDING_COLUMNS} FROM users WHERE id = %s"
@@ -16,8 +16,9 @@ SELECT_STANDING = f"SELECT {STANDING_COLUMNS} FROM users WHERE id = %s"
 SELECT_RECENT_STANDINGS = f"SELECT {STANDING_COLUMNS} FROM users ORDER BY id DESC LIMIT %s"
 
 
-def _standing(row: tuple[int, str, str, float, float | None, bool, int]) -> Standing:
-    return Standing(User(row[0], row[1], row[2]), float(row[3]), row[4], bool(row[5]), int(row[6]))
+def _standing(row: tuple[int, str, str, float, float | None, bool, int, str | None, bool]) -> Standing:
+    user = User(row[0], row[1], row[2], row[7], bool(row[8]))
+    return Standing(user, float(row[3]), row[4], bool(row[5]), int(row[6]))
 
 
 async def user_standing(db: Database, user_id: int) -> Standing | None:

@@ -9,8 +9,9 @@ from models.fragments import COUNT_IN_WINDOW, HITS_IN_WINDOW, PASSWORD_PROVED, W
 # gets no more tries than the limit: the attempts past it are refused without being evaluated. A key reaching its
 # limit is locked for `lockout` seconds (a lock is not extended by the attempts it refuses). Returns, per key, the
 # seconds to wait when this attempt is past the limit. Stale counters of other keys are purged a few at a time.
-CLAIM_ATTEMPT = f"""
-WITH counted AS (
+# The two CTEs are shared with statements that do their work in the same round trip (models/email.py).
+CLAIM_CTES = f"""
+counted AS (
     INSERT INTO throttle AS t (key, hits, max_hits, window_start, locked_until)
     SELECT key, 1, max_hits, now(), CASE WHEN max_hits <= 1 THEN now() + make_interval(secs => %(lockout)s) END
     FROM unnest(%(keys)s::text[], %(limits)s::int[]) AS limits (key, max_hits)
@@ -29,9 +30,8 @@ purged AS (
         WHERE {WINDOW_OVER} AND coalesce(locked_until, now()) <= now() AND key <> ALL(%(keys)s)
         ORDER BY window_start LIMIT 50
     )
-)
-SELECT max(wait) FROM counted
-"""
+)"""
+CLAIM_ATTEMPT = f"WITH {CLAIM_CTES}\nSELECT max(wait) FROM counted"
 
 # Count one attempt (successful or not) against a rate key; the count in the current window and its age.
 COUNT_ATTEMPT = f"""

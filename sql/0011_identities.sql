@@ -33,3 +33,5 @@ CREATE INDEX chatts_user_id ON chatts (user_id) WHERE user_id IS NOT NULL;
 -- models/personal_data.py), so the history of an account, its deletion included, can still be read.
 ALTER TABLE auth_events DROP CONSTRAINT auth_events_user_id_fkey;
 
+-- A user's messages are found for the export and deleted with the account (the outbox would keep their address).
+CREATE INDEX mail_outbox_user_id ON mail_outbox (user_id) WHERE user_id IS NOT NULL;

@@ -1,11 +1,10 @@
 // The chatter page: plain JavaScript against the HTTP contract (see /docs). No build step, no framework.
 "use strict";
 
-const POLL_MS = 2000;
-const FIRST_LOAD = 200; // newest chatts shown when the page opens
 const TOKEN_KEY = "chatterd.token";
 
-const state = { token: sessionStorage.getItem(TOKEN_KEY), user: null, lastId: null, polling: false, timer: null };
+// user: GET /get-user's; account: GET /account's (signed in or not, and how; two-factor sign-in)
+const state = { token: sessionStorage.getItem(TOKEN_KEY), user: null, account: null };
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,103 +29,26 @@ async function api(method, path, body) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (state.token) headers["Authorization"] = "Bearer " + state.token;
-  const resp = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: "same-origin",
-    referrerPolicy: "same-origin",
-  });
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      referrerPolicy: "same-origin",
+    });
+  } catch {
+    throw new ApiError(0, UNREACHABLE);
+  }
   const isJson = (resp.headers.get("Content-Type") || "").includes("application/json");
   const data = isJson ? await resp.json() : null;
-  if (!resp.ok) {
-    throw new ApiError(resp.status, (data && data.message) || resp.statusText || "Request failed", data && data.error);
-  }
+  if (!resp.ok) throw new ApiError(resp.status, plainMessage(resp, data), data && data.error);
   return data;
 }
 
 function formValues(form) {
   return Object.fromEntries(new FormData(form).entries());
-}
-
-// ---- chatts ------------------------------------------------------------------------------------------------------
-
-function renderChatt([username, message, id, timestamp]) {
-  const li = document.createElement("li");
-  li.dataset.id = id;
-  const who = document.createElement("span");
-  who.className = "who";
-  who.textContent = username;
-  const when = document.createElement("time");
-  when.className = "when";
-  when.dateTime = timestamp;
-  when.textContent = new Date(timestamp).toLocaleString();
-  const text = document.createElement("span");
-  text.className = "text";
-  text.textContent = message; // never innerHTML: chatts are other people's text
-  li.append(who, when, text);
-  return li;
-}
-
-async function refreshChatts() {
-  const list = $("chatts");
-  const path = state.lastId
-    ? "/getchatts/?after=" + encodeURIComponent(state.lastId)
-    : "/getchatts/?limit=" + FIRST_LOAD;
-  let rows;
-  try {
-    rows = await api("GET", path);
-  } catch (err) {
-    if (err.status === 422 && state.lastId) {
-      // The chatt we were reading after is gone (deleted): start again from the newest.
-      state.lastId = null;
-      list.replaceChildren();
-      return refreshChatts();
-    }
-    throw err;
-  }
-  if (!rows.length) return;
-  const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
-  list.append(...rows.map(renderChatt));
-  state.lastId = rows[rows.length - 1][2];
-  if (atBottom) list.scrollTop = list.scrollHeight;
-}
-
-function schedulePoll() {
-  clearTimeout(state.timer);
-  state.timer = setTimeout(poll, POLL_MS);
-}
-
-async function poll() {
-  if (state.polling) return;
-  state.polling = true;
-  try {
-    if (!document.hidden) await refreshChatts();
-  } catch (err) {
-    say("Could not refresh the chatts: " + err.message, true);
-  } finally {
-    state.polling = false;
-    schedulePoll();
-  }
-}
-
-async function postChatt(event) {
-  event.preventDefault();
-  const form = event.target;
-  const { username, message } = formValues(form);
-  try {
-    if (state.user) {
-      await api("POST", "/postauth/", { message });
-    } else {
-      if (!username) throw new ApiError(0, "Give a name, or sign in.");
-      await api("POST", "/postchatt/", { username, message });
-    }
-    $("post-message").value = "";
-    say("Posted.");
-    await poll();
-  } catch (err) {
-    say("Could not post: " + err.message, true);
-  }
 }
 
 // ---- accounts ----------------------------------------------------------------------------------------------------
@@ -136,6 +58,7 @@ function showSignedIn() {
   $("whoami").hidden = !signedIn;
   $("account").hidden = signedIn;
   $("totp").hidden = !signedIn;
+  $("security").hidden = !signedIn;
   $("sessions").hidden = !signedIn;
   $("post-username-label").hidden = signedIn;
   // The page's other parts (passkeys) follow the signed-in state too.
@@ -143,6 +66,9 @@ function showSignedIn() {
   if (signedIn) {
     $("whoami-name").textContent = state.user.username;
     $("whoami-role").textContent = state.user.role === "user" ? "" : "(" + state.user.role + ")";
+    $("email-address").textContent = state.user.email || "none";
+    $("email-state").textContent = state.user.email ? (state.user.email_verified ? "(verified)" : "(not verified)") : "";
+    $("verify-form").hidden = !state.user.email || state.user.email_verified;
     loadSessions();
   } else {
     $("sessions-list").replaceChildren();
@@ -156,11 +82,14 @@ function setToken(token) {
   else sessionStorage.removeItem(TOKEN_KEY);
 }
 
-// Who we are: by the JWT this tab keeps, else by the login cookie (which Google web sign-in sets).
+// Who we are: by the JWT this tab keeps, else by the login cookie (which Google web sign-in sets). GET /account
+// answers a visitor who is not signed in too: no 401 to find that out; /get-user is asked only when signed in.
 async function loadUser() {
   state.user = null;
   try {
-    state.user = (await api("GET", "/get-user")).user;
+    state.account = await api("GET", "/account");
+    if (state.account.signed_in) state.user = (await api("GET", "/get-user")).user;
+    else setToken(null);
   } catch (err) {
     setToken(null); // expired or revoked: sign in again
     if (err.status !== 401) say("Could not check who you are: " + err.message, true);
@@ -191,15 +120,85 @@ async function onLogin(event) {
 
 async function onRegister(event) {
   event.preventDefault();
-  const { username, password } = formValues(event.target);
+  const { username, password, email } = formValues(event.target);
   try {
     setToken(null);
-    await api("POST", "/register", { username, password });
+    await api("POST", "/register", email ? { username, password, email } : { username, password });
     await login(username, password);
     event.target.reset();
-    say("Registered and signed in as " + state.user.username + ".");
+    const mailed = email ? " A code is on its way to " + email + ": enter it under “Verify your email”." : "";
+    say("Registered and signed in as " + state.user.username + "." + mailed);
   } catch (err) {
     say("Could not register: " + err.message, true);
+  }
+}
+
+// ---- email and password ------------------------------------------------------------------------------------------
+
+// An account is named by its email address or its username; an "@" tells which.
+function accountNamed(text) {
+  return text.includes("@") ? { email: text } : { username: text };
+}
+
+async function onForgot(event) {
+  event.preventDefault();
+  const { account } = formValues(event.target);
+  try {
+    await api("POST", "/password/forgot", accountNamed(account));
+    $("reset-form").elements.account.value = account;
+    say("If that account has a verified email address, a code is on its way to it.");
+  } catch (err) {
+    say("Could not ask for a code: " + err.message, true);
+  }
+}
+
+async function onReset(event) {
+  event.preventDefault();
+  const { account, code, password } = formValues(event.target);
+  try {
+    await api("POST", "/password/reset", { ...accountNamed(account), code, password });
+    event.target.reset();
+    say("Your password was reset: sign in with the new one.");
+  } catch (err) {
+    say("Could not reset the password: " + err.message, true);
+  }
+}
+
+async function onSetEmail(event) {
+  event.preventDefault();
+  const { email } = formValues(event.target);
+  try {
+    await withStepUp(() => api("POST", "/email", { email }));
+    event.target.reset();
+    await loadUser();
+    say("A code is on its way to " + email + ".");
+  } catch (err) {
+    say("Could not set the email address: " + err.message, true);
+  }
+}
+
+async function onVerify(event) {
+  event.preventDefault();
+  const { code } = formValues(event.target);
+  try {
+    await api("POST", "/email/verify", { code });
+    event.target.reset();
+    await loadUser();
+    say("Your email address is verified.");
+  } catch (err) {
+    say("Could not verify the email address: " + err.message, true);
+  }
+}
+
+async function onChangePassword(event) {
+  event.preventDefault();
+  const { current_password, password } = formValues(event.target);
+  try {
+    await withStepUp(() => api("POST", "/password/change", { current_password, password }));
+    event.target.reset();
+    say("Your password was changed.");
+  } catch (err) {
+    say("Could not change the password: " + err.message, true);
   }
 }
 
@@ -308,6 +307,7 @@ async function onTotpEnable(event) {
     await api("POST", "/totp/enable", { otp });
     $("totp-details").hidden = true;
     event.target.reset();
+    await loadUser(); // the account shows it on
     say("Two-factor sign-in is on: you will be asked for a code when you sign in.");
   } catch (err) {
     say("Could not turn on two-factor sign-in: " + err.message, true);
@@ -382,6 +382,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("post-form").addEventListener("submit", postChatt);
   $("login-form").addEventListener("submit", onLogin);
   $("register-form").addEventListener("submit", onRegister);
+  $("forgot-form").addEventListener("submit", onForgot);
+  $("reset-form").addEventListener("submit", onReset);
+  $("email-form").addEventListener("submit", onSetEmail);
+  $("verify-form").addEventListener("submit", onVerify);
+  $("change-password-form").addEventListener("submit", onChangePassword);
   $("logout").addEventListener("click", onLogout);
   $("totp-setup").addEventListener("click", onTotpSetup);
   $("sessions-revoke-others").addEventListener("click", onRevokeOthers);

@@ -23,6 +23,7 @@ from db.embedded import EmbeddedPostgres
 from settings import Settings
 from tests.support.common import CLIENT_ID, truncate_all
 from tests.support.pgproxy import PgProxy
+from tests.support.smtp import MailServer
 from tools.fake_google import CERTS_PATH, FakeGoogle
 from web import create_app
 
@@ -159,3 +160,18 @@ async def proxied(
     )
     yield client, proxy
     await proxy.close()
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[MailServer]:
+    """A real SMTP server on loopback (aiosmtpd), listening."""
+    server = MailServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def mail_client(make_client: ClientFactory, smtp: MailServer) -> TestClient[web.Request, web.Application]:
+    """The app sending its mail to `smtp`, retrying fast."""
+    return await make_client(smtp_url=smtp.url(), mail_retry_seconds=0.05)

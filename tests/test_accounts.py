@@ -84,9 +84,10 @@ async def test_register_bad_bodies(client):
 
 
 async def test_password_at_the_limits_and_not_truncated(client):
-    long_password = "p" * 255 + "a"
+    stem = ("quiet violet lantern, " * 12)[:255]  # strong enough for the password policy
+    long_password = stem + "a"
     assert (await register(client, "ann", long_password)).status == 201
-    assert (await login(client, "ann", "p" * 255 + "b")).status == 401
+    assert (await login(client, "ann", stem + "b")).status == 401
     assert (await login(client, "ann", long_password)).status == 200
 
 

@@ -217,7 +217,11 @@ async def test_a_ban_ends_every_session_and_refuses_every_sign_in(client, boss, 
     details = await (await client.get(f"/admin/users/{gina['id']}", headers=boss["headers"])).json()
     assert details["ban_reason"] == "spam" and details["sessions"] == []
     [(detail,)] = await rows(client, "SELECT detail FROM auth_events WHERE event = 'ban'")
-    assert detail["ban_reason"] == "spam" and detail["by"] == boss["id"] and detail["reason"] == "banned"
+    assert (detail["ban_reason"], detail["by"]) == ("spam", boss["id"])
+    ended = await rows(
+        client, "SELECT count(*) FROM auth_events WHERE event = 'session_revoked' AND detail->>'reason' = 'banned'"
+    )
+    assert ended == [(2,)]  # the Google sign-in's and the password sign-in's
 
     assert (await client.delete(f"/admin/users/{gina['id']}/ban", headers=boss["headers"])).status == 204
     assert (await log_in(client, "gina"))["token"]

@@ -133,10 +133,21 @@ async def test_google_web_sign_in_from_the_page(make_client, browser_page, googl
     assert await page.is_hidden("#google")  # the redirect flow needs no Google script on the page
 
     # To the fake provider, which consents at once, back to the callback, and to the page signed in by cookie.
+    failed: list[str] = []
+    page.on("response", lambda resp: failed.append(f"{resp.status} {resp.url}") if resp.status >= 400 else None)
     await link.click()
     await page.locator("#whoami-name", has_text="Test User").wait_for(timeout=WAIT_MS)
     assert page.url == str(client.make_url("/"))
     assert await page.evaluate("sessionStorage.length") == 0  # no token for scripts: it is in an HttpOnly cookie
+    # How this sign-in was made; and no two-factor offer: the account has no password to guard, Google guards it.
+    await page.locator("#whoami-kind", has_text="with Google").wait_for(timeout=WAIT_MS)
+    await page.locator("#sessions-list li", has_text="This device").wait_for(timeout=WAIT_MS)
+    assert await page.is_hidden("#totp")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "state-google.png"), full_page=True)
+    await page.reload()  # found again by the cookie alone
+    await page.locator("#whoami-kind", has_text="with Google").wait_for(timeout=WAIT_MS)
+    assert await page.is_hidden("#totp") and not failed, failed
 
     await page.fill("#post-message", "signed in with the Google redirect")
     await page.click("#post-form button[type=submit]")
@@ -154,6 +165,53 @@ async def test_google_web_sign_in_from_the_page(make_client, browser_page, googl
     await page.click("#google-web-link")
     await page.locator("#status", has_text="access_denied").wait_for(timeout=WAIT_MS)
     assert page.url == str(client.make_url("/"))  # the fragment is gone once shown
+    assert not errors, errors
+
+
+async def test_email_verify_change_password_forget_and_reset_from_the_page(make_client, browser_page, smtp):
+    page, errors = browser_page
+    client = await make_client(google_client_ids=(), cookie_secure=False, smtp_url=smtp.url())
+    await truncate_all(client.app)
+    await page.goto(str(client.make_url("/")))
+
+    # Register with an address; the code comes by mail, and verifies it.
+    await page.fill("#register-form [name=username]", "dana")
+    await page.fill("#register-form [name=password]", "correct horse battery")
+    await page.fill("#register-form [name=email]", "dana@example.com")
+    await page.click("#register-form button[type=submit]")
+    await page.locator("#email-state", has_text="(not verified)").wait_for(timeout=WAIT_MS)
+    await page.fill("#verify-form [name=code]", await smtp.code_for("dana@example.com"))
+    await page.click("#verify-form button[type=submit]")
+    await page.locator("#email-state", has_text="(verified)").wait_for(timeout=WAIT_MS)
+    assert await page.is_hidden("#verify-form")
+
+    # Change the password (a weak one is refused, saying why), and the account is told.
+    await page.fill("#change-password-form [name=current_password]", "correct horse battery")
+    await page.fill("#change-password-form [name=password]", "password1")
+    await page.click("#change-password-form button[type=submit]")
+    await page.locator("#status", has_text="too easy to guess").wait_for(timeout=WAIT_MS)
+    await page.fill("#change-password-form [name=password]", "a new long passphrase")
+    await page.click("#change-password-form button[type=submit]")
+    await page.locator("#status", has_text="Your password was changed").wait_for(timeout=WAIT_MS)
+    await smtp.wait_for_mail("dana@example.com", 2)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "email-and-password.png"), full_page=True)
+
+    # Forget it: a code to the verified address resets it, and the new one signs in.
+    await page.click("#logout")
+    await page.locator("#forgot-form").wait_for(state="visible", timeout=WAIT_MS)
+    await page.fill("#forgot-form [name=account]", "dana@example.com")
+    await page.click("#forgot-form button[type=submit]")
+    await page.locator("#status", has_text="a code is on its way").wait_for(timeout=WAIT_MS)
+    assert await page.input_value("#reset-form [name=account]") == "dana@example.com"
+    await page.fill("#reset-form [name=code]", await smtp.code_for("dana@example.com", nth=2))
+    await page.fill("#reset-form [name=password]", "yet another passphrase")
+    await page.click("#reset-form button[type=submit]")
+    await page.locator("#status", has_text="Your password was reset").wait_for(timeout=WAIT_MS)
+    await page.fill("#login-form [name=username]", "dana")
+    await page.fill("#login-form [name=password]", "yet another passphrase")
+    await page.click("#login-form button[type=submit]")
+    await page.locator("#whoami-name", has_text="dana").wait_for(timeout=WAIT_MS)
     assert not errors, errors
 
 

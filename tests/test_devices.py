@@ -10,7 +10,17 @@ import pytest
 from prometheus_client import REGISTRY
 from yarl import URL
 
-from auth.devices import ANDROID_APP, IOS_APP, MAX_DEVICE, MAX_USER_AGENT, UNKNOWN, clip_user_agent, describe
+from auth.devices import (
+    ANDROID_APP,
+    IOS_APP,
+    MAX_DEVICE,
+    MAX_USER_AGENT,
+    UNKNOWN,
+    clip_user_agent,
+    describe,
+    identify,
+    network_of,
+)
 from core.keys import db_key, token_codec_key
 from tests.support.common import CLIENT_ID, bearer
 from tools.fake_google import CERTS_PATH, DISCOVERY_PATH
@@ -51,6 +61,35 @@ FIELDS = {"id", "kind", "created_at", "last_seen_at", "ip", "user_agent", "devic
 )
 def test_devices_are_described_for_people(user_agent, device):
     assert describe(user_agent) == device
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "family"),
+    [
+        (CHROME_MAC, "Chrome on macOS"),
+        (FIREFOX_LINUX, "Firefox on Linux"),
+        (SAFARI_IPHONE, "Mobile Safari on iOS"),
+        (URLSESSION, IOS_APP),
+        (OKHTTP, ANDROID_APP),
+        ("curl/8.5.0", "curl"),
+        ("", UNKNOWN),
+    ],
+)
+def test_a_devices_family_leaves_the_versions_out(user_agent, family):
+    assert identify(user_agent) == (describe(user_agent), family)
+
+
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [
+        ("203.0.113.77", "203.0.113.0/24"),
+        ("2001:db8:1:2::5", "2001:db8:1::/48"),
+        ("::ffff:10.1.2.3", "10.1.2.0/24"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_addresses_are_compared_by_network(address, network):
+    assert network_of(address) == network
 
 
 def test_user_agents_are_kept_bounded_and_printable():

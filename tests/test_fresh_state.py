@@ -9,6 +9,7 @@ import psycopg2
 
 from core.keys import authenticator_key, db_key, settings_key, token_codec_key
 from tests.support.common import CLIENT_ID, bearer, wait_for
+from tests.support.refreshes import revoke_amid_refreshes
 
 PASSWORD = "correct horse battery"
 
@@ -45,7 +46,8 @@ async def test_get_user_shows_the_current_name_and_role(client):
     await sql(client, "UPDATE users SET role = 'moderator', username = 'Cara B' WHERE username = 'cara'")
 
     async def updated():
-        return await whoami(client, token) == (200, {"id": 1, "username": "Cara B", "role": "moderator"})
+        expected = {"id": 1, "username": "Cara B", "role": "moderator", "email": None, "email_verified": False}
+        return await whoami(client, token) == (200, expected)
 
     await wait_for(updated, timeout=1.0, what="the new name and role")
 
@@ -149,32 +151,6 @@ async def test_the_adduser_limit_holds_across_servers(make_client, google):
         )
     )
     assert sorted(resp.status for resp in statuses) == [200] * 3 + [429] * 7
-
-
-async def refresh_chain(client, token, stop, log):
-    """Refresh as fast as possible, each time with the newest token; log (sent at, status)."""
-    while not stop.is_set():
-        sent = time.monotonic()
-        resp = await client.post("/token/refresh", json={"refresh_token": token})
-        log.append((sent, resp.status))
-        if resp.status != 200:
-            return
-        token = (await resp.json())["refresh_token"]
-
-
-async def revoke_amid_refreshes(a, b, tokens, revoke, *, round_):
-    """Refresh loops of `tokens` on `b`; once under way, `revoke` on `a` (a request that must answer 204): no refresh
-    sent after that answer succeeds, and every loop ends."""
-    stop, log = asyncio.Event(), []
-    chains = [asyncio.create_task(refresh_chain(b, token, stop, log)) for token in tokens]
-    least = 2 * len(tokens)
-    await wait_for(lambda: asyncio.sleep(0, len(log) >= least), timeout=5.0, what="refreshes under way")
-    assert (await revoke()).status == 204
-    answered = time.monotonic()
-    await asyncio.wait_for(asyncio.gather(*chains), timeout=10)
-    stop.set()
-    late = [status for sent, status in log if sent > answered]
-    assert all(status == 401 for status in late), (round_, late)
 
 
 async def test_a_refresh_in_flight_never_outlives_log_out_everywhere(make_client):

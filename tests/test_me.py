@@ -46,7 +46,16 @@ async def test_the_export_holds_everything_kept_and_no_secret(client, google):
     assert resp.headers["Cache-Control"] == "no-store"
     raw = await resp.read()
     export = orjson.loads(raw)
-    assert set(export) == {"profile", "identities", "sessions", "passkeys", "chatts", "audit_events"}
+    assert set(export) == {
+        "profile",
+        "identities",
+        "sessions",
+        "passkeys",
+        "chatts",
+        "audit_events",
+        "devices",
+        "messages",
+    }
     profile = export["profile"]
     assert (profile["id"], profile["username"], profile["role"]) == (ann["id"], "ann", "user")
     assert profile["has_password"] and profile["totp_enabled"] and profile["unused_recovery_codes"] == 10

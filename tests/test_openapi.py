@@ -64,6 +64,12 @@ CONTRACT = {
     ("get", "/audit"),
     ("get", "/auth/google/login"),
     ("get", "/auth/google/callback"),
+    # email, verification and recovery
+    ("post", "/email"),
+    ("post", "/email/verify"),
+    ("post", "/password/forgot"),
+    ("post", "/password/reset"),
+    ("post", "/password/change"),
     # sessions and devices
     ("get", "/sessions"),
     ("delete", "/sessions/{id}"),
@@ -78,6 +84,9 @@ CONTRACT = {
     ("post", "/passkeys/login"),
     ("get", "/.well-known/assetlinks.json"),
     ("get", "/.well-known/apple-app-site-association"),
+    # the page's reads
+    ("get", "/chatts"),
+    ("get", "/account"),
     # identities, the account, admin
     ("get", "/identities"),
     ("post", "/identities/google"),
@@ -97,8 +106,9 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 # Operations whose documented example cannot succeed here (a made-up Google token, an unknown account,
 # a made-up one-time code, a plain user deleting, a made-up refresh token, TOTP not on, a plain user reading the
 # audit log, Google web sign-in (off here, and a redirect when on), a made-up session id, a made-up passkey and an
-# unknown passkey id, a made-up Google token to link, a password added to or removed from an account whose only way in
-# it is); every other one must answer 2xx to it at least once (the admin's operations signed in as an admin).
+# unknown passkey id, a made-up emailed code, a made-up Google token to link, a password added to or removed from an
+# account whose only way in it is); every other one must answer 2xx to it at least once (the admin's operations signed
+# in as an admin).
 NO_SUCCESS_FROM_EXAMPLE = {
     "linkGoogle",
     "addPassword",
@@ -116,6 +126,8 @@ NO_SUCCESS_FROM_EXAMPLE = {
     "audit",
     "googleWebLogin",
     "googleWebCallback",
+    "verifyEmail",
+    "resetPassword",
     "passkeyRegister",
     "passkeyLogin",
     "deletePasskey",
@@ -276,6 +288,7 @@ async def test_operation_answers_as_documented(client, path, method):
 # Every whole-number query parameter the document gives, with the declaration the view reads it by.
 QUERY_PARAMETERS = {
     ("/getchatts/", "limit"): CHATTS_LIMIT,
+    ("/chatts", "limit"): CHATTS_LIMIT,
     ("/admin/users", "limit"): ADMIN_USERS_LIMIT,
     ("/audit", "limit"): AUDIT_LIMIT,
     ("/audit", "before"): AUDIT_BEFORE,
@@ -342,6 +355,23 @@ def _length_cases() -> list[Any]:
     return cases
 
 
+def properties_of(op: dict[str, Any]) -> dict[str, Any]:
+    """The documented properties of an operation's JSON body."""
+    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    properties: dict[str, Any] = DOCUMENT["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]
+    return properties
+
+
+def email_of_length(length: int) -> str:
+    """A well-formed address of exactly `length` characters (at least 3): labels of at most 63 characters."""
+    labels, left = [], length - 2  # "a@" and the domain
+    while left > 0:
+        label = "0" * min(63, left if left <= 63 else min(63, left - 2))
+        labels.append(label)
+        left -= len(label) + 1
+    return "a@" + ".".join(labels)
+
+
 @pytest.mark.parametrize(("method", "path", "op", "field", "key", "prefix", "limits", "length", "ok"), _length_cases())
 async def test_documented_lengths_are_the_enforced_ones(
     client, method, path, op, field, key, prefix, limits, length, ok
@@ -352,6 +382,8 @@ async def test_documented_lengths_are_the_enforced_ones(
         del body[field]  # the alias is read only when the field itself is absent
     # Digits: the QR code of an otpauth:// URI once failed on long runs of them.
     body[key] = (prefix + "0" * length)[:length] if length >= len(prefix) else "0" * length
+    if properties_of(op)[field].get("format") == "email" and length >= 3:
+        body[key] = email_of_length(length)
     headers = {}
     if op.get("security"):
         token = await (_admin_token(client) if "admin" in op["tags"] else _sign_in(client))

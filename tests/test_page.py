@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from tests.support.common import PROJECT_DIR
+
 URI = "otpauth://totp/chatterd:alice?secret=JBSWY3DPEHPK3PXP&issuer=chatterd"
 
 
@@ -77,3 +79,16 @@ async def test_totp_qr_refuses_other_input(client, body, status):
 async def test_totp_qr_is_not_a_get(client):
     resp = await client.get("/totp/qr?uri=" + URI)
     assert resp.status == 405
+
+
+def test_each_message_the_page_rewords_is_one_the_server_says():
+    """static/messages.js puts the API's messages in plain words, keyed by their text: each key must still be said."""
+    script = (PROJECT_DIR / "static" / "messages.js").read_text()
+    table = script.split("const PLAIN = {", 1)[1].split("\n};", 1)[0]
+    keys = re.findall(r'^  "((?:[^"\\]|\\.)*)":', table, re.MULTILINE)
+    assert len(keys) >= 10
+    server = "\n".join(
+        path.read_text() for folder in ("auth", "core", "views") for path in (PROJECT_DIR / folder).glob("*.py")
+    )
+    server += (PROJECT_DIR / "middlewares.py").read_text()
+    assert [key for key in keys if key not in server] == []

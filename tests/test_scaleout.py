@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support.accounts import signed_in_at
 from tests.support.common import CLIENT_ID, wait_for
 from tests.support.launcher import Gunicorn
 from tests.support.load import CHATTERID, JWT, Credentials, google_sign_in, send, served
@@ -158,6 +159,41 @@ async def test_a_delete_is_read_at_once_on_every_worker_of_both_servers(servers)
             status, rows = await fetch("GET", f"{reader.url}/getchatts/", f"del-read-{n}")
             assert status == 200 and rows == [], (n, rows)
     assert answered_by(servers, "del-read-") == all_workers(servers)
+
+
+async def test_the_pages_read_is_as_fresh_and_tells_signed_posts_on_every_worker_of_both_servers(servers):
+    """Posters at once, signed and not (under the same registered name), each reading GET /chatts right after its post
+    is answered, on a new connection to the other server: its chatt is there, flagged as it was posted, every time."""
+    token = await signed_in_at(servers[0].url, "sig")
+
+    async def poster(k: int) -> None:
+        mine = None
+        for n in range(15):
+            signed, message = (k + n) % 2 == 0, f"p{k}-{n}"
+            url = servers[(k + n) % 2].url
+            if signed:
+                posted = await fetch(
+                    "POST", f"{url}/postauth/", f"pg-post-{k}-{n}", token=token, json={"message": message}
+                )
+            else:
+                posted = await fetch(
+                    "POST", f"{url}/postchatt/", f"pg-post-{k}-{n}", json={"username": "sig", "message": message}
+                )
+            assert posted[0] == 200
+            reader = servers[(k + n + 1) % 2].url
+            query = "" if mine is None else f"?after={mine}"
+            status, body = await fetch("GET", f"{reader}/chatts{query}", f"pg-read-{k}-{n}")
+            assert status == 200
+            found = [c for c in body["chatts"] if c["message"] == message]
+            assert [(c["username"], c["signed"]) for c in found] == [("sig", signed)], (k, n, body)
+            mine = found[0]["id"]
+
+    await asyncio.gather(*(poster(k) for k in range(8)))
+    assert answered_by(servers, "pg-read-") == all_workers(servers)
+    body = (await fetch("GET", f"{servers[1].url}/chatts", "pg-all"))[1]
+    rows = (await fetch("GET", f"{servers[0].url}/getchatts/", "pg-rows"))[1]
+    assert [[c["username"], c["message"], c["id"], c["timestamp"]] for c in body["chatts"]] == rows
+    assert sum(c["signed"] for c in body["chatts"]) == len(rows) // 2 == 60
 
 
 async def test_a_demotion_and_rename_in_sql_reach_every_worker_within_a_second(servers, google):

@@ -13,6 +13,7 @@ from tests.support.launcher import Gunicorn, base_env
 SECRET_WARNING = "SECRET_KEY is not set"
 GOOGLE_WARNING = "GOOGLE_CLIENT_IDS is not set"
 PUBLIC_URL_WARNING = "PUBLIC_URL is not set"
+SMTP_WARNING = "SMTP_URL is not set"
 
 
 async def test_each_warning_is_said_once_per_server_not_once_per_worker(make_database, tmp_path):
@@ -25,6 +26,7 @@ async def test_each_warning_is_said_once_per_server_not_once_per_worker(make_dat
     log = server.log()
     assert log.count("chatterd worker") == 3
     assert log.count(SECRET_WARNING) == 1 and log.count(GOOGLE_WARNING) == 1, log
+    assert log.count(SMTP_WARNING) == 1, log
 
 
 async def test_the_public_url_warning_too(make_database, tmp_path):

@@ -76,9 +76,19 @@ async def _delete_passkey(client, token):
     return ("DELETE", f"/passkeys/{created['id']}", None), {}
 
 
+async def _set_email(client, token):
+    return ("POST", "/email", {"email": "ann@example.com"}), {}
+
+
+async def _change_password(client, token):
+    return ("POST", "/password/change", {"current_password": PASSWORD, "password": "a new long passphrase"}), {}
+
+
 @pytest.mark.parametrize(
     ("prepare", "status"),
     [
+        pytest.param(_set_email, 204, id="email"),
+        pytest.param(_change_password, 204, id="password-change"),
         pytest.param(_totp_disable, 204, id="totp-disable"),
         pytest.param(_recovery_codes, 200, id="totp-recovery-codes"),
         pytest.param(_register_options, 200, id="passkey-register-options"),

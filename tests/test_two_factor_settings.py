@@ -11,24 +11,12 @@ from typing import Any
 import pyotp
 
 from core.keys import db_key
-from tests.support.accounts import call, signed_in, signed_in_at
+from tests.support.accounts import call, signed_in_at
 from tests.support.common import bearer
 from tests.support.launcher import base_env, running
+from tests.support.two_factor import signed_in_with_totp, wrong_code
 
 MAX_FAILURES = 3
-
-
-async def signed_in_with_totp(client, username: str = "ann") -> tuple[str, pyotp.TOTP]:
-    token = await signed_in(client, username)
-    secret = (await (await client.post("/totp/setup", headers=bearer(token))).json())["secret"]
-    totp = pyotp.TOTP(secret)
-    assert (await client.post("/totp/enable", json={"otp": totp.now()}, headers=bearer(token))).status == 204
-    return token, totp
-
-
-def wrong_code(totp: pyotp.TOTP) -> str:
-    valid = {totp.at(time.time() + offset) for offset in (-30, 0, 30, 60)}
-    return next(code for code in ("000000", "111111", "222222") if code not in valid)
 
 
 async def test_wrong_codes_at_totp_disable_are_limited_and_audited(make_client):

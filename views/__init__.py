@@ -12,6 +12,7 @@ from views import (
     audit,
     chatter,
     docs,
+    email,
     google,
     google_web,
     health,
@@ -20,6 +21,7 @@ from views import (
     me,
     page,
     passkeys,
+    passwords,
     refresh,
     sessions,
     step_up,
@@ -31,6 +33,7 @@ View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # (method, path, view); paths are served with and without the trailing slash.
 ROUTES: list[tuple[str, str, View]] = [
     ("GET", "/getchatts/", chatter.get_chatts),
+    ("GET", "/chatts", chatter.list_chatts),
     ("POST", "/postchatt/", chatter.post_chatt),
     ("POST", "/postauth/", chatter.post_auth),
     ("POST", "/adduser/", google.add_user),
@@ -67,6 +70,11 @@ ROUTES: list[tuple[str, str, View]] = [
     ("GET", "/.well-known/jwks.json", jwks.jwks),
     ("GET", "/auth/google/login", google_web.google_login),
     ("GET", "/auth/google/callback", google_web.google_callback),
+    ("POST", "/email", email.set_email),
+    ("POST", "/email/verify", email.verify_email),
+    ("POST", "/password/forgot", passwords.forgot),
+    ("POST", "/password/reset", passwords.reset),
+    ("POST", "/password/change", passwords.change),
     ("POST", "/reauthenticate", step_up.reauthenticate),
     ("POST", "/passkeys/register/options", passkeys.register_options),
     ("POST", "/passkeys/register", passkeys.register),
@@ -85,6 +93,7 @@ ROUTES: list[tuple[str, str, View]] = [
     ("GET", "/docs", docs.docs_page),
     ("GET", "/", page.index),
     ("GET", "/config.json", page.page_config),
+    ("GET", "/account", page.account),
     ("POST", "/totp/qr", page.totp_qr),
 ]
 

@@ -5,13 +5,20 @@ from __future__ import annotations
 from aiohttp import web
 
 import models
-from auth import signin
+from auth import email_addresses, signin
 from auth.cookies import clear_login_cookie
 from auth.throttling import limit_rate, request_address, request_user_agent
 from auth.usernames import username_problem
 from core.bodies import accepts_form, json_response, parse, read_body
 from core.errors import Conflict, Unprocessable
-from core.keys import authenticator_key, credential_key, db_key, password_hasher_key, settings_key
+from core.keys import (
+    authenticator_key,
+    credential_key,
+    db_key,
+    password_hasher_key,
+    password_policy_key,
+    settings_key,
+)
 from core.origins import refuse_cross_site_sign_in
 from core.shapes import Login, Register
 from middlewares import current_user, login_required
@@ -22,17 +29,26 @@ async def register(request: web.Request) -> web.Response:
     """POST /register: create a password account."""
     settings = request.app[settings_key]
     data = await read_body(request)
-    username, password = parse(Register, data)
+    username, password, email = parse(Register, data)
     if problem := username_problem(username):
         raise Unprocessable(problem)
+    if email is not None:
+        email_addresses.check_address(email)
+    address = request_address(request)
     await limit_rate(
         request.app[db_key],
-        request_address(request),
+        address,
         "register",
         limit=settings.signup_max_per_address,
         window=settings.signup_window_seconds,
     )
+    await request.app[password_policy_key].check(password, user_inputs=[username, email])
     password_hash = await request.app[password_hasher_key].hash(password)
+    if email is not None:
+        user = await email_addresses.register(
+            request.app, username=username, password_hash=password_hash, email=email, address=address
+        )
+        return json_response({"id": user.id, "username": user.username}, status=201)
     try:
         user = await models.create_password_user(request.app[db_key], username, password_hash)
     except models.UsernameTaken:
@@ -59,9 +75,19 @@ async def login(request: web.Request) -> web.Response:
 
 @login_required
 async def get_user(request: web.Request) -> web.Response:
-    """GET /get-user: the caller, straight from the verified credential (no database query for a JWT)."""
+    """GET /get-user: the caller as this worker's directory knows them (no database query for a JWT)."""
     user = current_user(request)
-    return json_response({"user": {"id": user.id, "username": user.username, "role": user.role}})
+    return json_response(
+        {
+            "user": {
+                "id": user.id,
+                "username": user.username,
+                "role": user.role,
+                "email": user.email,
+                "email_verified": user.email_verified,
+            }
+        }
+    )
 
 
 @login_required

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 import models
+from auth.credentials import Authenticator
 from auth.throttling import request_address
 from core.bodies import int_param, json_response, parse, read_body
 from core.errors import Conflict, NotFound, Unprocessable
@@ -18,6 +19,7 @@ from middlewares import current_user, requires
 
 NO_SUCH_USER = "No such user."
 LAST_ADMIN = "That would leave no admin: make another admin first."
+BANNED = "banned"  # why a ban's sessions end, as they keep it
 # Ids are Postgres bigints; anything longer than this is no user's.
 MAX_ID_DIGITS = 18
 
@@ -114,8 +116,8 @@ async def ban(request: web.Request) -> web.Response:
         until=end,
         reason=reason,
         by=current_user(request).id,
-        address=request_address(request),
         cutoff=time.time(),
+        ending=Authenticator.ending(request_address(request), BANNED),
     )
     return await _apply(request, user_id, change)
 
@@ -130,14 +132,18 @@ async def unban(request: web.Request) -> web.Response:
     return await _apply(request, user_id, change)
 
 
-async def _apply(request: web.Request, user_id: int, change: Awaitable[None]) -> web.Response:
+async def _apply(request: web.Request, user_id: int, change: Awaitable[list[str] | None]) -> web.Response:
     """Make an admin's change to a user (404 for no such user, 409 when it would leave no admin): 204, and in force
-    on this worker at once (the users row's trigger tells every other)."""
+    on this worker at once (the users row's trigger tells every other), the sessions it ended (a ban's) too."""
     try:
-        await change
+        ended = await change
     except models.UnknownUser:
         raise NotFound(NO_SUCH_USER) from None
     except models.LastAdmin:
         raise Conflict(LAST_ADMIN) from None
-    request.app[authenticator_key].standing_changed(user_id)
+    authenticator = request.app[authenticator_key]
+    if ended is None:
+        authenticator.standing_changed(user_id)
+    else:
+        authenticator.ended(user_id, ended, BANNED, cut_off=True)
     return web.Response(status=204)

@@ -1,4 +1,4 @@
-"""The course's chatter API: read chatts, post them (anonymously or signed in), and moderation."""
+"""The course's chatter API: read chatts (and the page's read, which tells signed ones), post them, moderation."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 from aiohttp import web
 
 import models
+from chatter.feed import Form
 from core.bodies import canonical_uuid, int_param, json_response, parse, read_body, uuid_query
 from core.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 from core.keys import credential_key, db_key, feed_key, settings_key, writer_key
@@ -16,11 +17,20 @@ from middlewares import current_user, login_required, requires
 
 async def get_chatts(request: web.Request) -> web.Response:
     """GET /getchatts/: the newest chatts, oldest first, optionally only those after a given one."""
+    return await _read(request, Form.ARRAYS)
+
+
+async def list_chatts(request: web.Request) -> web.Response:
+    """GET /chatts: what /getchatts/ answers, as objects that also say whether each chatt is signed (the page's)."""
+    return await _read(request, Form.OBJECTS)
+
+
+async def _read(request: web.Request, form: Form) -> web.Response:
     limit = int_param(request, CHATTS_LIMIT)
     after = uuid_query(request, "after")
     feed = request.app[feed_key]
     try:
-        body = await (feed.newest_json(limit) if after is None else feed.after_json(after, limit))
+        body = await (feed.newest_json(limit, form) if after is None else feed.after_json(after, limit, form))
     except models.UnknownChatt:
         raise Unprocessable("'after' is not the id of a chatt.") from None
     return web.Response(body=body, content_type="application/json")

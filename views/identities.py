@@ -5,11 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 import models
+from auth import passkeys
 from auth.throttling import request_address
 from auth.usernames import username_key, username_problem
 from core.bodies import canonical_uuid, json_response, parse, read_body
 from core.errors import Conflict, NotFound, Unauthorized, Unprocessable
-from core.keys import authenticator_key, db_key, password_hasher_key
+from core.keys import authenticator_key, db_key, password_hasher_key, password_policy_key
 from core.shapes import GOOGLE_ACCOUNTS_PER_USER, AddPassword, AddUser
 from google_signin.signin import verify_app_id_token
 from middlewares import current_user, login_required, requires_recent_auth
@@ -59,6 +60,7 @@ async def add_password(request: web.Request) -> web.Response:
     username, password = parse(AddPassword, await read_body(request))
     if problem := username_problem(username):
         raise Unprocessable(problem)
+    await request.app[password_policy_key].check(password, user_inputs=[username, user.email])  # as at /register
     password_hash = await request.app[password_hasher_key].hash(password)
     try:
         await models.add_password(
@@ -106,10 +108,14 @@ async def _remove(request: web.Request, kind: str) -> web.Response:
         identity_id = canonical_uuid(identity_id)
         if identity_id is None:
             raise NotFound(NO_SUCH_IDENTITY)
+    address = request_address(request)
     try:
-        await models.unlink_identity(
-            request.app[db_key], user_id=user.id, kind=kind, identity_id=identity_id, address=request_address(request)
-        )
+        if kind == "passkey":  # told to the user, as every passkey removal is
+            await passkeys.remove(request.app, user, identity_id, address=address)
+        else:
+            await models.unlink_identity(
+                request.app[db_key], user_id=user.id, kind=kind, identity_id=identity_id, address=address
+            )
     except models.UnknownUser:
         raise Unauthorized(GONE) from None
     except models.NoSuchIdentity:

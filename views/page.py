@@ -1,4 +1,4 @@
-"""The web page at /: its HTML, the little configuration it reads, and QR codes for TOTP set-up."""
+"""The web page at /: its HTML, the little configuration it reads, the caller's account, QR codes for TOTP set-up."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import qrcode.image.svg
 from aiohttp import web
 from qrcode.exceptions import DataOverflowError
 
+import models
 from core.bodies import json_response, parse, read_body
 from core.errors import Unprocessable
 from core.headers import set_page_headers
-from core.keys import settings_key
+from core.keys import credential_key, db_key, settings_key, user_key
 from core.shapes import OtpauthUri
 from middlewares import login_required
 from settings import STATIC_DIR
@@ -49,6 +50,26 @@ async def page_config(request: web.Request) -> web.Response:
         {
             "googleClientIds": list(settings.google_client_ids),
             "googleLoginUrl": "/auth/google/login" if settings.google_client_secret else None,
+        }
+    )
+
+
+async def account(request: web.Request) -> web.Response:
+    """GET /account: whether the caller is signed in (a 200 either way, so an anonymous visit is no 401), and then how
+    this session signed in and how two-factor sign-in stands: what the page shows and offers."""
+    user, credential = request[user_key], request[credential_key]
+    if user is None or credential is None:
+        return json_response({"signed_in": False})
+    security = await models.account_security(request.app[db_key], user.id, credential.session_id)
+    if security is None:  # deleted since the credential was checked
+        return json_response({"signed_in": False})
+    return json_response(
+        {
+            "signed_in": True,
+            "sign_in_kind": security.session_kind,
+            "has_password": security.has_password,
+            "totp_enabled": security.totp_enabled,
+            "recovery_codes_left": security.recovery_codes_left,
         }
     )
 

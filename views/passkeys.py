@@ -62,13 +62,7 @@ async def delete_passkey(request: web.Request) -> web.Response:
     if passkey_id is None:
         raise NotFound(NO_SUCH_PASSKEY)
     try:
-        await models.unlink_identity(
-            request.app[db_key],
-            user_id=user.id,
-            kind="passkey",
-            identity_id=passkey_id,
-            address=request_address(request),
-        )
+        await passkeys.remove(request.app, user, passkey_id, address=request_address(request))
     except (models.NoSuchIdentity, models.UnknownUser):
         raise NotFound(NO_SUCH_PASSKEY) from None
     except models.LastWayIn:

@@ -12,6 +12,7 @@ from core.bodies import accepts_form, json_response, parse, read_body
 from core.errors import Unprocessable
 from core.keys import db_key, settings_key
 from core.shapes import Otp, OtpOrRecoveryCode
+from mail.messages import notice
 from middlewares import current_user, login_required, requires_recent_auth
 
 
@@ -39,9 +40,12 @@ async def totp_enable(request: web.Request) -> web.Response:
     if secret is None:
         raise Unprocessable("Call /totp/setup first.")
     step = totp.verify_code(secret, otp, last_step)
-    if step is None or not await models.use_totp_step(db, user.id, secret, step):
+    address = request_address(request)
+    letter = notice(request.app[settings_key].secret_key, "totp_enabled", ip=address)
+    if step is None or not await models.enable_totp(
+        db, user_id=user.id, secret=secret, step=step, address=address, notice=letter
+    ):
         raise Unprocessable("That one-time code is not valid for the secret from /totp/setup.")
-    await models.record_event(db, user_id=user.id, event="totp_on", address=request_address(request))
     return web.Response(status=204)
 
 
@@ -75,5 +79,6 @@ async def totp_disable(request: web.Request) -> web.Response:
     if not await second_factor_ok(db, user.id, secret, last_step, otp):
         await models.record_event(db, user_id=user.id, event="totp_off_failed", address=address)
         raise Unprocessable("That one-time code is not valid.")
-    await models.disable_totp(db, user.id, address, throttle_key)
+    letter = notice(request.app[settings_key].secret_key, "totp_disabled", ip=address)
+    await models.disable_totp(db, user.id, address, throttle_key, letter)
     return web.Response(status=204)

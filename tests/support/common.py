@@ -12,6 +12,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from core.keys import db_key
+from db.pool import DatabaseUnavailable
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 CLIENT_ID = "test-client.apps.googleusercontent.com"
@@ -55,12 +56,25 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def truncate_all(app: web.Application) -> None:
-    """Empty every table but the migration record."""
+    """Empty every table but the migration record.
+
+    The app's background tasks (the mail sender, the last-use writer) already run and may lock, in another order,
+    tables the TRUNCATE takes one by one; Postgres ends such a deadlock by failing one side, so a failed TRUNCATE
+    is tried again.
+    """
     async with app[db_key].cursor() as cur:
         await cur.execute(
             "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables"
             " WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
         )
         (tables,) = await cur.fetchone()
-        if tables:
-            await cur.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    if not tables:
+        return
+    for attempt in range(5):
+        try:
+            async with app[db_key].cursor() as cur:
+                await cur.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+            return
+        except DatabaseUnavailable as exc:
+            if "deadlock" not in str(exc) or attempt == 4:
+                raise

@@ -87,6 +87,7 @@ async def identities(client: Client, headers: dict[str, str]) -> list[dict[str, 
 
 
 async def whoami(client: Client, credential: str) -> tuple[int, Any]:
-    """GET /get-user with a JWT or chatterID: the status and the user (None when refused)."""
+    """GET /get-user with a JWT or chatterID: the status and the user's id, username and role (None when refused)."""
     resp = await client.get("/get-user", headers=bearer(credential))
-    return resp.status, (await resp.json()).get("user")
+    user = (await resp.json()).get("user")
+    return resp.status, None if user is None else {key: user[key] for key in ("id", "username", "role")}
