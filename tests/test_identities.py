@@ -126,6 +126,7 @@ async def test_adding_a_password_refuses_taken_and_bad_names(client, google):
         ({"username": "TAKEN", "password": PASSWORD}, 409),
         ({"username": "bad\u200bname", "password": PASSWORD}, 422),
         ({"username": "ok", "password": "short"}, 422),
+        ({"username": "ok", "password": "password"}, 422),  # the password policy, as at /register
         ({"username": "ok"}, 422),
     ]:
         resp = await client.post("/identities/password", json=body, headers=gina["headers"])

@@ -177,3 +177,18 @@ async def test_a_deletion_racing_sign_ins_leaves_no_session(make_client, google)
             return all([(await whoami(server, t))[0] == 401 for t in tokens for server in (a, b)])
 
         await wait_for(refused, timeout=1.0, what="the racing sign-ins' tokens to be refused")
+
+
+async def test_deleting_the_account_deletes_its_mail(client):
+    """Registered with an address: its verification code waits in the outbox, with the address; both go with the
+    account."""
+    body = {"username": "mia", "password": PASSWORD, "email": "mia@example.com"}
+    assert (await client.post("/register", json=body)).status == 201
+    token = (await log_in(client, "mia"))["token"]
+    (user_id,) = (await rows(client, "SELECT id FROM users WHERE username = 'mia'"))[0]
+    assert await rows(client, "SELECT count(*) FROM mail_outbox WHERE user_id = %s", user_id) != [(0,)]
+    exported = await (await client.get("/me/export", headers=bearer(token))).json()
+    assert [m["recipient"] for m in exported["messages"]] == ["mia@example.com"]
+    assert exported["profile"]["email"] == "mia@example.com" and not exported["profile"]["email_verified"]
+    assert (await client.delete("/me", headers=bearer(token))).status == 204
+    assert await rows(client, "SELECT count(*) FROM mail_outbox WHERE recipient = 'mia@example.com'") == [(0,)]
