@@ -45,7 +45,7 @@ HTTP_LATENCY = Histogram(
 SIGN_INS = Counter(
     "chatterd_sign_ins_total",
     "Sign-in attempts, by kind (google, google_web, password, passkey, refresh) and outcome "
-    "(success, failure, reuse, throttled, unavailable).",
+    "(success, failure, reuse, throttled, unavailable, banned).",
     ["kind", "outcome"],
 )
 THROTTLES = Counter(
