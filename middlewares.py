@@ -1,12 +1,20 @@
-"""The middleware chain (JSON errors first, then authentication) and the guards that protect views."""
+"""The middleware (request ids, authentication, JSON errors, security headers, metrics) and the guards that protect
+views.
+
+It is one middleware, not one per concern: each layer costs a coroutine per request, and the whole chain must stay a
+small part of the smallest request.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from auth import step_up
@@ -22,7 +30,10 @@ from core.errors import (
     Unprocessable,
     from_http_exception,
 )
+from core.headers import add_security_headers
 from core.keys import auth_problem_key, authenticator_key, credential_key, settings_key, user_key
+from core.metrics import CLIENT_CLOSED, count_request
+from core.observability import REQUEST_ID_HEADER, new_request_id, request_id_var, sane_request_id
 from core.origins import from_trusted_site
 from db.pool import DatabaseUnavailable
 from google_signin.idtoken import CertificatesUnavailable, InvalidIdToken
@@ -31,35 +42,70 @@ from models.records import User
 logger = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CALLER_MARK = "_chatterd_reads_caller"  # set by reads_caller on views that act on their caller
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render every error as the contract's JSON; a 500 is logged with its traceback first."""
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Everything around a view, in one layer: a request id (the client's, if sane) that the request's log lines and
+    its answer carry, errors included; the caller, from the credential presented; the contract's JSON for every error
+    (a 500 is logged with its traceback first); the security headers; the request counted and timed by route
+    template and final status."""
+    request_id = sane_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_request_id()
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
     try:
-        return await handler(request)
-    except ApiError:
-        raise
-    except web.HTTPException as exc:
-        if exc.status < 400:
+        # The caller, before any view runs (None when anonymous); a login cookie slides after the view.
+        request[user_key] = None
+        request[credential_key] = None
+        signed_in_by = await _authenticate(request) if _may_carry_credential(request) else None
+        response = await handler(request)
+        if signed_in_by == "cookie":
+            await renew_login_cookie(request, response)
+    except Exception as exc:
+        error = _rendered(request, exc)
+        status = error.status
+        error.headers[REQUEST_ID_HEADER] = request_id
+        add_security_headers(request, error.headers)
+        if error is exc:
             raise
-        raise from_http_exception(exc) from None
-    except DatabaseUnavailable as exc:
+        raise error from None
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED  # the client went away: not a server error, and no alert should think so
+        raise
+    else:
+        status = response.status
+        response.headers[REQUEST_ID_HEADER] = request_id
+        add_security_headers(request, response.headers)
+        return response
+    finally:
+        request_id_var.reset(token)
+        count_request(request, status, time.perf_counter() - started)
+
+
+def _rendered(request: web.Request, exc: Exception) -> web.HTTPException:
+    """What to answer for an exception out of a view: the contract's JSON error (or aiohttp's redirect as it is)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, web.HTTPException):
+        return exc if exc.status < 400 else from_http_exception(exc)
+    if isinstance(exc, DatabaseUnavailable):
         logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
         retry_after = request.app[settings_key].retry_after
-        raise ServiceUnavailable("The database is unavailable; try again shortly.", retry_after=retry_after) from None
-    except CertificatesUnavailable as exc:
+        return ServiceUnavailable("The database is unavailable; try again shortly.", retry_after=retry_after)
+    if isinstance(exc, CertificatesUnavailable):
         logger.warning("Google certificates unavailable: %s", exc)
-        raise ServiceUnavailable(
+        return ServiceUnavailable(
             "Google's signing certificates are unavailable; try again shortly.", retry_after=exc.retry_after
-        ) from None
-    except InvalidIdToken as exc:
-        raise Unauthorized(f"The ID token was refused: {exc}") from None
-    except Exception:
-        logger.exception("unhandled error on %s %s", request.method, request.path)
-        raise ApiError() from None
+        )
+    if isinstance(exc, InvalidIdToken):
+        return Unauthorized(f"The ID token was refused: {exc}")
+    logger.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return ApiError()
 
 
 def _bearer(header: str) -> str:
@@ -69,18 +115,19 @@ def _bearer(header: str) -> str:
 
 async def _presented_token(request: web.Request) -> tuple[str, str] | None:
     """The first credential the request carries, by the contract's order: header, cookie, body."""
-    header = request.headers.get("Authorization")
+    headers = request.headers
+    header = headers.get(hdrs.AUTHORIZATION)
     if header:
         return _bearer(header), "header"
-    try:
-        cookie = login_cookie(request, secure=request.app[settings_key].cookie_secure)
-    except AmbiguousCookie:
-        request[auth_problem_key] = "ambiguous"  # no credential is taken: not the cookie, and not the body
-        return None
-    if cookie:
-        return cookie, "cookie"
-    # Only for a route that exists: a 404 or 405 reads no body.
-    if request.method not in SAFE_METHODS and request.can_read_body and request.match_info.http_exception is None:
+    if hdrs.COOKIE in headers:
+        try:
+            cookie = login_cookie(request, secure=request.app[settings_key].cookie_secure)
+        except AmbiguousCookie:
+            request[auth_problem_key] = "ambiguous"  # no credential is taken: not the cookie, and not the body
+            return None
+        if cookie:
+            return cookie, "cookie"
+    if _body_may_carry_credential(request):
         try:
             body = await read_body(request)  # read as the view will read it, and kept for it
         except (BadRequest, Unprocessable):
@@ -100,31 +147,40 @@ def _same_origin(request: web.Request, trusted: tuple[str, ...]) -> bool:
     return from_trusted_site(request, trusted)
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Put the caller into request[user_key] (None when anonymous) before any view runs; slide a login cookie after."""
-    request[user_key] = None
-    request[credential_key] = None
+def _may_carry_credential(request: web.Request) -> bool:
+    """Whether the request can carry a credential: in a header, a cookie, or a body (see below)."""
+    headers = request.headers
+    return hdrs.AUTHORIZATION in headers or hdrs.COOKIE in headers or _body_may_carry_credential(request)
+
+
+def _body_may_carry_credential(request: web.Request) -> bool:
+    """A body is looked at for a chatterID only where a credential counts: an unsafe request to a view that acts on
+    its caller (`reads_caller`, which login_required and requires apply). Elsewhere nobody would use it, and a view
+    that takes no credential (a sign-in, anonymous posting) can refuse a request before its body is read."""
+    return (
+        request.method not in SAFE_METHODS
+        and request.can_read_body
+        and getattr(request.match_info.handler, CALLER_MARK, False)
+    )
+
+
+async def _authenticate(request: web.Request) -> str | None:
+    """Put the caller the credential presented names into request[user_key], or why it was refused into
+    request[auth_problem_key]; where the accepted credential came from ("header", "cookie", "body")."""
     presented = await _presented_token(request)
-    if presented is not None:
-        token, source = presented
-        settings = request.app[settings_key]
-        if (
-            source == "cookie"
-            and request.method not in SAFE_METHODS
-            and not _same_origin(request, settings.cors_origins)
-        ):
-            request[auth_problem_key] = "csrf"
-        else:
-            found = await request.app[authenticator_key].resolve(token)
-            if found is None:
-                request[auth_problem_key] = "invalid"
-            else:
-                request[user_key], request[credential_key] = found
-    response = await handler(request)
-    if presented is not None and presented[1] == "cookie" and request[credential_key] is not None:
-        await renew_login_cookie(request, response)
-    return response
+    if presented is None:
+        return None
+    token, source = presented
+    settings = request.app[settings_key]
+    if source == "cookie" and request.method not in SAFE_METHODS and not _same_origin(request, settings.cors_origins):
+        request[auth_problem_key] = "csrf"
+        return None
+    found = await request.app[authenticator_key].resolve(token)
+    if found is None:
+        request[auth_problem_key] = "invalid"
+        return None
+    request[user_key], request[credential_key] = found
+    return source
 
 
 def current_user(request: web.Request) -> User:
@@ -133,6 +189,13 @@ def current_user(request: web.Request) -> User:
     if user is None:
         raise Unauthorized("Sign-in required.")
     return user
+
+
+def reads_caller(view: T) -> T:
+    """Mark a view that acts on its caller, so that a chatterID in its body signs the request in (login_required and
+    requires mark theirs; other views get no body credential looked at)."""
+    setattr(view, CALLER_MARK, True)
+    return view
 
 
 def login_required(view: View) -> View:
@@ -151,7 +214,7 @@ def login_required(view: View) -> View:
             raise Unauthorized("Sign-in required.")
         return await view(request)
 
-    return guarded
+    return reads_caller(guarded)
 
 
 def requires_recent_auth(view: View) -> View:

@@ -25,6 +25,8 @@ from auth.sessions import ended_retention, session_policy
 from auth.tokens import TokenCodec
 from chatter.feed import ChattFeed
 from chatter.writer import ChattWriter
+from core import metrics
+from core.access_log import AccessLogger
 from core.cors import setup_cors
 from core.headers import setup_headers
 from core.keys import (
@@ -42,8 +44,7 @@ from core.keys import (
     token_codec_key,
     writer_key,
 )
-from core.metrics import metrics_middleware
-from core.observability import install_access_redactor, install_malformed_request_filter, request_id_middleware
+from core.observability import install_access_redactor, install_malformed_request_filter
 from db.embedded import EmbeddedPostgres
 from db.events import Events, following
 from db.migrations import migrate
@@ -52,7 +53,7 @@ from google_signin.certs import GoogleCertificates
 from google_signin.oidc import OpenIdDiscovery
 from mail.sender import MailSender, sending
 from mail.smtp import LogTransport, SmtpTarget, SmtpTransport, Transport
-from middlewares import auth_middleware, error_middleware
+from middlewares import request_middleware
 from settings import Settings
 from views import add_routes
 
@@ -225,16 +226,16 @@ async def create_app(settings: Settings | None = None) -> web.Application:
     install_access_redactor()
     install_malformed_request_filter()
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, metrics_middleware, auth_middleware],
+        middlewares=[request_middleware],
         client_max_size=settings.max_body_size,
         # aiohttp's keep-alive timer runs from a connection's opening (and from each answer) until a request's headers
         # have all arrived, however slowly they trickle in: so it bounds slow or unfinished headers (slowloris) as well
         # as idle connections. Set here, it holds under gunicorn (whose --keep-alive it replaces), adev and the tests.
-        handler_args={"keepalive_timeout": settings.header_timeout},
+        handler_args={"keepalive_timeout": settings.header_timeout, "access_log_class": AccessLogger},
     )
     app[settings_key] = settings
     app[token_codec_key] = TokenCodec.from_settings(settings)  # reads the signing key files, if any, once
-    app.cleanup_ctx.extend([database_ctx, events_ctx, google_ctx, password_ctx, mail_ctx])
+    app.cleanup_ctx.extend([metrics.flushing, database_ctx, events_ctx, google_ctx, password_ctx, mail_ctx])
     app.cleanup_ctx.append(google_web_ctx)  # after google_ctx, whose HTTP session it uses
     app.on_startup.append(announce_ready)
     setup_headers(app)

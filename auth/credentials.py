@@ -31,6 +31,17 @@ class Credential:
     session_id: str | None = None
 
     @property
+    def jwt_claims(self) -> AccessClaims:
+        """The claims of a credential that is a JWT."""
+        assert self.claims is not None
+        return self.claims
+
+    @property
+    def expires_at(self) -> float:
+        """When a JWT credential expires (a chatterID's expiry is its session's, kept in Postgres)."""
+        return self.jwt_claims.expires_at
+
+    @property
     def kind(self) -> str:
         """`jwt` or `chatterid` (the login cookie carries a JWT)."""
         return "jwt" if self.claims is not None else "chatterid"
@@ -166,8 +177,9 @@ class Authenticator:
         self.db = db
         self.activity = activity
         self.policy = policy
-        # Signature checks of tokens seen before, by their exact text: a client sends one token many times.
-        self._verified: dict[str, AccessClaims] = {}
+        # Signature checks of tokens seen before, by their exact text (a client sends one token many times), with the
+        # credential each stands for (immutable). Revocation and standing are checked on every use, never kept here.
+        self._verified: dict[str, Credential] = {}
 
     async def resolve(self, token: str) -> tuple[User, Credential] | None:
         """The user and credential behind `token`, or None when it is invalid, expired or revoked.
@@ -177,9 +189,9 @@ class Authenticator:
         minute per session).
         """
         now = time.time()
-        if looks_like_jwt(token):
-            claims = self._verified.get(token)
-            if claims is None or claims.expires_at <= now:
+        credential = self._verified.get(token)  # only a JWT whose signature was checked is there
+        if credential is not None or looks_like_jwt(token):
+            if credential is None or credential.expires_at <= now:
                 try:
                     claims = self.codec.decode(token)  # checks exp itself, with its leeway
                 except InvalidToken:
@@ -187,7 +199,8 @@ class Authenticator:
                     return None
                 if len(self._verified) >= VERIFIED_CACHE_LIMIT:
                     self._verified.clear()
-                self._verified[token] = claims
+                credential = self._verified[token] = Credential(claims=claims, session_id=claims.session_id)
+            claims = credential.jwt_claims
             if self.store.is_revoked(claims):
                 return None
             # Without the listener a logout on another worker could be missed: ask Postgres, as for chatterIDs.
@@ -200,7 +213,7 @@ class Authenticator:
                 return None
             if claims.session_id is not None:
                 self.activity.seen(claims.session_id, now, written_at=claims.issued_at)
-            return standing.user, Credential(claims=claims, session_id=claims.session_id)
+            return standing.user, credential
         chatter_id_hash = hash_chatter_id(token)
         if chatter_id_hash is None:
             return None

@@ -75,9 +75,22 @@ def describe(user_agent: str) -> str:
     return identify(user_agent).description
 
 
+# Agents identified before, by their exact text: most sign-ins come from a few apps and browsers, and a thread hop
+# per sign-in cost more than the look-up. `identify` depends on the text alone, so an entry can never be out of date.
+IDENTIFIED_LIMIT = 10_000
+_identified: dict[str, Device] = {}
+
+
 async def identify_async(user_agent: str) -> Device:
-    """`identify` off the event loop: an agent never seen before is matched against hundreds of patterns."""
-    return await asyncio.to_thread(identify, user_agent)
+    """`identify` off the event loop (an agent never seen before is matched against hundreds of patterns); an agent
+    seen before is answered from memory."""
+    device = _identified.get(user_agent)
+    if device is None:
+        device = await asyncio.to_thread(identify, user_agent)
+        if len(_identified) >= IDENTIFIED_LIMIT:
+            _identified.clear()
+        _identified[user_agent] = device
+    return device
 
 
 def network_of(address: str) -> str:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-COLUMNS = ["scenario", "req/s", "p50", "p99", "ratio to hello", "DB queries/req", "target", "met?"]
+COLUMNS = [
+    "scenario",
+    "req/s",
+    "p50",
+    "p99",
+    "ratio to hello",
+    "ratio to seed peer",
+    "DB queries/req",
+    "target",
+    "met?",
+]
 
 YES = "yes"
 NO = "no"
@@ -22,6 +32,7 @@ class Row:
     p50_ms: float | None = None
     p99_ms: float | None = None
     ratio: float | None = None
+    peer_ratio: float | None = None
     queries: float | None = None
     met: str = ""
     notes: list[str] = field(default_factory=list)
@@ -45,6 +56,7 @@ def render_table(rows: list[Row]) -> str:
             _num(row.p50_ms, ".2f", " ms"),
             _num(row.p99_ms, ".2f", " ms"),
             _num(row.ratio, ".3f"),
+            _num(row.peer_ratio, ".2f"),
             _num(row.queries, ".2f"),
             row.target,
             row.met or "—",

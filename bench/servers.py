@@ -91,7 +91,11 @@ class Postgres:
         self.url = self._server.start()
         self.stats_url = with_database(self.url, "postgres")
         try:
-            execute(self.stats_url, "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+            execute(
+                self.stats_url,
+                "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'",
+                "ALTER SYSTEM SET pg_stat_statements.track_planning = on",  # planning and execution time apart
+            )
             self._server.stop()
             self._server = EmbeddedPostgres(self.root)
             self.url = self._server.start()
@@ -111,6 +115,25 @@ class Postgres:
             " JOIN pg_database AS d ON d.oid = s.dbid WHERE d.datname = 'chatterd'",
         )
         return int(rows[0][0])
+
+    def statement_times(self) -> dict[str, tuple[int, float, float]]:
+        """Per statement of the chatterd database (its text): calls, and the milliseconds spent planning and
+        executing it in all. Blocking."""
+        rows = execute(
+            self.stats_url,
+            "SELECT s.query, s.calls, s.total_plan_time, s.total_exec_time FROM pg_stat_statements AS s"
+            " JOIN pg_database AS d ON d.oid = s.dbid WHERE d.datname = 'chatterd'",
+        )
+        return {str(query): (int(calls), float(plan), float(run)) for query, calls, plan, run in rows}
+
+    def cpu_seconds(self) -> float:
+        """CPU time the postmaster and its current children (backends, background workers) have used so far."""
+        try:
+            pid = int((self.root / "pgdata" / "postmaster.pid").read_text().split()[0])
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except (OSError, ValueError, IndexError):
+            return 0.0
+        return cpu_seconds(pid) + sum(cpu_seconds(int(child)) for child in children)
 
     def stop(self) -> None:
         """Stop the server. Blocking."""

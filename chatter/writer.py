@@ -13,7 +13,9 @@ from db.pool import Database
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 200
-MAX_IN_FLIGHT = 4  # statements at once per worker; later posts gather into the next batch meanwhile
+# Statements at once per worker; later posts gather into the next batch meanwhile. Two, measured (docs/performance.md):
+# a fourth more posts a second than four, whose smaller batches each cost Postgres a plan and a commit of its own.
+MAX_IN_FLIGHT = 2
 
 
 @dataclass(slots=True)

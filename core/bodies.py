@@ -47,13 +47,15 @@ async def read_body(request: web.Request) -> dict[str, Any]:
     """
     outcome = request.get(body_key)
     if outcome is None:
-        try:
-            async with asyncio.timeout(request.config_dict[settings_key].body_timeout):
-                outcome = await _read(request)
-        except TimeoutError:
-            raise RequestTimeout(
-                f"The request body did not arrive within {request.config_dict[settings_key].body_timeout:g} s."
-            ) from None
+        if request.content.is_eof():
+            outcome = await _read(request)  # all of it has arrived (most bodies come with their headers): no wait
+        else:
+            body_timeout = request.app[settings_key].body_timeout
+            try:
+                async with asyncio.timeout(body_timeout):
+                    outcome = await _read(request)
+            except TimeoutError:
+                raise RequestTimeout(f"The request body did not arrive within {body_timeout:g} s.") from None
         request[body_key] = outcome
     if isinstance(outcome, ApiError):
         raise outcome

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+
 from aiohttp import web, web_response
 
 from core.keys import settings_key
@@ -24,17 +26,17 @@ def _serves_https(request: web.Request) -> bool:
     return request.secure or bool(public_url and public_url.lower().startswith("https://"))
 
 
-async def _on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    """Every answer the app gives, errors included, just before its headers go out."""
-    response.headers["Server"] = SERVER
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")  # static files too: served as labelled
+def add_security_headers(request: web.Request, headers: MutableMapping[str, str]) -> None:
+    """The headers every answer of the app carries, errors and static files included (the request middleware adds
+    them; `Server` is aiohttp's default, replaced in setup_headers)."""
+    headers.setdefault("X-Content-Type-Options", "nosniff")  # static files too: served as labelled
     if _serves_https(request):
-        response.headers["Strict-Transport-Security"] = HSTS
+        headers["Strict-Transport-Security"] = HSTS
 
 
 def setup_headers(app: web.Application) -> None:
-    """Add the headers every response carries; also for the answers to requests too broken to reach the app."""
-    app.on_response_prepare.append(_on_response_prepare)
+    """Make `Server` say only "chatterd"; also on the answers to requests too broken to reach the app."""
     # aiohttp answers a request it cannot parse without involving the app, with its default Server header
-    # ("Python/3.x aiohttp/3.x"); it has no setting for it, so the default itself is replaced.
+    # ("Python/3.x aiohttp/3.x"); it has no setting for it, so the default itself is replaced. Every other answer
+    # gets it from the same default.
     web_response.SERVER_SOFTWARE = SERVER  # type: ignore[attr-defined]  # imported there from aiohttp.http

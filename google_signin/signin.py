@@ -45,6 +45,14 @@ def too_many(retry_after: float) -> TooManyRequests:
     )
 
 
+def refuse_if_flooding(app: web.Application, address: str) -> None:
+    """429 when the shared /adduser/ limit already refused this address and its window has not ended: before any
+    work, the body's included."""
+    waiting = app[refused_addresses_key].retry_after(address)
+    if waiting > 0:
+        raise too_many(waiting)
+
+
 @dataclass(frozen=True, slots=True)
 class AppSignIn:
     """What /adduser/ hands out: a chatterID (and its lifetime in seconds) beside the JWT and refresh token."""
@@ -84,10 +92,7 @@ async def with_id_token(
 ) -> AppSignIn:
     """Verify a Google ID token, find or create its user, and open a session: a chatterID, a JWT, a refresh token."""
     settings = app[settings_key]
-    refused = app[refused_addresses_key]
-    waiting = refused.retry_after(address)
-    if waiting > 0:
-        raise too_many(waiting)
+    refuse_if_flooding(app, address)
     try:
         identity = await verify_app_id_token(app, client_id=client_id, id_token=id_token)
     except InvalidIdToken:
@@ -117,7 +122,7 @@ async def with_id_token(
             rate_window=settings.adduser_window_seconds,
         )
     except models.RateLimited as exc:
-        refused.refuse(address, exc.retry_after)
+        app[refused_addresses_key].refuse(address, exc.retry_after)
         raise too_many(exc.retry_after) from None
     except NotAdmitted as exc:
         SIGN_INS.labels("google", "banned").inc()

@@ -430,6 +430,17 @@ async def test_adduser_is_limited_per_address(make_client, google):
     assert statuses == [200, 200, 429]
 
 
+async def test_a_refused_address_gets_its_429_before_its_body_is_read(make_client, google):
+    client = await make_client(adduser_max_per_address=1)
+    token = google.id_token(client_id=CLIENT_ID)
+    assert (await client.post("/adduser/", json={"clientID": CLIENT_ID, "idToken": token})).status == 200
+    assert (await client.post("/adduser/", json={"clientID": CLIENT_ID, "idToken": token})).status == 429
+    # refused before any work: a body that is not even JSON is never looked at (else it would be a 400)
+    resp = await client.post("/adduser/", data=b"not json", headers={"Content-Type": "application/json"})
+    assert resp.status == 429
+    assert int(resp.headers["Retry-After"]) > 0
+
+
 async def test_adduser_limit_zero_counts_nothing(make_client, google):
     client = await make_client(adduser_max_per_address=0)
     for _ in range(4):

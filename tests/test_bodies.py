@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from core.bodies import accepts_form, json_response, read_body
 from core.keys import body_key, settings_key, user_key
+from middlewares import reads_caller
 from settings import Settings
 from tests.support.common import CLIENT_ID, truncate_all
 from web import create_app
@@ -23,6 +24,7 @@ PASSWORD = "correct horse battery"
 LABELS = ["application/x-www-form-urlencoded", "text/plain", None, "application/json; charset=utf-8"]
 
 
+@reads_caller
 async def _probe(request: web.Request) -> web.Response:
     """Who the middleware says the caller is, whether it had read the body already, and the body as the view reads."""
     read_before = body_key in request
@@ -39,9 +41,18 @@ async def _probe(request: web.Request) -> web.Response:
     )
 
 
+@reads_caller
 async def _form_probe(request: web.Request) -> web.Response:
     """The probe on a route that accepts forms."""
     return await _probe(request)
+
+
+async def _anonymous_probe(request: web.Request) -> web.Response:
+    """A view that does not act on its caller: whether the middleware had read its body, and who it says called."""
+    read_before = body_key in request
+    user = request[user_key]
+    await read_body(request)
+    return json_response({"user": None if user is None else user.username, "read_before_view": read_before})
 
 
 @pytest.fixture
@@ -50,6 +61,7 @@ async def probed(aiohttp_client: Any, settings: Settings) -> AsyncIterator[TestC
     app = await create_app(replace(settings))
     app.router.add_post("/probe/json", _probe)
     app.router.add_post("/probe/form", accepts_form(_form_probe))
+    app.router.add_post("/probe/anonymous", _anonymous_probe)
     client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
     await truncate_all(app)
     yield client
@@ -138,3 +150,18 @@ async def test_a_body_that_is_not_json_leaves_the_caller_anonymous_and_the_view_
     resp = await probed.post("/probe/json", data=b"chatterID=abc", **labelled("text/plain"))
     assert resp.status == 400
     assert (await probed.post("/postauth/", data=b"not json", **labelled(None))).status == 401
+
+
+async def test_a_view_that_does_not_act_on_its_caller_gets_its_body_unread_and_no_body_credential(probed, google):
+    cid = await chatter_id(probed, google)
+    resp = await probed.post("/probe/anonymous", json={"chatterID": cid, "message": "m"})
+    assert resp.status == 200
+    assert await resp.json() == {"user": None, "read_before_view": False}
+    # a header still signs such a request in (as it does the login cookie)
+    token = (await (await probed.post("/adduser/", json=google_body(google, "Bob Jones"))).json())["token"]
+    resp = await probed.post("/probe/anonymous", json={}, headers={"Authorization": f"Bearer {token}"})
+    assert (await resp.json())["user"] == "Bob Jones"
+
+
+def google_body(google: Any, name: str) -> dict[str, str]:
+    return {"clientID": CLIENT_ID, "idToken": google.id_token(client_id=CLIENT_ID, name=name)}

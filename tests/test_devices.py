@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from typing import Any
@@ -19,6 +20,7 @@ from auth.devices import (
     clip_user_agent,
     describe,
     identify,
+    identify_async,
     network_of,
 )
 from core.keys import db_key, token_codec_key
@@ -77,6 +79,13 @@ def test_devices_are_described_for_people(user_agent, device):
 )
 def test_a_devices_family_leaves_the_versions_out(user_agent, family):
     assert identify(user_agent) == (describe(user_agent), family)
+
+
+async def test_agents_identified_before_are_answered_the_same_from_memory():
+    agents = [CHROME_MAC, FIREFOX_LINUX, URLSESSION, OKHTTP, "", "zzz"]
+    first = [await identify_async(agent) for agent in agents]
+    again = await asyncio.gather(*(identify_async(agent) for agent in agents))
+    assert first == list(again) == [identify(agent) for agent in agents]
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,7 @@ from tests.support.pgproxy import PgProxy
 _DB_TIMEOUTS = {"connect_timeout": 1.0, "acquire_timeout": 1.0, "statement_timeout": 1.0}
 OUTAGE_TIMEOUTS: dict[str, Any] = {f"db_{name}": value for name, value in _DB_TIMEOUTS.items()}
 REQUEST_BOUND = 4.5
-# No more than one worker's statements in flight (writer.MAX_IN_FLIGHT): were they all to reach one worker, a fifth
+# No more than one worker's statements in flight (writer.MAX_IN_FLIGHT): were they all to reach one worker, one more
 # post would wait in that worker's queue rather than inside Postgres, where the lock holds it.
 HELD_POSTS = writer.MAX_IN_FLIGHT
 # A graceful timeout shorter than the default 30 s keeps the test short when aiohttp holds a connection to the end.

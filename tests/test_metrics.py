@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from core import metrics
+from tests.support.common import wait_for
 
 
 async def scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -94,3 +95,27 @@ async def test_sign_ins_throttles_and_revocations_are_counted(client):
         ("chatterd_revocations_total", {"kind": "jwt"}),
     ]:
         assert sample(after, name, **labels) == sample(before, name, **labels) + 1, (name, labels)
+
+
+async def test_pending_latencies_reach_the_histogram_exactly(client):
+    latencies = [0.001, 0.005, 0.0051, 0.3, 20.0]  # on a bound, just over one, and past the last
+    for seconds in latencies:
+        metrics.REQUESTS.record(("PATCH", None, 207), seconds)
+    samples = await scrape(client)  # a scrape hands this worker's pending counts over first
+    labels = {"method": "PATCH", "route": metrics.UNMATCHED_ROUTE, "status": "207"}
+    assert sample(samples, "chatterd_http_requests_total", **labels) == len(latencies)
+    histogram = "chatterd_http_request_duration_seconds"
+    assert sample(samples, f"{histogram}_count", **labels) == len(latencies)
+    assert abs(sample(samples, f"{histogram}_sum", **labels) - sum(latencies)) < 1e-9
+    for bound, expected in [("0.005", 2), ("0.01", 3), ("0.25", 3), ("0.5", 4), ("10.0", 4), ("+Inf", 5)]:
+        assert sample(samples, f"{histogram}_bucket", **labels, le=bound) == expected, bound
+
+
+async def test_counts_made_between_scrapes_are_flushed_by_the_worker_itself(client):
+    metrics.THROTTLES.labels("pending-test").inc(3)
+
+    async def exported() -> bool:
+        # the counter itself, not a scrape (which would flush first)
+        return metrics.THROTTLES.exported.labels("pending-test")._value.get() == 3
+
+    await wait_for(exported, timeout=5, what="the periodic flush")

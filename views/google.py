@@ -12,13 +12,15 @@ from google_signin import signin
 
 async def add_user(request: web.Request) -> web.Response:
     """POST /adduser/: verify the ID token, find or create the user, and issue a chatterID and a JWT."""
+    address = request_address(request)
+    signin.refuse_if_flooding(request.app, address)
     data = await read_body(request)
     client_id, id_token = parse(AddUser, data)
     signed_in = await signin.with_id_token(
         request.app,
         client_id=client_id,
         id_token=id_token,
-        address=request_address(request),
+        address=address,
         user_agent=request_user_agent(request),
     )
     return json_response(

@@ -16,7 +16,7 @@ from core.errors import Unprocessable
 from core.headers import set_page_headers
 from core.keys import credential_key, db_key, settings_key, user_key
 from core.shapes import OtpauthUri
-from middlewares import login_required
+from middlewares import login_required, reads_caller
 from settings import STATIC_DIR
 
 # Google's sign-in script is the only third party the page may load, and only from where Google serves it.
@@ -54,6 +54,7 @@ async def page_config(request: web.Request) -> web.Response:
     )
 
 
+@reads_caller
 async def account(request: web.Request) -> web.Response:
     """GET /account: whether the caller is signed in (a 200 either way, so an anonymous visit is no 401), and then how
     this session signed in and how two-factor sign-in stands: what the page shows and offers."""
