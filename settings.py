@@ -408,6 +408,7 @@ class Settings:
             refresh_window_seconds=_int(env, "REFRESH_WINDOW_SECONDS", 3600, minimum=1),
             session_idle_timeout=_int(env, "SESSION_IDLE_TIMEOUT", 14 * 24 * 3600, minimum=300),
             session_max_age=_int(env, "SESSION_MAX_AGE", 90 * 24 * 3600, minimum=300),
+            reauth_max_age=_int(env, "REAUTH_MAX_AGE", 300, minimum=1),
             signup_window_seconds=_int(env, "SIGNUP_WINDOW_SECONDS", 3600, minimum=1),
             smtp_url=env.get("SMTP_URL", "").strip() or None,
             smtp_ca_file=Path(env["SMTP_CA_FILE"]) if env.get("SMTP_CA_FILE", "").strip() else None,
@@ -422,7 +423,6 @@ class Settings:
             webauthn_origins=_list(env, "WEBAUTHN_ORIGINS"),
             webauthn_android_apps=_list(env, "WEBAUTHN_ANDROID_APPS"),
             webauthn_apple_app_ids=_list(env, "WEBAUTHN_APPLE_APP_IDS"),
-            reauth_max_age=_int(env, "REAUTH_MAX_AGE", 300, minimum=1),
             passkey_options_max_per_address=_int(env, "PASSKEY_OPTIONS_MAX_PER_ADDRESS", 120),
             passkey_options_window_seconds=_int(env, "PASSKEY_OPTIONS_WINDOW_SECONDS", 60, minimum=1),
         )

@@ -297,8 +297,7 @@ class Authenticator:
             self.store.end_session(session_id, now)
         SESSIONS_ENDED.labels(reason).inc(len(session_ids))
         if cut_off:
-            self.store.forget_user(user_id)
-            self.directory.forget(user_id)
+            self.standing_changed(user_id)
 
     def session_reused(self, session_id: str) -> None:
         """Refuse a session's credentials here at once (its ending was announced to the other workers)."""
@@ -312,3 +311,9 @@ class Authenticator:
         ending = self.ending(address, reason, event="logout_everywhere")
         ended = await models.end_all_sessions(self.db, user_id=user_id, cutoff=time.time(), ending=ending)
         self.ended(user_id, ended, reason, cut_off=True)
+
+    def standing_changed(self, user_id: int) -> None:
+        """Forget, here and at once, what this worker knows of a user whose standing was just committed changed
+        (banned, deleted, demoted, renamed, logged out everywhere): the users row's trigger tells every other worker."""
+        self.store.forget_user(user_id)
+        self.directory.forget(user_id)

@@ -17,14 +17,15 @@ from auth.ceremonies import CeremonyFailed, MalformedCredential, RelyingParty
 from auth.devices import UNKNOWN as UNKNOWN_DEVICE
 from auth.devices import clip_user_agent, identify_async
 from auth.sessions import PASSKEY, Client, new_session, session_policy
-from auth.signin import Issued, issue, new_refresh
+from auth.signin import Issued, issue, new_refresh, refusal
 from auth.usernames import username_key
-from core.errors import Conflict, Forbidden, TooManyRequests, Unauthorized, Unprocessable
+from core.errors import Conflict, TooManyRequests, Unauthorized, Unprocessable
 from core.keys import db_key, settings_key
 from core.metrics import SESSIONS_OPENED, SIGN_INS, THROTTLES
 from db.pool import Database
 from mail.messages import notice
 from models.records import (
+    NotAdmitted,
     PasskeyDescriptor,
     PasskeyEntry,
     PasskeyTaken,
@@ -36,7 +37,6 @@ from models.records import (
 
 MAX_PASSKEYS = 20  # per user: enough for every device one owns, and a bound on what one account can store
 DEFAULT_NAME = "Passkey"
-BANNED = "banned"  # the contract's error code for a banned user's sign-in
 REFUSED = "The passkey was refused"
 # A passkey is a second factor only when it verified its user (PIN, biometrics).
 UNVERIFIED = (
@@ -114,15 +114,17 @@ async def finish_registration(
         raise Conflict("This passkey is already registered.") from None
 
 
-async def remove(app: web.Application, user: User, passkey_id: str, *, address: str) -> bool:
-    """Remove one of the user's passkeys, and tell them; False when they have none with that id."""
+async def remove(app: web.Application, user: User, passkey_id: str | None, *, address: str) -> None:
+    """Remove one of the user's passkeys (None: their only one), and tell them. models.NoSuchIdentity when they have
+    none such, WhichIdentity when they have several, LastWayIn when it is their last way to sign in."""
     secret_key = app[settings_key].secret_key
-    return await models.delete_passkey(
+    await models.unlink_identity(
         app[db_key],
-        passkey_id=passkey_id,
         user_id=user.id,
+        kind="passkey",
+        identity_id=passkey_id,
         address=address,
-        notice_for=lambda name: notice(secret_key, "passkey_removed", ip=address, name=name),
+        passkey_notice=lambda name: notice(secret_key, "passkey_removed", ip=address, name=name),
     )
 
 
@@ -212,21 +214,26 @@ async def sign_in(app: web.Application, rp: RelyingParty, credential: dict[str, 
         await _refused(db, address, None, exc)
     user = passkey.user
     if passkey.banned_until is not None and passkey.banned_until > time.time():
-        raise Forbidden("This account is banned.", error=BANNED)
+        SIGN_INS.labels("passkey", "banned").inc()
+        raise refusal(NotAdmitted(banned=True))
     if passkey.totp_enabled and not verified.user_verified:
         await _refused(db, address, user.id, Unauthorized(UNVERIFIED))
     refresh_token, refresh = new_refresh(settings)
     session = await new_session(PASSKEY, client, secret_key=settings.secret_key)
-    completed = await models.complete_passkey_sign_in(
-        db,
-        passkey_id=passkey.id,
-        sign_count=verified.new_sign_count,
-        backed_up=verified.credential_backed_up,
-        session=session,
-        policy=session_policy(settings),
-        refresh=refresh,
-        address=address,
-    )
+    try:
+        completed = await models.complete_passkey_sign_in(
+            db,
+            passkey_id=passkey.id,
+            sign_count=verified.new_sign_count,
+            backed_up=verified.credential_backed_up,
+            session=session,
+            policy=session_policy(settings),
+            refresh=refresh,
+            address=address,
+        )
+    except NotAdmitted as exc:  # banned or deleted since the passkey was read
+        SIGN_INS.labels("passkey", "banned").inc()
+        raise refusal(exc) from None
     if not completed:
         await _refused(db, address, user.id, Unauthorized(f"{REFUSED}: its signature counter did not move forward."))
     # Who the user is now (name, role), read after the writes: a change answered meanwhile is never minted.

@@ -17,7 +17,7 @@ from auth.sessions import PASSWORD, Client, access_lifetime, new_session, sessio
 from auth.throttling import LoginThrottle
 from auth.tokens import hash_refresh_token, new_refresh_token, refresh_successor
 from core.bodies import json_response
-from core.errors import TooManyRequests, Unauthorized
+from core.errors import ApiError, Forbidden, TooManyRequests, Unauthorized
 from core.keys import (
     authenticator_key,
     credential_key,
@@ -30,7 +30,7 @@ from core.keys import (
 from core.metrics import SESSIONS_OPENED, SIGN_INS, THROTTLES
 from db.pool import Database, DatabaseUnavailable
 from mail.messages import notice
-from models.records import NewRefreshToken, User
+from models.records import NewRefreshToken, NotAdmitted, User
 from settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,14 @@ logger = logging.getLogger(__name__)
 BAD_LOGIN = "Wrong username or password."
 REFRESH_REFUSED = "The refresh token is unknown, expired or revoked."
 OTP_REQUIRED = "otp_required"  # the contract's error code for a missing or wrong one-time code at /login
+BANNED = "banned"  # the contract's error code of every sign-in by a banned user
+
+
+def refusal(exc: NotAdmitted) -> ApiError:
+    """The answer to a sign-in whose user is banned (403 banned) or deleted (401), as the database found it."""
+    if exc.banned:
+        return Forbidden("This account is banned.", error=BANNED)
+    return Unauthorized("This account was deleted.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +175,10 @@ async def check_password(
             raise Unauthorized(
                 "A valid one-time code is needed: that 'otp' is wrong or was already used.", error=OTP_REQUIRED
             )
+    if account.banned:
+        SIGN_INS.labels(kind, "banned").inc()
+        await models.settle_password(db, throttle_key=throttle.account_key, address_key=throttle.address_key)
+        raise refusal(NotAdmitted(banned=True))
     return user, new_hash
 
 
@@ -179,7 +191,7 @@ async def with_password(
     user, new_hash = await check_password(app, throttle, username=username, password=password, otp=otp, kind=PASSWORD)
     refresh_token, refresh = new_refresh(settings)
     session = await new_session(PASSWORD, Client(address, user_agent), secret_key=settings.secret_key)
-    await models.complete_login(
+    admitted = await models.complete_login(
         db,
         user_id=user.id,
         throttle_key=throttle.account_key,
@@ -190,6 +202,10 @@ async def with_password(
         refresh=refresh,
         address=address,
     )
+    if not admitted:  # banned or deleted since the account was read
+        SIGN_INS.labels("password", "banned").inc()
+        standing = await models.user_standing(db, user.id)
+        raise refusal(NotAdmitted(banned=standing is not None and not standing.deleted))
     # The name and role are read again, now: the password check took a while, and a demotion or rename answered
     # meanwhile must not be minted into the token (clients and JWKS verifiers read its claims). The token carries
     # the standing's version, so no worker lets it act on an older copy of the standing than it was minted from.
@@ -239,6 +255,9 @@ async def with_refresh_token(app: web.Application, *, presented: str, address: s
         app[authenticator_key].session_reused(outcome.session_id)
         SIGN_INS.labels("refresh", "reuse").inc()
         raise Unauthorized("This refresh token was already used; the session it belongs to has been ended.")
+    if outcome.banned:
+        SIGN_INS.labels("refresh", "banned").inc()
+        raise refusal(NotAdmitted(banned=True))
     if outcome.retry_after is not None:
         SIGN_INS.labels("refresh", "throttled").inc()
         THROTTLES.labels("refresh").inc()

@@ -158,7 +158,7 @@ REQUESTS = RequestMetrics(HTTP_REQUESTS, HTTP_LATENCY)
 SIGN_INS = PendingCounter(
     "chatterd_sign_ins_total",
     "Sign-in attempts, by kind (google, google_web, password, passkey, refresh) and outcome "
-    "(success, failure, reuse, throttled, unavailable).",
+    "(success, failure, reuse, throttled, unavailable, banned).",
     ("kind", "outcome"),
 )
 THROTTLES = PendingCounter(

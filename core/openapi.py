@@ -7,10 +7,11 @@ from typing import Any, NamedTuple
 
 from auth.cookies import COOKIE_NAME, HOST_COOKIE_NAME
 from core import openapi_email as email
+from core import openapi_identities as identities
 from core import openapi_page as page
 from core import openapi_parts as parts
 from core import openapi_passkeys as passkeys
-from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN, STEP_UP
+from core.openapi_parts import COMMON, NO_CONTENT, SIGNED_IN, STEP_UP, query_parameter
 from core.shapes import (
     AUDIT_BEFORE,
     AUDIT_LIMIT,
@@ -21,7 +22,6 @@ from core.shapes import (
     SESSION_KINDS,
     SESSIONS_LISTED,
     AddUser,
-    IntQuery,
     JsonObject,
     Login,
     Otp,
@@ -88,33 +88,26 @@ def body_schema(shape: type[NamedTuple]) -> dict[str, Any]:
     return schema
 
 
-def query_parameter(param: IntQuery[Any]) -> dict[str, Any]:
-    """The description of a whole-number query parameter, from its declaration."""
-    schema: dict[str, Any] = {"type": "integer", "minimum": param.minimum, "maximum": param.maximum}
-    if param.default is not None:
-        schema["default"] = param.default
-    parameter: dict[str, Any] = {"name": param.name, "in": "query"}
-    if param.description:
-        parameter["description"] = param.description
-    parameter["schema"] = schema
-    if param.example is not None:
-        parameter["example"] = param.example
-    return parameter
-
-
 ERROR_TEXT = {
     400: (
         "The body is not valid JSON (or form data where form data is accepted); or an emailed code that is wrong, "
         'used, expired or out of tries (`"error": "invalid_code"`).'
     ),
-    401: "No credentials where they are required, or unknown, expired, revoked or forged ones.",
+    401: (
+        "No credentials where they are required, or unknown, expired, revoked or forged ones; for a sensitive action, "
+        'no sign-in within REAUTH_MAX_AGE seconds (`"error": "reauth_required"`).'
+    ),
     403: (
         "Valid credentials without the needed role, a cross-site request signed in by cookie alone, a sign-in "
-        "posted from another site (Origin or Referer neither this site nor CORS_ORIGINS), or a feature off."
+        "posted from another site (Origin or Referer neither this site nor CORS_ORIGINS), a feature off, or a sign-in "
+        'by a banned user (`"error": "banned"`).'
     ),
     404: "Unknown path or record.",
     408: "The body did not arrive within BODY_TIMEOUT; the connection is closed.",
-    409: "The username is already taken, or the email address is verified by another account.",
+    409: (
+        "The username is already taken, or the email address is verified by another account; or what the "
+        "operation's description says."
+    ),
     413: "The body is over the size limit.",
     422: "Valid JSON of the wrong shape: a missing field, a wrong type, an empty or over-long value, a NUL character.",
     429: "Too many attempts; come back after Retry-After seconds.",
@@ -146,7 +139,7 @@ SCHEMAS: dict[str, Any] = {
                 "type": "string",
                 "description": (
                     "A code for programs, where one is defined (`otp_required` at /login, `invalid_code` for emailed "
-                    "codes, `reauth_required` where a recent sign-in is needed)."
+                    "codes, `reauth_required` where a recent sign-in is needed, `banned` for a banned user's sign-in)."
                 ),
             },
         },
@@ -176,6 +169,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "Chatts": {"type": "array", "items": _ref("Chatt")},
     **{shape.__name__: body_schema(shape) for shape in REQUEST_BODIES},
+    **identities.SCHEMAS,
     **passkeys.SCHEMAS,
     **page.SCHEMAS,
     "AddedUser": {
@@ -414,7 +408,7 @@ PATHS: dict[str, Any] = {
             "summary": "Sign in with a Google ID token; get a chatterID and a JWT",
             "operationId": "addUser",
             "requestBody": _body(AddUser, {"clientID": "1234.apps.googleusercontent.com", "idToken": "eyJ..."}),
-            "responses": {**_ok("Signed in.", _ref("AddedUser")), **_errors(400, 401, 422, 429, *COMMON)},
+            "responses": {**_ok("Signed in.", _ref("AddedUser")), **_errors(400, 401, 403, 422, 429, *COMMON)},
         }
     },
     "/postauth/": {
@@ -533,7 +527,7 @@ PATHS: dict[str, Any] = {
             "(429 past that).",
             "operationId": "refreshToken",
             "requestBody": _body(Refresh, {"refresh_token": "x" * 43}, form=True),
-            "responses": {**_ok("Rotated.", _ref("Token")), **_errors(400, 401, 422, 429, *COMMON)},
+            "responses": {**_ok("Rotated.", _ref("Token")), **_errors(400, 401, 403, 422, 429, *COMMON)},
         }
     },
     "/audit": {
@@ -675,7 +669,7 @@ PATHS: dict[str, Any] = {
                     "cookie's, or no `code`: start again."
                 ),
                 "404": GOOGLE_WEB_OFF,
-                **_errors(401, 429, 503),
+                **_errors(401, 403, 429, 503),
             },
         }
     },
@@ -741,6 +735,7 @@ PATHS: dict[str, Any] = {
 PATHS.update(passkeys.PATHS)
 PATHS.update(page.PATHS)
 PATHS.update(email.PATHS)
+PATHS.update(identities.PATHS)
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -757,6 +752,7 @@ DOCUMENT: dict[str, Any] = {
         {"name": "accounts", "description": "Password accounts, JWTs and TOTP."},
         {"name": "sessions", "description": "Sessions and devices: where the caller is signed in."},
         {"name": "passkeys", "description": "Passkeys (WebAuthn): add, list, delete, sign in; and step-up."},
+        *identities.TAGS,
         {"name": "operations", "description": "Health, readiness and metrics for operators."},
         {"name": "page", "description": "The web page and these docs."},
     ],

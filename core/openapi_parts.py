@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from core.shapes import IntQuery
+
 JSON = "application/json"
 SIGNED_IN: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
 NO_CONTENT = {"204": {"description": "Done; no body."}}
@@ -46,3 +48,17 @@ def body(shape: type[NamedTuple], example: dict[str, Any], *, form: bool = False
     if form:
         content["application/x-www-form-urlencoded"] = {"schema": ref(shape.__name__)}
     return {"required": True, "content": content}
+
+
+def query_parameter(param: IntQuery[Any]) -> dict[str, Any]:
+    """The description of a whole-number query parameter, from its declaration."""
+    schema: dict[str, Any] = {"type": "integer", "minimum": param.minimum, "maximum": param.maximum}
+    if param.default is not None:
+        schema["default"] = param.default
+    parameter: dict[str, Any] = {"name": param.name, "in": "query"}
+    if param.description:
+        parameter["description"] = param.description
+    parameter["schema"] = schema
+    if param.example is not None:
+        parameter["example"] = param.example
+    return parameter

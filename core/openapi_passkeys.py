@@ -258,12 +258,12 @@ PATHS: dict[str, Any] = {
     "/passkeys/{id}": {
         "delete": {
             "tags": ["passkeys"],
-            "summary": "Delete one of the caller's passkeys",
-            "description": STEP_UP,
+            "summary": "Delete one of the caller's passkeys (never the last way to sign in)",
+            "description": "The last way to sign in to the account: 409 (as DELETE /identities/passkey). " + STEP_UP,
             "operationId": "deletePasskey",
             "security": SIGNED_IN,
             "parameters": [PASSKEY_ID],
-            "responses": {**NO_CONTENT, **errors(401, 403, 404, 503)},
+            "responses": {**NO_CONTENT, **errors(401, 403, 404, 409, 503)},
         }
     },
     "/passkeys/login/options": {

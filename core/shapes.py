@@ -104,8 +104,19 @@ AUDIT_LIMIT = IntQuery("limit", 1, 1000, default=100, description="How many even
 AUDIT_BEFORE = IntQuery("before", 1, 2**62, default=None, description="Only events older than the one with this id.")
 AUDIT_USER_ID = IntQuery("user_id", 1, 2**62, default=None, description="Only events of this user.")
 
+ADMIN_USERS_LIMIT = IntQuery("limit", 1, 200, default=50, description="How many users, at most.", example=20)
+# The longest search text GET /admin/users takes (`q`).
+ADMIN_SEARCH_MAX = 100
+# GET /admin/users/{id} lists at most this many of the user's live sessions, the newest.
+ADMIN_SESSIONS_LISTED = 100
+
 # GET /sessions lists at most this many, the newest.
 SESSIONS_LISTED = 500
+
+# The kinds of identity (ways to sign in) a user may have, as GET /identities lists them.
+IDENTITY_KINDS: tuple[str, ...] = ("password", "google", "passkey")
+# How many Google accounts one user may link.
+GOOGLE_ACCOUNTS_PER_USER = 10
 
 
 # ---- request bodies ----------------------------------------------------------------------------------------------
@@ -237,6 +248,29 @@ class OtpauthUri(NamedTuple):
     uri: Annotated[str, Text(1024, min_length=10, ascii=True, prefix="otpauth://")]
 
 
+class AddPassword(NamedTuple):
+    """POST /identities/password: a login name and password for a user who signs in with Google only."""
+
+    username: Annotated[str, USERNAME]
+    password: Annotated[str, NEW_PASSWORD]
+
+
+class RoleChange(NamedTuple):
+    """PUT /admin/users/{id}/role: the user's new role."""
+
+    role: Annotated[str, Text(32, description="One of " + ", ".join(ROLES) + ".")]
+
+
+class Ban(NamedTuple):
+    """POST /admin/users/{id}/ban: until when (absent: with no end), and why."""
+
+    until: Annotated[
+        str | None,
+        Text(64, description="When the ban ends: an ISO 8601 time with its offset (Z or ±hh:mm), in the future."),
+    ] = None
+    reason: Annotated[str | None, Text(500, description="Why, for admins; the user is not told.")] = None
+
+
 PASSKEY_NAME = Text(
     64,
     description='What to call the passkey in the list (default: the device it is added from, "Chrome 131 on macOS").',
@@ -288,6 +322,9 @@ REQUEST_BODIES: tuple[type[NamedTuple], ...] = (
     Otp,
     OtpOrRecoveryCode,
     OtpauthUri,
+    AddPassword,
+    RoleChange,
+    Ban,
     SetEmail,
     VerifyEmail,
     ForgotPassword,

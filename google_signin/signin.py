@@ -12,7 +12,7 @@ from aiohttp import web
 
 import models
 from auth.sessions import GOOGLE, GOOGLE_WEB, Client, new_session, session_policy
-from auth.signin import Issued, issue, mint_for_session, new_refresh
+from auth.signin import Issued, issue, mint_for_session, new_refresh, refusal
 from auth.throttling import limit_rate
 from auth.tokens import new_chatter_id
 from core.errors import ServiceUnavailable, TooManyRequests, Unauthorized
@@ -28,7 +28,7 @@ from core.metrics import SESSIONS_OPENED, SIGN_INS, THROTTLES
 from google_signin.idtoken import GoogleIdentity, InvalidIdToken, verify_id_token
 from google_signin.oidc import DiscoveryUnavailable, ProviderMetadata, ProviderUnavailable, TokenRefused, exchange_code
 from google_signin.web_flow import Flow
-from models.records import User
+from models.records import NotAdmitted, User
 
 logger = logging.getLogger(__name__)
 
@@ -67,26 +67,34 @@ def display_name(identity: GoogleIdentity) -> str:
     return (identity.name or NO_NAME)[:MAX_NAME]
 
 
-async def with_id_token(
-    app: web.Application, *, client_id: str, id_token: str, address: str, user_agent: str = ""
-) -> AppSignIn:
-    """Verify a Google ID token, find or create its user, and open a session: a chatterID, a JWT, a refresh token."""
+async def verify_app_id_token(app: web.Application, *, client_id: str, id_token: str) -> GoogleIdentity:
+    """The Google account an app's ID token names, checked as /adduser/ checks it: `clientID` one of
+    GOOGLE_CLIENT_IDS (401 otherwise), then the token's signature, issuer, audience, times and hosted domain
+    (InvalidIdToken, a 401)."""
     settings = app[settings_key]
-    refuse_if_flooding(app, address)
     if settings.google_client_ids:
         if client_id not in settings.google_client_ids:
             raise Unauthorized("This clientID is not accepted here.")
         audiences: tuple[str, ...] = settings.google_client_ids
     else:
         audiences = (client_id,)  # the original lab's behaviour; a warning at start says so
+    return await verify_id_token(
+        id_token,
+        app[google_certs_key],
+        audiences=audiences,
+        hosted_domain=settings.google_hosted_domain,
+        clock_skew=CLOCK_SKEW,
+    )
+
+
+async def with_id_token(
+    app: web.Application, *, client_id: str, id_token: str, address: str, user_agent: str = ""
+) -> AppSignIn:
+    """Verify a Google ID token, find or create its user, and open a session: a chatterID, a JWT, a refresh token."""
+    settings = app[settings_key]
+    refuse_if_flooding(app, address)
     try:
-        identity = await verify_id_token(
-            id_token,
-            app[google_certs_key],
-            audiences=audiences,
-            hosted_domain=settings.google_hosted_domain,
-            clock_skew=CLOCK_SKEW,
-        )
+        identity = await verify_app_id_token(app, client_id=client_id, id_token=id_token)
     except InvalidIdToken:
         SIGN_INS.labels("google", "failure").inc()
         raise
@@ -116,6 +124,9 @@ async def with_id_token(
     except models.RateLimited as exc:
         app[refused_addresses_key].refuse(address, exc.retry_after)
         raise too_many(exc.retry_after) from None
+    except NotAdmitted as exc:
+        SIGN_INS.labels("google", "banned").inc()
+        raise refusal(exc) from None
     SIGN_INS.labels("google", "success").inc()
     SESSIONS_OPENED.labels(GOOGLE).inc()
     issued = issue(app, user, session.id, refresh_token, settings.session_max_age)
@@ -194,15 +205,19 @@ async def with_web_code(
         SIGN_INS.labels("google_web", "failure").inc()
         raise Unauthorized("The ID token was refused: its nonce is not this sign-in's.")
     session = await new_session(GOOGLE_WEB, Client(address, user_agent), secret_key=settings.secret_key)
-    user = await models.upsert_google_user(
-        app[db_key],
-        sub=identity.sub,
-        username=display_name(identity),
-        email=identity.email,
-        session=session,
-        policy=session_policy(settings),
-        address=address,
-    )
+    try:
+        user = await models.upsert_google_user(
+            app[db_key],
+            sub=identity.sub,
+            username=display_name(identity),
+            email=identity.email,
+            session=session,
+            policy=session_policy(settings),
+            address=address,
+        )
+    except NotAdmitted as exc:
+        SIGN_INS.labels("google_web", "banned").inc()
+        raise refusal(exc) from None
     SIGN_INS.labels("google_web", "success").inc()
     SESSIONS_OPENED.labels(GOOGLE_WEB).inc()
     token, lifetime = mint_for_session(app, user, session.id, settings.session_max_age)

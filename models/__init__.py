@@ -19,6 +19,7 @@ from models.accounts import (
     use_totp_step,
     user_by_name,
 )
+from models.admin import ban_user, change_user_role, search_users, unban_user, user_details
 from models.audit import list_events, record_event
 from models.chatts import (
     add_chatts,
@@ -29,11 +30,11 @@ from models.chatts import (
     list_newest_versioned,
 )
 from models.email import register_with_email, set_email, verify_email
+from models.identities import add_password, link_google, list_identities, unlink_identity
 from models.mail import claim_due_message, purge_done_messages, seconds_to_next_due
 from models.passkeys import (
     add_passkey,
     complete_passkey_sign_in,
-    delete_passkey,
     descriptors_named,
     descriptors_of,
     issue_challenge,
@@ -43,13 +44,20 @@ from models.passkeys import (
     user_handle,
 )
 from models.passwords import change_password, password_hash_of, request_password_reset, reset_password
+from models.personal_data import DELETED_NAME, delete_user, export_user
 from models.records import (
     Account,
     ChatterIdOwner,
     ChattRefused,
     EmailTaken,
+    HasPassword,
+    IdentityTaken,
+    LastAdmin,
+    LastWayIn,
     NewRefreshToken,
     NewSession,
+    NoSuchIdentity,
+    NotAdmitted,
     OutboxMessage,
     PosterGone,
     RateLimited,
@@ -57,9 +65,12 @@ from models.records import (
     Revocations,
     SessionPolicy,
     Standing,
+    TooManyIdentities,
     UnknownChatt,
+    UnknownUser,
     User,
     UsernameTaken,
+    WhichIdentity,
 )
 from models.refresh import rotate_refresh_token
 from models.sessions import (
@@ -79,16 +90,23 @@ from models.sessions import (
 )
 from models.standing import recent_standings, user_standing
 from models.step_up import has_password, reauthenticated_by_passkey, reauthenticated_by_password
-from models.throttle import claim_attempt, count_attempt
+from models.throttle import claim_attempt, count_attempt, settle_password
 from models.users import set_user_role, user_by_id, users_by_email
 
 __all__ = [
+    "DELETED_NAME",
     "Account",
     "ChattRefused",
     "ChatterIdOwner",
     "EmailTaken",
+    "HasPassword",
+    "IdentityTaken",
+    "LastAdmin",
+    "LastWayIn",
     "NewRefreshToken",
     "NewSession",
+    "NoSuchIdentity",
+    "NotAdmitted",
     "OutboxMessage",
     "PosterGone",
     "RateLimited",
@@ -96,15 +114,21 @@ __all__ = [
     "Revocations",
     "SessionPolicy",
     "Standing",
+    "TooManyIdentities",
     "UnknownChatt",
+    "UnknownUser",
     "User",
     "UsernameTaken",
+    "WhichIdentity",
     "account_for_login",
     "account_security",
     "add_chatts",
     "add_chatts_for_chatter_ids",
     "add_passkey",
+    "add_password",
+    "ban_user",
     "change_password",
+    "change_user_role",
     "chatter_id_owner",
     "chatts_version",
     "claim_attempt",
@@ -114,7 +138,7 @@ __all__ = [
     "count_attempt",
     "create_password_user",
     "delete_chatt",
-    "delete_passkey",
+    "delete_user",
     "descriptors_named",
     "descriptors_of",
     "disable_totp",
@@ -122,10 +146,13 @@ __all__ = [
     "end_all_sessions",
     "end_other_sessions",
     "end_session",
+    "export_user",
     "has_password",
     "issue_challenge",
+    "link_google",
     "list_chatts",
     "list_events",
+    "list_identities",
     "list_newest_versioned",
     "list_passkeys",
     "list_sessions",
@@ -144,6 +171,7 @@ __all__ = [
     "reset_password",
     "revoke_token",
     "rotate_refresh_token",
+    "search_users",
     "seconds_to_next_due",
     "session_authenticated_at",
     "session_time_left",
@@ -151,16 +179,20 @@ __all__ = [
     "set_role",
     "set_totp_secret",
     "set_user_role",
+    "settle_password",
     "sign_in_google_user",
     "take_challenge",
     "token_revoked",
     "totp_state",
     "touch_sessions",
+    "unban_user",
+    "unlink_identity",
     "upsert_google_user",
     "use_recovery_code",
     "use_totp_step",
     "user_by_id",
     "user_by_name",
+    "user_details",
     "user_handle",
     "user_standing",
     "users_by_email",

@@ -1,4 +1,4 @@
-"""Users: Google subjects and password accounts, their roles, TOTP secrets and recovery codes."""
+"""Users: signing in by Google subject or by password, roles, TOTP secrets and recovery codes."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from models.fragments import (
     SESSION_INSERT,
     SESSION_VALUES,
     SIGNED_IN_DEVICE,
+    USER_IN_GOOD_STANDING,
 )
 from models.mail import NOTICE_INSERT, letter_params
 from models.records import (
@@ -21,6 +22,7 @@ from models.records import (
     AccountSecurity,
     NewRefreshToken,
     NewSession,
+    NotAdmitted,
     RateLimited,
     SessionPolicy,
     User,
@@ -28,33 +30,69 @@ from models.records import (
 )
 from models.sessions import session_detail, session_params
 
-# One round trip: the same Google subject is always the same user (whose name follows Google's), plus a session with
-# its chatterID and refresh token. The per-address rate count is part of the same statement: nothing is written past
-# the limit. Each sign-in also removes a few expired chatterIDs and sessions, so no full-table DELETE is needed.
-SIGN_IN_GOOGLE_USER = f"""
-WITH {RATE_ATTEMPT},
-existing AS (SELECT id, username, role FROM users WHERE google_sub = %(sub)s),
+# The user a Google subject signs in as, found through its identity and locked FOR SHARE until the sign-in commits: a
+# ban or deletion of that user waits for the sign-in in flight (and then ends the session it opened), and a sign-in
+# arriving during a ban waits for it and reads the banned row. A subject nobody has gets a new user whose id is drawn
+# first, so that the identity is claimed before the user exists: of two first sign-ins at once, one makes the user
+# and the other finds it on a second try. Never by email: only the subject names the user.
+GOOGLE_ACCOUNT = f"""
+existing AS (
+    SELECT users.id, users.username, users.role, users.password_hash IS NOT NULL AS has_password,
+           {USER_IN_GOOD_STANDING} AS admitted, users.banned_until > now() AS banned, identity.email AS identity_email
+    FROM google_identities AS identity JOIN users ON users.id = identity.user_id
+    WHERE identity.sub = %(sub)s
+    FOR SHARE OF users
+),
+new_user AS (
+    SELECT nextval(pg_get_serial_sequence('users', 'id')) AS id FROM allowed WHERE NOT EXISTS (SELECT 1 FROM existing)
+),
+linked AS (
+    INSERT INTO google_identities (sub, user_id, email) SELECT %(sub)s, id, %(email)s FROM new_user
+    ON CONFLICT (sub) DO NOTHING
+    RETURNING user_id
+),
 inserted AS (
-    INSERT INTO users (username, google_sub, email)
-    SELECT %(username)s, %(sub)s, %(email)s FROM allowed WHERE NOT EXISTS (SELECT 1 FROM existing)
-    ON CONFLICT (google_sub) DO NOTHING
+    INSERT INTO users (id, username, email) OVERRIDING SYSTEM VALUE SELECT user_id, %(username)s, %(email)s FROM linked
     RETURNING id, username, role
 ),
--- Only a changed name is written: a returning user's sign-in takes no lock on its row. Google's email claim is the
--- address of a new user only (unverified): after that the address is the user's own, set and verified at /email.
+-- Only a changed name is written, and only while the user has no password (whose name is its login name): a returning
+-- user's sign-in writes nothing to its row. Google's email claim is the address of a new user only (unverified): after
+-- that the address is the user's own, set and verified at /email.
 renamed AS (
     UPDATE users SET username = %(username)s
     FROM existing, allowed
-    WHERE users.id = existing.id AND existing.username IS DISTINCT FROM %(username)s
+    WHERE users.id = existing.id AND existing.admitted AND NOT existing.has_password
+      AND existing.username IS DISTINCT FROM %(username)s
     RETURNING users.id, users.username, users.role
 ),
-account AS (
-    SELECT id, username, role FROM inserted
-    UNION ALL SELECT id, username, role FROM renamed
-    UNION ALL SELECT existing.id, existing.username, existing.role FROM existing, allowed
-              WHERE NOT EXISTS (SELECT 1 FROM renamed)
+identity_email AS (
+    UPDATE google_identities SET email = %(email)s
+    FROM existing, allowed
+    WHERE google_identities.sub = %(sub)s AND existing.identity_email IS DISTINCT FROM %(email)s
 ),
-opened AS ({SESSION_INSERT} SELECT {SESSION_VALUES.format(user_id="id")} FROM account RETURNING id, expires_at),
+account AS (
+    SELECT id, username, role, true AS admitted, false AS banned FROM inserted
+    UNION ALL SELECT id, username, role, true, false FROM renamed
+    UNION ALL SELECT existing.id, existing.username, existing.role, existing.admitted, coalesce(existing.banned, false)
+              FROM existing, allowed WHERE NOT EXISTS (SELECT 1 FROM renamed)
+),
+audit AS (
+    {AUDIT_INSERT}
+    SELECT id, CASE WHEN admitted THEN 'sign_in' ELSE 'sign_in_failed' END, %(kind)s, %(address)s,
+           CASE WHEN admitted THEN %(detail)s::jsonb ELSE jsonb_build_object('reason', 'banned or deleted') END
+    FROM account
+)"""
+
+# One round trip: the user of a Google subject (whose name follows Google's), plus a session with its chatterID and
+# refresh token. The per-address rate count is part of the same statement: nothing is written past the limit. Each
+# sign-in also removes a few expired chatterIDs and sessions, so no full-table DELETE is needed.
+SIGN_IN_GOOGLE_USER = f"""
+WITH {RATE_ATTEMPT},
+{GOOGLE_ACCOUNT},
+opened AS (
+    {SESSION_INSERT} SELECT {SESSION_VALUES.format(user_id="id")} FROM account WHERE admitted
+    RETURNING id, expires_at
+),
 chatter_id AS (
     INSERT INTO chatter_sessions (id_hash, session_id, expires_at)
     SELECT %(id_hash)s, id, now() + make_interval(secs => %(lifetime)s) FROM opened
@@ -63,51 +101,48 @@ refresh AS (
     INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
     SELECT %(refresh_hash)s, id, least(expires_at, now() + make_interval(secs => %(refresh_lifetime)s)) FROM opened
 ),
-audit AS ({AUDIT_INSERT} SELECT id, 'sign_in', 'google', %(address)s, %(detail)s::jsonb FROM account),
-{SIGNED_IN_DEVICE.format(user_id="id", source="FROM account")},
+{SIGNED_IN_DEVICE.format(user_id="id", source="FROM account WHERE admitted")},
 purged AS (
     DELETE FROM chatter_sessions WHERE id_hash IN (
         SELECT id_hash FROM chatter_sessions WHERE expires_at < now() ORDER BY expires_at LIMIT 50
     )
 ),
 {PURGE_SESSIONS}
-SELECT account.id, account.username, account.role, (SELECT age FROM attempt), EXISTS (SELECT 1 FROM allowed)
+SELECT account.id, account.username, account.role, account.admitted, account.banned,
+       (SELECT age FROM attempt), EXISTS (SELECT 1 FROM allowed)
 FROM (SELECT 1) AS one LEFT JOIN account ON true
 """
 
 # Web sign-in (the redirect flow) opens a session whose only credential is the JWT in the login cookie.
 UPSERT_GOOGLE_USER = f"""
-WITH account AS (
-    INSERT INTO users (username, google_sub, email) VALUES (%(username)s, %(sub)s, %(email)s)
-    ON CONFLICT (google_sub) DO UPDATE SET username = EXCLUDED.username  -- the address stays the user's (see above)
-    RETURNING id, username, role
-),
-opened AS ({SESSION_INSERT} SELECT {SESSION_VALUES.format(user_id="id")} FROM account),
-audit AS ({AUDIT_INSERT} SELECT id, 'sign_in', 'google_web', %(address)s, %(detail)s::jsonb FROM account),
-{SIGNED_IN_DEVICE.format(user_id="id", source="FROM account")},
+WITH allowed AS (SELECT 1),
+{GOOGLE_ACCOUNT},
+opened AS ({SESSION_INSERT} SELECT {SESSION_VALUES.format(user_id="id")} FROM account WHERE admitted),
+{SIGNED_IN_DEVICE.format(user_id="id", source="FROM account WHERE admitted")},
 {PURGE_SESSIONS}
-SELECT id, username, role FROM account
+SELECT account.id, account.username, account.role, account.admitted, account.banned
+FROM (SELECT 1) AS one LEFT JOIN account ON true
 """
 
 # The name as typed is kept for display; uniqueness is on its key (see sql/0005_usernames.sql for the clash column).
 INSERT_PASSWORD_USER = """
 INSERT INTO users (username, username_key, password_hash, email)
 VALUES (%(username)s, %(key)s, %(password_hash)s, %(email)s)
-ON CONFLICT (username_key, username_key_clash) WHERE google_sub IS NULL DO NOTHING
+ON CONFLICT (username_key, username_key_clash) WHERE password_hash IS NOT NULL DO NOTHING
 RETURNING id
 """
 
 # The id of the password account a name means. Only accounts made before keys existed can share one; of those, the
 # one spelled exactly as given wins, else the key's owner (clash 0), so each of them can still sign in.
 ACCOUNT_NAMED = """
-SELECT id FROM users WHERE username_key = %(key)s AND google_sub IS NULL
+SELECT id FROM users WHERE username_key = %(key)s AND password_hash IS NOT NULL
 ORDER BY username = %(username)s DESC, username_key_clash LIMIT 1
 """
 
 # The account and the lock on its sign-ins in one round trip; one row even for an unknown username.
 SELECT_ACCOUNT_FOR_LOGIN = f"""
 SELECT users.id, users.username, users.role, users.password_hash,
-       users.totp_secret, users.totp_enabled, users.totp_last_step
+       users.totp_secret, users.totp_enabled, users.totp_last_step, coalesce(users.banned_until > now(), false)
 FROM (SELECT 1) AS one
 LEFT JOIN users ON users.id = ({ACCOUNT_NAMED})
 """
@@ -117,7 +152,7 @@ SET_ROLE = f"UPDATE users SET role = %(role)s WHERE id = ({ACCOUNT_NAMED}) RETUR
 SELECT_USER_BY_NAME = f"SELECT id, username, role FROM users WHERE id = ({ACCOUNT_NAMED})"
 
 SELECT_KEYLESS_USERS = """
-SELECT id, username FROM users WHERE username_key IS NULL AND google_sub IS NULL AND id > %s ORDER BY id LIMIT %s
+SELECT id, username FROM users WHERE username_key IS NULL AND password_hash IS NOT NULL AND id > %s ORDER BY id LIMIT %s
 """
 
 # Keys computed in Python for a batch of rows that have none. A key nobody holds yet goes to the oldest row wanting
@@ -127,13 +162,14 @@ WITH batch (id, key) AS (SELECT * FROM unnest(%(ids)s::bigint[], %(keys)s::text[
 ranked AS (
     SELECT batch.id, batch.key,
            EXISTS (SELECT 1 FROM users AS owner
-                   WHERE owner.username_key = batch.key AND owner.google_sub IS NULL AND owner.username_key_clash = 0)
+                   WHERE owner.username_key = batch.key AND owner.password_hash IS NOT NULL
+                     AND owner.username_key_clash = 0)
            OR row_number() OVER (PARTITION BY batch.key ORDER BY batch.id) > 1 AS clashes
     FROM batch
 )
 UPDATE users SET username_key = ranked.key, username_key_clash = CASE WHEN ranked.clashes THEN users.id ELSE 0 END
 FROM ranked
-WHERE users.id = ranked.id AND users.username_key IS NULL AND users.google_sub IS NULL
+WHERE users.id = ranked.id AND users.username_key IS NULL AND users.password_hash IS NOT NULL
 """
 FILL_BATCH = 1000
 
@@ -221,16 +257,24 @@ async def sign_in_google_user(
         "limit": rate_limit,
         "window": rate_window,
         "detail": session_detail(session),
+        "kind": session.kind,
         **session_params(session, policy),
     }
     # A first sign-in racing another for the same subject finds the row only on a second try.
     for _ in range(2):
-        user_id, name, role, window_age, allowed = await db.fetch_one(SIGN_IN_GOOGLE_USER, params)
+        user_id, name, role, admitted, banned, window_age, allowed = await db.fetch_one(SIGN_IN_GOOGLE_USER, params)
         if not allowed:
             raise RateLimited(rate_window - (window_age or 0.0))
         if user_id is not None:
-            return User(user_id, name, role)
+            return _admitted(User(user_id, name, role), admitted, banned)
     raise RuntimeError(f"could not find or create the user for Google subject {sub!r}")
+
+
+def _admitted(user: User, admitted: bool, banned: bool) -> User:
+    """The user a sign-in opened a session for; NotAdmitted when it opened none (banned or deleted)."""
+    if not admitted:
+        raise NotAdmitted(banned=banned)
+    return user
 
 
 async def upsert_google_user(
@@ -243,17 +287,22 @@ async def upsert_google_user(
     policy: SessionPolicy,
     address: str,
 ) -> User:
-    """Find or create the user for a Google subject (its name following Google's) and open a session."""
+    """Find or create the user for a Google subject (its name following Google's while it has no password) and open a
+    session; NotAdmitted when the user is banned or deleted."""
     params = {
         "username": username,
         "sub": sub,
         "email": email,
         "address": address,
         "detail": session_detail(session),
+        "kind": session.kind,
         **session_params(session, policy),
     }
-    user_id, name, role = await db.fetch_one(UPSERT_GOOGLE_USER, params)
-    return User(user_id, name, role)
+    for _ in range(2):  # as for sign_in_google_user
+        user_id, name, role, admitted, banned = await db.fetch_one(UPSERT_GOOGLE_USER, params)
+        if user_id is not None:
+            return _admitted(User(user_id, name, role), admitted, banned)
+    raise RuntimeError(f"could not find or create the user for Google subject {sub!r}")
 
 
 async def create_password_user(db: Database, username: str, password_hash: str) -> User:
@@ -269,7 +318,7 @@ async def account_for_login(db: Database, username: str) -> Account:
     """The password account `username` means (user None if there is none)."""
     row = await db.fetch_one(SELECT_ACCOUNT_FOR_LOGIN, {"key": username_key(username), "username": username})
     user = User(row[0], row[1], row[2]) if row[0] is not None else None
-    return Account(user, row[3], row[4], bool(row[5]), row[6])
+    return Account(user, row[3], row[4], bool(row[5]), row[6], bool(row[7]))
 
 
 async def set_role(db: Database, username: str, role: str) -> int | None:

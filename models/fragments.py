@@ -10,6 +10,11 @@ HITS_IN_WINDOW = f"CASE WHEN {WINDOW_OVER} THEN 1 ELSE t.hits + 1 END"
 COUNT_IN_WINDOW = f"""hits = {HITS_IN_WINDOW},
     window_start = CASE WHEN {WINDOW_OVER} THEN now() ELSE t.window_start END"""
 
+# The password proved right (a sign-in, a step-up, a password change): the account's failures are cleared, and the
+# attempt, counted before it was evaluated, comes back to the address, whose counter keeps only failures. Two CTEs.
+PASSWORD_PROVED = """cleared AS (DELETE FROM throttle WHERE key = %(throttle_key)s),
+refunded AS (UPDATE throttle SET hits = greatest(hits - 1, 0) WHERE key = %(address_key)s)"""
+
 # One attempt counted against %(rate_key)s in a window of %(window)s seconds (nothing counted when %(limit)s is 0), as
 # two CTEs: `attempt` (the count and the window's age) and `allowed` (one row while within the limit). What a statement
 # writes only FROM allowed is not written past the limit.
@@ -24,12 +29,10 @@ allowed AS (SELECT 1 WHERE %(limit)s = 0 OR (SELECT hits FROM attempt) <= %(limi
 # A user row `users` whose credentials may still act (not deleted, not banned): checked again where a write happens.
 USER_IN_GOOD_STANDING = "users.deleted_at IS NULL AND (users.banned_until IS NULL OR users.banned_until <= now())"
 
-# What a right password does, at sign-in, at step-up and at a password change (with %(new_hash)s None: the new
-# password is set after): the account's failures are cleared, the address's attempt is given back (attempts are counted
-# before they are evaluated, and the address's counter keeps only failures), and the hash is renewed when its
-# parameters changed.
-PASSWORD_ACCEPTED = """cleared AS (DELETE FROM throttle WHERE key = %(throttle_key)s),
-refunded AS (UPDATE throttle SET hits = greatest(hits - 1, 0) WHERE key = %(address_key)s),
+# What a right password does, at step-up and at a password change (with %(new_hash)s None: the new password is set
+# after): the counters settle (PASSWORD_PROVED), and the hash is renewed when its parameters changed. (A sign-in renews
+# it only once the user is known to be admitted: models/sessions.py.)
+PASSWORD_ACCEPTED = f"""{PASSWORD_PROVED},
 rehashed AS (
     UPDATE users SET password_hash = %(new_hash)s WHERE id = %(user_id)s AND %(new_hash)s::text IS NOT NULL
 )"""
@@ -81,6 +84,10 @@ purged_ended AS (
         ORDER BY ended_at LIMIT {PURGE_BATCH} FOR UPDATE SKIP LOCKED
     )
 )"""
+
+# A ban's end as the contract writes it: ISO 8601 UTC, "infinity" for a ban without end, null when not banned now.
+BANNED_UNTIL = f"""CASE WHEN users.banned_until = 'infinity' THEN 'infinity'
+    WHEN users.banned_until > now() THEN to_char(users.banned_until AT TIME ZONE 'UTC', {ISO_UTC}) END"""
 
 # Every sign-in records its device for its user: the family and network auth/devices.py makes of its User-Agent and
 # address (%(device_*)s from session_params()). A device never seen, or not within KNOWN_DEVICE_DAYS, gets the user the

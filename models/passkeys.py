@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from db.pool import Database
@@ -16,11 +15,13 @@ from models.fragments import (
     SESSION_INSERT,
     SESSION_VALUES,
     SIGNED_IN_DEVICE,
+    USER_IN_GOOD_STANDING,
 )
 from models.mail import NOTICE_INSERT, letter_params
 from models.records import (
     NewRefreshToken,
     NewSession,
+    NotAdmitted,
     PasskeyDescriptor,
     PasskeyEntry,
     PasskeyTaken,
@@ -102,7 +103,8 @@ SELECT id::text, name, to_char(created_at AT TIME ZONE 'UTC', {ISO_UTC}),
 FROM passkeys WHERE user_id = %s ORDER BY created_at, id
 """
 
-# The name first, for the notice (its row locked: of two deletions at once, the second finds nothing), then the rest.
+# The name first, for the notice (its row locked: of two deletions at once, the second finds nothing), then the rest;
+# run by models.identities.unlink_identity, which first makes sure it is not the user's last way in.
 SELECT_PASSKEY_NAME = "SELECT name FROM passkeys WHERE id = %(id)s::uuid AND user_id = %(user_id)s FOR UPDATE"
 DELETE_PASSKEY = f"""
 WITH deleted AS (DELETE FROM passkeys WHERE id = %(id)s::uuid AND user_id = %(user_id)s RETURNING id),
@@ -122,16 +124,26 @@ USE_PASSKEY = """used AS (
 # A verified assertion opens the sign-in's session with its first refresh token, in one round trip; nothing is written
 # when the counter was passed meanwhile.
 COMPLETE_SIGN_IN = f"""
-WITH {USE_PASSKEY},
-opened AS ({SESSION_INSERT} SELECT {SESSION_VALUES.format(user_id="used.user_id")} FROM used RETURNING id, expires_at),
+WITH admitted AS (
+    -- Held until commit, as every sign-in holds its user (models/accounts.py): a ban or deletion waits for this one
+    -- and ends its session, or this one waits for it and opens none.
+    SELECT users.id FROM passkeys JOIN users ON users.id = passkeys.user_id
+    WHERE passkeys.id = %(passkey_id)s::uuid AND {USER_IN_GOOD_STANDING}
+    FOR SHARE OF users
+),
+{USE_PASSKEY},
+signed_in AS (SELECT used.user_id FROM used JOIN admitted ON admitted.id = used.user_id),
+opened AS (
+    {SESSION_INSERT} SELECT {SESSION_VALUES.format(user_id="user_id")} FROM signed_in RETURNING id, expires_at
+),
 refresh AS (
     INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
     SELECT %(refresh_hash)s, id, least(expires_at, now() + make_interval(secs => %(refresh_lifetime)s)) FROM opened
 ),
-audit AS ({AUDIT_INSERT} SELECT user_id, 'sign_in', 'passkey', %(address)s, %(detail)s::jsonb FROM used),
-{SIGNED_IN_DEVICE.format(user_id="user_id", source="FROM used")},
+audit AS ({AUDIT_INSERT} SELECT user_id, 'sign_in', 'passkey', %(address)s, %(detail)s::jsonb FROM signed_in),
+{SIGNED_IN_DEVICE.format(user_id="user_id", source="FROM signed_in")},
 {PURGE_SESSIONS}
-SELECT EXISTS (SELECT 1 FROM used)
+SELECT EXISTS (SELECT 1 FROM used), EXISTS (SELECT 1 FROM admitted)
 """
 
 
@@ -265,20 +277,10 @@ async def list_passkeys(db: Database, user_id: int) -> list[PasskeyEntry]:
     return [PasskeyEntry(*row) for row in rows]
 
 
-async def delete_passkey(
-    db: Database, *, passkey_id: str, user_id: int, address: str, notice_for: Callable[[str], Letter]
-) -> bool:
-    """Remove one of the user's passkeys (audited, and the user told with the letter `notice_for` writes for its
-    name); False when the user has none with that id."""
-    params: dict[str, object] = {"id": passkey_id, "user_id": user_id, "address": address}
-    async with db.cursor() as cur, cur.transaction():
-        await cur.execute(SELECT_PASSKEY_NAME, params)
-        row = await cur.fetchone()
-        if row is None:
-            return False
-        await cur.execute(DELETE_PASSKEY, {**params, **letter_params(notice_for(str(row[0])))})
-        (deleted,) = await cur.fetchone()
-    return bool(deleted)
+PASSKEY_OWNER_BANNED = """
+SELECT coalesce(users.banned_until > now(), false) FROM passkeys JOIN users ON users.id = passkeys.user_id
+WHERE passkeys.id = %(passkey_id)s::uuid
+"""
 
 
 async def complete_passkey_sign_in(
@@ -293,7 +295,8 @@ async def complete_passkey_sign_in(
     address: str,
 ) -> bool:
     """Record a verified assertion (its counter, when) and open the sign-in's session with its refresh token; False
-    when the counter was passed meanwhile (then nothing is written)."""
+    when the counter was passed meanwhile (then nothing is written). NotAdmitted when the user was banned or deleted
+    meanwhile (then no session is opened)."""
     params = {
         "passkey_id": passkey_id,
         "sign_count": sign_count,
@@ -304,5 +307,13 @@ async def complete_passkey_sign_in(
         "detail": session_detail(session),
         **session_params(session, policy),
     }
-    (used,) = await db.fetch_one(COMPLETE_SIGN_IN, params)
+    used, admitted = await db.fetch_one(COMPLETE_SIGN_IN, params)
+    if not admitted:
+        raise NotAdmitted(banned=await _banned(db, passkey_id))
     return bool(used)
+
+
+async def _banned(db: Database, passkey_id: str) -> bool:
+    """Whether the owner of this passkey is banned now (else they are gone or deleted)."""
+    row = await db.fetch_one(PASSKEY_OWNER_BANNED, {"passkey_id": passkey_id})
+    return bool(row and row[0])

@@ -43,6 +43,14 @@ class UsernameTaken(Exception):
     """Another password account already has this username."""
 
 
+class NotAdmitted(Exception):
+    """A sign-in found its user banned (`banned`) or deleted, and opened no session."""
+
+    def __init__(self, *, banned: bool) -> None:
+        super().__init__("banned" if banned else "deleted")
+        self.banned = banned
+
+
 class EmailTaken(Exception):
     """Another account has verified this email address."""
 
@@ -70,6 +78,7 @@ class Account:
     totp_secret: str | None
     totp_enabled: bool
     totp_last_step: int | None
+    banned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +136,7 @@ class Refreshed:
     """The outcome of presenting a refresh token: the user and session when it was rotated, else why not.
 
     `expires_in` is how many seconds the session has left before its absolute limit; `retry_after` is set when the
-    session refreshed too often.
+    session refreshed too often; `banned` when its user is banned.
     """
 
     user: User | None
@@ -135,6 +144,7 @@ class Refreshed:
     expires_in: float = 0.0
     reuse_detected: bool = False
     retry_after: float | None = None
+    banned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +179,38 @@ class Standing:
         if self.deleted or (self.banned_until is not None and self.banned_until > now):
             return False
         return issued_at is None or issued_at > self.tokens_valid_after
+
+
+class UnknownUser(Exception):
+    """No (undeleted) user has the given id."""
+
+
+class IdentityTaken(Exception):
+    """That Google account is already another user's."""
+
+
+class HasPassword(Exception):
+    """The user already has a password."""
+
+
+class TooManyIdentities(Exception):
+    """The user has as many Google accounts linked as one may have."""
+
+
+class NoSuchIdentity(Exception):
+    """The user has no identity of that kind (or with that id)."""
+
+
+class WhichIdentity(Exception):
+    """The user has several identities of that kind: the one meant must be named."""
+
+
+class LastWayIn(Exception):
+    """Removing this would leave the user no way to sign in."""
+
+
+class LastAdmin(Exception):
+    """This would leave no admin who can act (not banned, not deleted)."""
 
 
 class PasskeyTaken(Exception):

@@ -28,12 +28,12 @@ WINDOW_OVER = "s.refresh_window_start < now() - make_interval(secs => %(window)s
 
 SELECT_REFRESH = f"""
 SELECT s.id::text, s.user_id, users.username, users.role,
-       t.expires_at > now() AND {LIVE_SESSION},
+       t.expires_at > now() AND {LIVE_SESSION} AND users.deleted_at IS NULL,
        extract(epoch FROM now() - t.rotated_at)::float8, t.rotated_by,
        extract(epoch FROM s.expires_at - now())::float8,
        CASE WHEN {WINDOW_OVER} THEN 0 ELSE s.refreshes END,
        extract(epoch FROM now() - s.refresh_window_start)::float8,
-       s.ip
+       s.ip, coalesce(users.banned_until > now(), false)
 FROM refresh_tokens AS t JOIN sessions AS s ON s.id = t.session_id JOIN users ON users.id = s.user_id
 WHERE t.token_hash = %(token_hash)s
 """
@@ -110,9 +110,12 @@ async def rotate_refresh_token(
             row = await cur.fetchone()
             if row is None:
                 return Refreshed(None, None)
-            session_id, user_id, username, role, usable, rotated_age, rotated_by, expires_in, count, age, ip = row
+            session_id, user_id, username, role, usable, rotated_age, rotated_by, expires_in, count, age, ip = row[:11]
+            banned = row[11]
             if not usable:
                 return Refreshed(None, None)
+            if banned:  # (banned in SQL or by manage.py: a ban through the API has ended the session already)
+                return Refreshed(None, session_id, banned=True)
             user = User(user_id, username, role)
             if rotated_age is None:
                 if count >= max_per_window:

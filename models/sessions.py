@@ -19,11 +19,12 @@ from models.fragments import (
     ISO_UTC,
     LIVE_SESSION,
     NOTIFY,
-    PASSWORD_ACCEPTED,
+    PASSWORD_PROVED,
     PURGE_SESSIONS,
     SESSION_INSERT,
     SESSION_VALUES,
     SIGNED_IN_DEVICE,
+    USER_IN_GOOD_STANDING,
 )
 from models.mail import NOTICE_INSERT, letter_params
 from models.records import ChatterIdOwner, Ending, NewRefreshToken, NewSession, Revocations, SessionPolicy
@@ -37,16 +38,23 @@ WHERE c.id_hash = %s AND c.expires_at > now() AND s.ended_at IS NULL
 
 # Everything a successful password sign-in writes, in one round trip.
 COMPLETE_LOGIN = f"""
-WITH {PASSWORD_ACCEPTED},
-opened AS ({SESSION_INSERT} VALUES ({SESSION_VALUES.format(user_id="%(user_id)s")}) RETURNING id, expires_at),
+WITH {PASSWORD_PROVED},
+-- Held until commit: a ban or deletion waits for this sign-in (then ends its session), or this waits for it and
+-- opens nothing.
+admitted AS (SELECT id FROM users WHERE id = %(user_id)s AND {USER_IN_GOOD_STANDING} FOR SHARE),
+rehashed AS (
+    UPDATE users SET password_hash = %(new_hash)s FROM admitted
+    WHERE users.id = admitted.id AND %(new_hash)s::text IS NOT NULL
+),
+opened AS ({SESSION_INSERT} SELECT {SESSION_VALUES.format(user_id="id")} FROM admitted RETURNING id, expires_at),
 refresh AS (
     INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
     SELECT %(refresh_hash)s, id, least(expires_at, now() + make_interval(secs => %(refresh_lifetime)s)) FROM opened
 ),
-audit AS ({AUDIT_INSERT} VALUES (%(user_id)s, 'sign_in', 'password', %(address)s, %(detail)s::jsonb)),
-{SIGNED_IN_DEVICE.format(user_id="%(user_id)s", source="")},
+audit AS ({AUDIT_INSERT} SELECT id, 'sign_in', 'password', %(address)s, %(detail)s::jsonb FROM admitted),
+{SIGNED_IN_DEVICE.format(user_id="id", source="FROM admitted")},
 {PURGE_SESSIONS}
-SELECT 1
+SELECT EXISTS (SELECT 1 FROM admitted)
 """
 
 LOCK_USER_FOR_REVOCATION = "SELECT id FROM users WHERE id = %(user_id)s FOR NO KEY UPDATE"
@@ -195,9 +203,12 @@ async def complete_login(
     policy: SessionPolicy,
     refresh: NewRefreshToken,
     address: str,
-) -> None:
-    """Record a successful password sign-in: clear the account's failures, rehash, open a session, audit."""
-    await db.execute(
+) -> bool:
+    """Record a successful password sign-in: clear the account's failures, rehash, open a session, audit.
+
+    False when the user was banned or deleted meanwhile: then no session was opened.
+    """
+    (admitted,) = await db.fetch_one(
         COMPLETE_LOGIN,
         {
             "user_id": user_id,
@@ -211,6 +222,7 @@ async def complete_login(
             **session_params(session, policy),
         },
     )
+    return bool(admitted)
 
 
 async def list_sessions(db: Database, *, user_id: int, policy: SessionPolicy, limit: int) -> list[dict[str, str]]:

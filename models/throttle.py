@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from db.pool import Database
-from models.fragments import COUNT_IN_WINDOW, HITS_IN_WINDOW, WINDOW_OVER
+from models.fragments import COUNT_IN_WINDOW, HITS_IN_WINDOW, PASSWORD_PROVED, WINDOW_OVER
 
 # Count an attempt against each key before the work it guards (the password hash, the one-time code), so a burst
 # gets no more tries than the limit: the attempts past it are refused without being evaluated. A key reaching its
@@ -52,3 +52,13 @@ async def count_attempt(db: Database, key: str, *, window: int) -> tuple[int, fl
     """Count one attempt against `key`; returns the attempts in this window and the window's age in seconds."""
     hits, age = await db.fetch_one(COUNT_ATTEMPT, {"key": key, "window": window})
     return int(hits), float(age)
+
+
+# A right password that signs nobody in (the account is banned) settles the counters as a sign-in would: a ban must not
+# leave the account locked out after it ends.
+SETTLE_PASSWORD = f"WITH {PASSWORD_PROVED} SELECT 1"
+
+
+async def settle_password(db: Database, *, throttle_key: str, address_key: str) -> None:
+    """The right password was given: clear the account's failures and give the address its attempt back."""
+    await db.execute(SETTLE_PASSWORD, {"throttle_key": throttle_key, "address_key": address_key})

@@ -73,6 +73,7 @@ function showSignedIn() {
   } else {
     $("sessions-list").replaceChildren();
   }
+  document.dispatchEvent(new CustomEvent("chatter:user", { detail: state.user })); // account.js follows it
 }
 
 function setToken(token) {
@@ -351,6 +352,7 @@ async function setUpGoogle() {
   window.google.accounts.id.initialize({
     client_id: clientId,
     callback: async ({ credential }) => {
+      if (state.user) return linkGoogle(clientId, credential); // signed in: the button links (account.js)
       try {
         setToken(null);
         const data = await api("POST", "/adduser/", { clientID: clientId, idToken: credential });
@@ -363,6 +365,7 @@ async function setUpGoogle() {
     },
   });
   window.google.accounts.id.renderButton($("google-button"), { theme: "outline", size: "large" });
+  document.dispatchEvent(new CustomEvent("chatter:google", { detail: clientId }));
 }
 
 // Back from Google web sign-in without signing in (the user cancelled, say): the server said why in the fragment.

@@ -29,6 +29,8 @@ JSON_ENDPOINTS: dict[str, tuple[str, ...]] = {
     "/totp/disable": ("otp",),
     "/token/refresh": ("refresh_token",),
     "/totp/qr": ("uri",),
+    "/identities/google": ("clientID", "idToken"),
+    "/identities/password": ("username", "password"),
 }
 PATHS = sorted(JSON_ENDPOINTS)
 CONTENT_TYPES = [

@@ -41,7 +41,7 @@ async def test_adduser_issues_a_chatterid_and_a_jwt(client, google):
     assert HEX64.match(body["chatterID"])
     assert body["lifetime"] == 300
     claims = client.app[token_codec_key].decode(body["token"])
-    (user_id,) = (await query(client, "SELECT id FROM users WHERE google_sub = %s", "g-1"))[0]
+    (user_id,) = (await query(client, "SELECT user_id FROM google_identities WHERE sub = %s", "g-1"))[0]
     assert claims.user_id == user_id
     assert claims.username == "Ann Smith"
     assert claims.role == "user"

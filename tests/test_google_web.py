@@ -126,8 +126,8 @@ async def test_full_flow_sets_the_login_cookie(web, google):
     assert bearer.status == 200
 
     async with web.app[db_key].cursor() as cur:
-        await cur.execute("SELECT google_sub, email FROM users")
-        assert await cur.fetchall() == [("1234567890", "test@example.com")]
+        await cur.execute("SELECT sub, identity.email, users.email FROM google_identities AS identity, users")
+        assert await cur.fetchall() == [("1234567890", "test@example.com", "test@example.com")]
         await cur.execute("SELECT count(*) FROM chatter_sessions")
         assert await cur.fetchone() == (0,)  # a cookie sign-in opens no chatterID session
 
@@ -593,3 +593,17 @@ def test_simple_cookie_parses_our_flow_cookie():
     parsed = SimpleCookie()
     parsed.load(f"{FLOW_COOKIE}={value}")
     assert parsed[FLOW_COOKIE].value == value
+
+
+async def test_a_banned_users_web_sign_in_is_refused(web, google):
+    assert (await sign_in(web)).status == 302
+    async with web.app[db_key].cursor() as cur:
+        await cur.execute("UPDATE users SET banned_until = now() + interval '1 day'")
+        await cur.execute("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
+        (live,) = await cur.fetchone()
+    resp = await sign_in(web)
+    assert resp.status == 403
+    assert (await resp.json())["error"] == "banned"
+    async with web.app[db_key].cursor() as cur:
+        await cur.execute("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
+        assert await cur.fetchone() == (live,)  # no session opened for it

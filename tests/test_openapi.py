@@ -21,6 +21,7 @@ from core.errors import Unprocessable
 from core.keys import db_key
 from core.openapi import DOCUMENT, body_schema, query_parameter
 from core.shapes import (
+    ADMIN_USERS_LIMIT,
     AUDIT_BEFORE,
     AUDIT_LIMIT,
     AUDIT_USER_ID,
@@ -86,13 +87,34 @@ CONTRACT = {
     # the page's reads
     ("get", "/chatts"),
     ("get", "/account"),
+    # identities, the account, admin
+    ("get", "/identities"),
+    ("post", "/identities/google"),
+    ("post", "/identities/password"),
+    ("delete", "/identities/password"),
+    ("delete", "/identities/google"),
+    ("delete", "/identities/passkey"),
+    ("get", "/me/export"),
+    ("delete", "/me"),
+    ("get", "/admin/users"),
+    ("get", "/admin/users/{id}"),
+    ("put", "/admin/users/{id}/role"),
+    ("post", "/admin/users/{id}/ban"),
+    ("delete", "/admin/users/{id}/ban"),
 }
 METHODS = {"get", "post", "put", "patch", "delete"}
 # Operations whose documented example cannot succeed here (a made-up Google token, an unknown account,
 # a made-up one-time code, a plain user deleting, a made-up refresh token, TOTP not on, a plain user reading the
 # audit log, Google web sign-in (off here, and a redirect when on), a made-up session id, a made-up passkey and an
-# unknown passkey id, a made-up emailed code); every other one must answer 2xx to it at least once.
+# unknown passkey id, a made-up emailed code, a made-up Google token to link, a password added to or removed from an
+# account whose only way in it is); every other one must answer 2xx to it at least once (the admin's operations signed
+# in as an admin).
 NO_SUCCESS_FROM_EXAMPLE = {
+    "linkGoogle",
+    "addPassword",
+    "removePassword",
+    "unlinkGoogle",
+    "removePasskey",
     "deleteSession",
     "addUser",
     "login",
@@ -244,9 +266,11 @@ async def test_operation_answers_as_documented(client, path, method):
     calls = _requests(op)
     if op.get("security"):
         calls.append({**calls[0], "headers": {"Authorization": "Bearer not-a-real-token"}})
-        token = await _sign_in(client)
+        token = await _sign_in(client)  # a plain user: the examples' user 1, which admins' examples act on
         if token is not None:
             calls += _requests(op, {"Authorization": f"Bearer {token}"})
+        if "admin" in op["tags"]:
+            calls += _requests(op, {"Authorization": f"Bearer {await _admin_token(client)}"})
     statuses = []
     for call in calls:
         resp = await client.request(method.upper(), url, **call)
@@ -265,6 +289,7 @@ async def test_operation_answers_as_documented(client, path, method):
 QUERY_PARAMETERS = {
     ("/getchatts/", "limit"): CHATTS_LIMIT,
     ("/chatts", "limit"): CHATTS_LIMIT,
+    ("/admin/users", "limit"): ADMIN_USERS_LIMIT,
     ("/audit", "limit"): AUDIT_LIMIT,
     ("/audit", "before"): AUDIT_BEFORE,
     ("/audit", "user_id"): AUDIT_USER_ID,
@@ -272,14 +297,14 @@ QUERY_PARAMETERS = {
 SHAPES = {shape.__name__: shape for shape in REQUEST_BODIES}
 
 
-def _body_operations() -> list[tuple[str, dict[str, Any], type[Any]]]:
-    """(path, operation, shape) of every operation that takes a body, by the schema its JSON body refers to."""
+def _body_operations() -> list[tuple[str, str, dict[str, Any], type[Any]]]:
+    """(method, path, operation, shape) of every operation that takes a body, by the schema its JSON body refers to."""
     found = []
     for path, item in DOCUMENT["paths"].items():
         for method, op in item.items():
             if method in METHODS and "requestBody" in op:
                 ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-                found.append((path, op, SHAPES[ref.rsplit("/", 1)[1]]))
+                found.append((method, path, op, SHAPES[ref.rsplit("/", 1)[1]]))
     return found
 
 
@@ -316,7 +341,7 @@ async def test_documented_query_bounds_are_the_declared_ones(client):
 def _length_cases() -> list[Any]:
     """For every body field (and alias): its documented limits, at them and one character past them."""
     cases = []
-    for path, op, shape in _body_operations():
+    for method, path, op, shape in _body_operations():
         properties = DOCUMENT["components"]["schemas"][shape.__name__]["properties"]
         for field in fields_of(shape):
             if not isinstance(field.spec, Text):
@@ -325,7 +350,7 @@ def _length_cases() -> list[Any]:
             lengths = [(high, True), (high + 1, False)] + ([(low, True), (low - 1, False)] if low > 0 else [])
             for key in (field.name, *field.spec.aliases):
                 for length, ok in lengths:
-                    param = (path, op, field.name, key, field.spec.prefix, (low, high), length, ok)
+                    param = (method, path, op, field.name, key, field.spec.prefix, (low, high), length, ok)
                     cases.append(pytest.param(*param, id=f"{op['operationId']}-{key}-{length}"))
     return cases
 
@@ -347,8 +372,10 @@ def email_of_length(length: int) -> str:
     return "a@" + ".".join(labels)
 
 
-@pytest.mark.parametrize(("path", "op", "field", "key", "prefix", "limits", "length", "ok"), _length_cases())
-async def test_documented_lengths_are_the_enforced_ones(client, path, op, field, key, prefix, limits, length, ok):
+@pytest.mark.parametrize(("method", "path", "op", "field", "key", "prefix", "limits", "length", "ok"), _length_cases())
+async def test_documented_lengths_are_the_enforced_ones(
+    client, method, path, op, field, key, prefix, limits, length, ok
+):
     """At a documented limit the field passes the checks at the real endpoint; one character past it, a 422 says so."""
     body = {**op["requestBody"]["content"]["application/json"]["example"]}
     if key != field:
@@ -359,9 +386,9 @@ async def test_documented_lengths_are_the_enforced_ones(client, path, op, field,
         body[key] = email_of_length(length)
     headers = {}
     if op.get("security"):
-        token = await _sign_in(client)
+        token = await (_admin_token(client) if "admin" in op["tags"] else _sign_in(client))
         headers["Authorization"] = f"Bearer {token}"
-    resp = await client.post(path, json=body, headers=headers)
+    resp = await client.request(method.upper(), _concrete(path, op), json=body, headers=headers)
     message = (await resp.json())["message"] if resp.content_type == "application/json" and resp.status >= 400 else ""
     if ok:
         assert not message.startswith(f"'{field}' "), (resp.status, message)
@@ -386,7 +413,8 @@ async def _admin_token(client: Any) -> str:
 )
 async def test_documented_query_bounds_are_the_enforced_ones(client, path, name):
     param = next(p for p in DOCUMENT["paths"][path]["get"]["parameters"] if p["name"] == name)["schema"]
-    headers = {"Authorization": f"Bearer {await _admin_token(client)}"} if path == "/audit" else {}
+    admin = path.startswith(("/audit", "/admin/"))
+    headers = {"Authorization": f"Bearer {await _admin_token(client)}"} if admin else {}
     for value, status in [
         (param["minimum"], 200),
         (param["maximum"], 200),

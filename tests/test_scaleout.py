@@ -10,42 +10,28 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import psycopg2
 import pytest
 
 from tests.support.accounts import signed_in_at
 from tests.support.common import CLIENT_ID, wait_for
-from tests.support.launcher import Gunicorn, base_env
-from tests.support.load import ACCESS_LOG_ARGS, CHATTERID, JWT, Credentials, google_sign_in, send, served, worker_pids
+from tests.support.launcher import Gunicorn
+from tests.support.load import CHATTERID, JWT, Credentials, google_sign_in, send, served
 from tests.support.probes import refused_everywhere
+from tests.support.scaleout import all_workers, answered_by, fetch, run_sql, server_pair
 
 PASSWORD = "correct horse battery"
 MAX_FAILURES = 3
 MAX_REFRESHES = 5
+# The user a Google subject (a parameter) signs in as, for an operator's SQL.
+OF_SUB = "id = (SELECT user_id FROM google_identities WHERE sub = %s)"
 
 
 @pytest.fixture
 async def servers(make_database: Any, google_certs_url: str, tmp_path: Path) -> AsyncIterator[list[Gunicorn]]:
     """Two servers sharing one database and one SECRET_KEY, each with its own var/ and two workers."""
-    shared = base_env(
-        DATABASE_URL=make_database(),
-        GOOGLE_CERTS_URL=google_certs_url,
-        GOOGLE_CLIENT_IDS=CLIENT_ID,
-        LOGIN_MAX_FAILURES=str(MAX_FAILURES),
-        REFRESH_MAX_PER_SESSION=str(MAX_REFRESHES),
-        ACCESS_LOG="-",
-    )
-    pair = [
-        Gunicorn(
-            {**shared, "CHATTERD_VAR_DIR": str(tmp_path / name)}, tmp_path / f"{name}.log", extra_args=ACCESS_LOG_ARGS
-        )
-        for name in ("a", "b")
-    ]
-    await asyncio.gather(*(server.start() for server in pair))
-    try:
+    limits = {"LOGIN_MAX_FAILURES": str(MAX_FAILURES), "REFRESH_MAX_PER_SESSION": str(MAX_REFRESHES)}
+    async with server_pair(make_database(), google_certs_url, tmp_path, **limits) as pair:
         yield pair
-    finally:
-        assert await asyncio.gather(*(server.stop() for server in pair)) == [0, 0]
 
 
 async def call(method: str, url: str, *, token: str | None = None, **kwargs: Any) -> tuple[int, Any]:
@@ -138,33 +124,6 @@ async def test_failed_logins_are_counted_across_both_servers(servers):
         assert set(body) == {"message"}
 
 
-async def fetch(method: str, url: str, rid: str, *, token: str | None = None, **kwargs: Any) -> tuple[int, Any]:
-    """One request on a fresh connection, tagged with a request id (so the access log tells which worker answered)."""
-    headers = {"X-Request-ID": rid}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
-        async with session.request(method, url, headers=headers, **kwargs) as resp:
-            return resp.status, (await resp.json() if resp.content_length else None)
-
-
-def run_sql(url: str, statement: str, params: tuple[Any, ...] = ()) -> None:
-    """What an operator would type in psql: one statement on a connection of its own, committed."""
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(statement, params)
-    conn.close()
-
-
-def answered_by(servers: list[Gunicorn], prefix: str) -> set[int]:
-    """The worker pids that answered the requests whose ids start with `prefix`."""
-    return {entry.pid for server in servers for entry in served(server.log()) if entry.rid.startswith(prefix)}
-
-
-def all_workers(servers: list[Gunicorn]) -> set[int]:
-    """Every worker pid of every server."""
-    return {pid for server in servers if server.proc is not None for pid in worker_pids(server.proc.pid)}
-
-
 async def test_a_write_is_read_at_once_on_every_worker_of_both_servers(servers):
     """Post on one server, read at once on new connections to both (limit and after): never missing, ever."""
     previous = None
@@ -245,7 +204,7 @@ async def test_a_demotion_and_rename_in_sql_reach_every_worker_within_a_second(s
         signed_in = await google_sign_in(
             session, a.url, google.id_token(client_id=CLIENT_ID, sub="demoted", name="Dee"), CLIENT_ID
         )
-    await asyncio.to_thread(run_sql, url, "UPDATE users SET role = 'admin' WHERE google_sub = 'demoted'")
+    await asyncio.to_thread(run_sql, url, f"UPDATE users SET role = 'admin' WHERE {OF_SUB}", ("demoted",))
     credentials = {"jwt": signed_in["token"], "chatterid": signed_in["chatterID"]}
     workers = all_workers(servers)
     probes = 0
@@ -263,7 +222,7 @@ async def test_a_demotion_and_rename_in_sql_reach_every_worker_within_a_second(s
 
     await wait_for(lambda: everyone_says("admin", "Dee", "before"), timeout=10.0, what="every worker to see the admin")
     await asyncio.to_thread(
-        run_sql, url, "UPDATE users SET role = 'user', username = 'Dee Renamed' WHERE google_sub = 'demoted'"
+        run_sql, url, f"UPDATE users SET role = 'user', username = 'Dee Renamed' WHERE {OF_SUB}", ("demoted",)
     )
     changed = time.monotonic()
     # Old answers are allowed only within the first second; by then all four workers answer with the new standing.
@@ -288,7 +247,7 @@ async def test_a_jwt_of_a_deleted_user_is_refused_by_every_worker(servers, googl
     token, chatter_id = signed_in["token"], signed_in["chatterID"]
     for n in range(8):
         assert (await fetch("GET", f"{servers[n % 2].url}/get-user", f"alive-{n}", token=token))[0] == 200
-    await asyncio.to_thread(run_sql, a.env["DATABASE_URL"], "DELETE FROM users WHERE google_sub = 'gone'")
+    await asyncio.to_thread(run_sql, a.env["DATABASE_URL"], f"DELETE FROM users WHERE {OF_SUB}", ("gone",))
     deleted = time.monotonic()
     probes = 0
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from views import (
     accounts,
+    admin,
     audit,
     chatter,
     docs,
@@ -15,7 +16,9 @@ from views import (
     google,
     google_web,
     health,
+    identities,
     jwks,
+    me,
     page,
     passkeys,
     passwords,
@@ -49,6 +52,21 @@ ROUTES: list[tuple[str, str, View]] = [
     # Hex and dashes only, so that /sessions/revoke-others is no session id (malformed ids are a 404 either way).
     ("DELETE", "/sessions/{id:[0-9A-Fa-f-]+}", sessions.delete_session),
     ("POST", "/sessions/revoke-others", sessions.revoke_others),
+    ("GET", "/identities", identities.list_identities),
+    ("POST", "/identities/google", identities.link_google),
+    ("POST", "/identities/password", identities.add_password),
+    # DELETE /identities/{kind}, one route per kind there is.
+    ("DELETE", "/identities/password", identities.remove_password),
+    ("DELETE", "/identities/google", identities.unlink_google),
+    ("DELETE", "/identities/passkey", identities.remove_passkey),
+    ("GET", "/me/export", me.export),
+    ("DELETE", "/me", me.delete_account),
+    # Ids are digits: anything else names no user (404).
+    ("GET", "/admin/users", admin.list_users),
+    ("GET", "/admin/users/{id:[0-9]+}", admin.get_user),
+    ("PUT", "/admin/users/{id:[0-9]+}/role", admin.set_role),
+    ("POST", "/admin/users/{id:[0-9]+}/ban", admin.ban),
+    ("DELETE", "/admin/users/{id:[0-9]+}/ban", admin.unban),
     ("GET", "/.well-known/jwks.json", jwks.jwks),
     ("GET", "/auth/google/login", google_web.google_login),
     ("GET", "/auth/google/callback", google_web.google_callback),

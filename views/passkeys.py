@@ -10,12 +10,13 @@ from auth.ceremonies import relying_party
 from auth.sessions import Client
 from auth.throttling import request_address
 from core.bodies import canonical_uuid, json_response, parse, read_body
-from core.errors import NotFound
+from core.errors import Conflict, NotFound
 from core.keys import db_key, settings_key
 from core.origins import refuse_cross_site_sign_in
 from core.shapes import PasskeyAssertion, PasskeyLoginOptions, PasskeyRegistration
 from middlewares import current_user, login_required, requires_recent_auth
 
+NO_SUCH_PASSKEY = "You have no passkey with that id."
 # The app stores fetch these now and then; an hour keeps a changed setting from waiting long.
 APP_LINKS_CACHE = "public, max-age=3600"
 
@@ -54,11 +55,18 @@ async def list_passkeys(request: web.Request) -> web.Response:
 
 @requires_recent_auth
 async def delete_passkey(request: web.Request) -> web.Response:
-    """DELETE /passkeys/{id}: remove one of the caller's passkeys; 404 for an unknown id or another user's."""
+    """DELETE /passkeys/{id}: remove one of the caller's passkeys; 404 for an unknown id or another user's, 409 when it
+    is the last way to sign in (as DELETE /identities/passkey?id=)."""
     passkey_id = canonical_uuid(request.match_info["id"])
     user = current_user(request)
-    if passkey_id is None or not await passkeys.remove(request.app, user, passkey_id, address=request_address(request)):
-        raise NotFound("You have no passkey with that id.")
+    if passkey_id is None:
+        raise NotFound(NO_SUCH_PASSKEY)
+    try:
+        await passkeys.remove(request.app, user, passkey_id, address=request_address(request))
+    except (models.NoSuchIdentity, models.UnknownUser):
+        raise NotFound(NO_SUCH_PASSKEY) from None
+    except models.LastWayIn:
+        raise Conflict("That is the last way to sign in to this account: add another first.") from None
     return web.Response(status=204)
 
 

@@ -1,15 +1,17 @@
-"""Probes that a credential just ended is refused by every worker of a server."""
+"""Probes that a change (a credential ended, a user demoted or banned) reaches every worker of one or two servers."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 
 from tests.support.common import wait_for
 from tests.support.launcher import Gunicorn
 from tests.support.load import Credentials, send, served, worker_pids
+from tests.support.scaleout import all_workers, answered_by
 
 
 async def refused_everywhere(
@@ -45,3 +47,37 @@ async def refused_everywhere(
         )
         assert {shot.status for shot in burst} == {401}, burst
     return last_accepted - started, covered, accepted
+
+
+Probe = Callable[[Gunicorn, str], Awaitable[int]]
+
+
+async def until_every_worker_answers(
+    servers: list[Gunicorn], probe: Probe, *, old: int, new: int, tag: str, bound: float, burst: int = 20
+) -> tuple[float, float]:
+    """Probe both servers in turn (each probe a fresh connection, tagged `tag-N`) until every worker of both has
+    answered `new`; any answer but `old` or `new` fails. Then `burst` probes at once must all answer `new`.
+
+    Returns how many seconds after the start `old` was last answered (0 if never), and when every worker had answered
+    `new`.
+    """
+    workers = all_workers(servers)
+    started = time.monotonic()
+    last_old = started
+    probes = 0
+
+    async def everyone() -> bool:
+        nonlocal probes, last_old
+        for server in servers:
+            probes += 1
+            status = await probe(server, f"{tag}-{probes}")
+            assert status in {old, new}, (tag, status)
+            if status == old:
+                last_old = time.monotonic()
+        return answered_by(servers, f"{tag}-", new) >= workers
+
+    await wait_for(everyone, timeout=bound, what=f"every worker to answer {new} ({tag})")
+    covered = time.monotonic() - started
+    answers = await asyncio.gather(*(probe(servers[n % 2], f"{tag}-after-{n}") for n in range(burst)))
+    assert set(answers) <= {new}, (tag, answers)
+    return last_old - started, covered
