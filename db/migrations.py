@@ -1,4 +1,5 @@
-"""Apply the numbered files in sql/ once each, under an advisory lock so concurrent workers migrate once.
+"""Apply the numbered files in sql/ once each, under an advisory lock so concurrent workers migrate once; then create
+the functions of db/routines.py that the database lacks.
 
 The lock is a session-level one, held from the first migration to the last backfill, so it is taken on a direct
 connection of its own (DATABASE_LISTEN_URL): behind a pooler in transaction mode, consecutive statements of one client
@@ -16,8 +17,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from db import routines
 from db.pool import Cursor, Database
-from models.accounts import fill_username_keys
+from models.accounts import SIGN_IN_GOOGLE, fill_username_keys
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,9 @@ class MigrationLockNotHeld(RuntimeError):
 # start, under the same lock, because rows can arrive without it later (an operator's INSERT); each does nothing when
 # nothing is missing.
 BACKFILLS: dict[str, Callable[[Cursor], Awaitable[int]]] = {"0005_usernames": fill_username_keys}
+
+# Statements served as functions (db/routines.py), created after the migrations when the database lacks them.
+ROUTINES = [SIGN_IN_GOOGLE]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,7 @@ async def apply_locked(cur: Cursor, migrations: list[Migration]) -> list[str]:
             filled = await backfill(cur)
             if filled:
                 logger.info("%s: filled %d rows", backfill.__name__, filled)
+    await routines.install(cur, ROUTINES)
     return applied_now
 
 
