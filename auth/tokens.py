@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import jwt
+import orjson
 
 from auth.signing_keys import PrivateKey, PublicKey, SigningKey, load_signing_keys
 from core import shapes
@@ -54,6 +55,11 @@ class AccessClaims:
     standing_version: int | None = None
 
 
+def _b64url(data: bytes) -> bytes:
+    """Base64url without padding, as JWS segments are written."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
 def _is_number(value: object) -> bool:
     """Tell a JSON number from a bool or a numeric string, which int() would also accept."""
     return type(value) in (int, float)
@@ -65,12 +71,15 @@ class TokenCodec:
     __slots__ = (
         "_algorithms",
         "_audience",
+        "_header_segment",
         "_headers",
         "_issuer",
         "_jwks",
         "_jwt",
         "_key",
         "_leeway",
+        "_prepared_key",
+        "_signer",
         "_signing_key",
         "_verifying_keys",
         "lifetime",
@@ -131,6 +140,12 @@ class TokenCodec:
             self._headers = {"kid": signing_keys[0].kid}
             self._verifying_keys = verifying
             self._jwks = tuple(signing_key.jwk() for signing_key in signing_keys)
+        # Minting signs with PyJWT's algorithm and a key prepared once: jwt.encode would check the key's form on every
+        # call (for HMAC, that it is no PEM or DER public key), which costs more than the signature.
+        self._signer = jwt.get_algorithm_by_name(self._algorithms[0])
+        self._prepared_key = self._signer.prepare_key(self._signing_key)
+        header = {"alg": self._algorithms[0], "typ": "JWT", **(self._headers or {})}
+        self._header_segment = _b64url(orjson.dumps(header, option=orjson.OPT_SORT_KEYS))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenCodec:
@@ -205,8 +220,9 @@ class TokenCodec:
             payload["sid"] = session_id
         if standing_version is not None:
             payload["sv"] = standing_version
-        token = self._jwt.encode(payload, self._signing_key, algorithm=self._algorithms[0], headers=self._headers)
-        return token, claims
+        signing_input = self._header_segment + b"." + _b64url(orjson.dumps(payload))
+        signature = self._signer.sign(signing_input, self._prepared_key)
+        return (signing_input + b"." + _b64url(signature)).decode("ascii"), claims
 
     def decode(self, token: str) -> AccessClaims:
         """Verify a token and return its claims; raise InvalidToken for anything wrong with it."""

@@ -75,6 +75,7 @@ class Measurement:
     queries_per_request: float | None
     worker_cpu: tuple[float, ...] = ()  # share of one core each worker used during the measured runs
     cpu_seconds: float = 0.0  # CPU time the workers used in all during the measured runs
+    postgres_seconds: float = 0.0  # CPU time Postgres (every process of it) used during the measured runs
 
     @property
     def rps(self) -> float:
@@ -106,6 +107,8 @@ class Measurement:
             notes.append(f"workers busy {busy} of a core each")
         if self.cpu_seconds and self.requests:
             notes.append(f"{1e6 * self.cpu_seconds / self.requests:.0f} µs of worker CPU per request")
+        if self.postgres_seconds >= 0.05 and self.requests:
+            notes.append(f"{1e6 * self.postgres_seconds / self.requests:.0f} µs of Postgres CPU per request")
         if non_2xx:
             notes.append(f"{non_2xx} of {self.requests} responses were not 2xx")
         if socket_errors:
@@ -251,6 +254,7 @@ class Bench:
         before = await self.query_calls()
         pids = server.worker_pids()
         cpu_before = [cpu_seconds(pid) for pid in pids]
+        postgres_before = await asyncio.to_thread(self.postgres.cpu_seconds)
         started = time.monotonic()
         results = []
         for i in range(self.options.runs):
@@ -263,12 +267,13 @@ class Bench:
             if profiler is not None:
                 self.profile_notes.append((name, await profiler.finish()))
         elapsed = time.monotonic() - started
+        postgres_used = await asyncio.to_thread(self.postgres.cpu_seconds) - postgres_before
         used = [cpu_seconds(pid) - cpu for pid, cpu in zip(pids, cpu_before, strict=True)]
         worker_cpu = tuple(seconds / elapsed for seconds in used)
         after = await self.query_calls()
         total = sum(r.requests for r in results)
         queries = None if before is None or after is None or not total else (after - before) / total
-        return Measurement(results, queries, worker_cpu, sum(used))
+        return Measurement(results, queries, worker_cpu, sum(used), postgres_used)
 
     def row_from(self, name: str, m: Measurement) -> Row:
         """A table row for scenario `name` with the measurement's medians and its ratio to hello."""

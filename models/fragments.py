@@ -97,12 +97,17 @@ BANNED_UNTIL = f"""CASE WHEN users.banned_until = 'infinity' THEN 'infinity'
 # per sign-in, except each user's latest, so a user is never taken for new again; rows of the user signing in are
 # left to the next sign-in (one statement must not change a row twice). Give it the user's id as SQL and the FROM
 # clause it is read from.
+# A device seen within DEVICE_SEEN_EVERY seconds is not written again: days are what the notices count, and a device
+# signing in again and again (an app's every launch) would otherwise rewrite its row each time. Such a sign-in returns
+# no row, so it tells nobody, as a device seen that recently never would.
 KNOWN_DEVICE_DAYS = 180
+DEVICE_SEEN_EVERY = 3600
 SIGNED_IN_DEVICE = f"""
 signed_in_device AS (
     INSERT INTO known_devices AS k (user_id, family, network)
     SELECT {{user_id}}, %(device_family)s, %(device_network)s {{source}}
     ON CONFLICT (user_id, family, network) DO UPDATE SET previous_seen_at = k.last_seen_at, last_seen_at = now()
+    WHERE k.last_seen_at < now() - make_interval(secs => {DEVICE_SEEN_EVERY})
     RETURNING k.user_id, k.previous_seen_at
 ),
 new_device_notice AS (

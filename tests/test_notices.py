@@ -10,7 +10,7 @@ import pyotp
 import pytest
 
 from core.keys import db_key, settings_key
-from models.fragments import KNOWN_DEVICE_DAYS, SIGNED_IN_DEVICE
+from models.fragments import DEVICE_SEEN_EVERY, KNOWN_DEVICE_DAYS, SIGNED_IN_DEVICE
 from tests.support.accounts import PASSWORD, log_in, register, verified_account
 from tests.support.authenticator import Authenticator
 from tests.support.common import CLIENT_ID, bearer, wait_for
@@ -163,6 +163,36 @@ async def test_a_device_unseen_for_long_is_new_again_and_old_devices_are_forgott
     async with client.app[db_key].cursor() as cur:  # bob's devices, both unseen too long: all but the latest go
         await cur.execute("SELECT family FROM known_devices JOIN users ON users.id = user_id WHERE username = 'bob'")
         assert await cur.fetchall() == [("Firefox on Linux",)]
+
+
+async def device_row(client, family_prefix):
+    async with client.app[db_key].cursor() as cur:
+        await cur.execute(
+            "SELECT xmin::text, last_seen_at, previous_seen_at FROM known_devices WHERE family LIKE %s",
+            (family_prefix + "%",),
+        )
+        return await cur.fetchone()
+
+
+async def test_a_device_seen_lately_is_not_written_again_and_one_seen_before_that_is(proxied_mail_client, smtp):
+    client = proxied_mail_client
+    await verified_account(client, smtp, "ann", "ann@example.com")
+    await sign_in(client, FIREFOX.format(v=133), "192.0.2.10")
+    first = await device_row(client, "Firefox")
+    for _ in range(3):
+        await sign_in(client, FIREFOX.format(v=133), "192.0.2.10")
+    assert await device_row(client, "Firefox") == first  # the same row version: nothing was written
+    async with client.app[db_key].cursor() as cur:
+        await cur.execute(
+            "UPDATE known_devices SET last_seen_at = last_seen_at - make_interval(secs => %s)",
+            (DEVICE_SEEN_EVERY + 5,),
+        )
+    aged = await device_row(client, "Firefox")
+    await sign_in(client, FIREFOX.format(v=133), "192.0.2.10")
+    _, last_seen, previous = await device_row(client, "Firefox")
+    assert previous == aged[1] and last_seen > aged[1]
+    await settled(client, smtp, "probe3")
+    assert len(new_device_notices(smtp, "ann@example.com")) == 1  # the first Firefox sign-in only
 
 
 async def test_racing_sign_ins_from_one_new_device_tell_once(make_client, smtp):

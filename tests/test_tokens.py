@@ -505,3 +505,21 @@ def test_hash_chatter_id_matches_sha256() -> None:
 )
 def test_hash_chatter_id_refuses_malformed(value: Any) -> None:
     assert hash_chatter_id(value) is None
+
+
+def test_a_minted_token_verifies_with_pyjwt_alone(codec: TokenCodec) -> None:
+    token, claims = codec.mint(42, "alice", "moderator", session_id="s-1", standing_version=3)
+    payload = jwt.decode(token, SECRET, algorithms=["HS256"], audience="chatterd", issuer="chatterd")
+    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
+    assert payload == {
+        "sub": "42",
+        "name": "alice",
+        "role": "moderator",
+        "jti": claims.jti,
+        "iss": "chatterd",
+        "aud": "chatterd",
+        "iat": claims.issued_at,
+        "exp": int(claims.expires_at),
+        "sid": "s-1",
+        "sv": 3,
+    }
