@@ -17,6 +17,7 @@ the description without versions ("Chrome on macOS": an update is no new device)
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 from typing import Final, NamedTuple
@@ -93,9 +94,11 @@ async def identify_async(user_agent: str) -> Device:
     return device
 
 
+@functools.lru_cache(maxsize=IDENTIFIED_LIMIT)
 def network_of(address: str) -> str:
     """The network a client address belongs to, as new-device notices compare them: an IPv4 /24, an IPv6 /48 (an
-    IPv4-mapped IPv6 address counts as IPv4); anything that is no IP address stands for itself."""
+    IPv4-mapped IPv6 address counts as IPv4); anything that is no IP address stands for itself. Remembered: it
+    depends on the text alone, and ipaddress takes tens of µs to parse it at every sign-in."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
