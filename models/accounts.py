@@ -10,10 +10,12 @@ from db.routines import Routine
 from mail.messages import Letter
 from models.fragments import (
     AUDIT_INSERT,
+    CHATTER_ID_VALUES,
     PURGE_SESSIONS,
     RATE_ATTEMPT,
     SESSION_INSERT,
     SESSION_VALUES,
+    SESSION_WITH_CHATTER_ID_INSERT,
     SIGNED_IN_DEVICE,
     USER_IN_GOOD_STANDING,
 )
@@ -86,28 +88,20 @@ audit AS (
 
 # One round trip: the user of a Google subject (whose name follows Google's), plus a session with its chatterID and
 # refresh token. The per-address rate count is part of the same statement: nothing is written past the limit. Each
-# sign-in also removes a few expired chatterIDs and sessions, so no full-table DELETE is needed.
+# sign-in also removes a few expired sessions (with their chatterIDs), so no full-table DELETE is needed.
 SIGN_IN_GOOGLE_USER = f"""
 WITH {RATE_ATTEMPT},
 {GOOGLE_ACCOUNT},
 opened AS (
-    {SESSION_INSERT} SELECT {SESSION_VALUES.format(user_id="id")} FROM account WHERE admitted
+    {SESSION_WITH_CHATTER_ID_INSERT}
+    SELECT {SESSION_VALUES.format(user_id="id")}, {CHATTER_ID_VALUES} FROM account WHERE admitted
     RETURNING id, expires_at
-),
-chatter_id AS (
-    INSERT INTO chatter_sessions (id_hash, session_id, expires_at)
-    SELECT %(id_hash)s, id, now() + make_interval(secs => %(lifetime)s) FROM opened
 ),
 refresh AS (
     INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
     SELECT %(refresh_hash)s, id, least(expires_at, now() + make_interval(secs => %(refresh_lifetime)s)) FROM opened
 ),
 {SIGNED_IN_DEVICE.format(user_id="id", source="FROM account WHERE admitted")},
-purged AS (
-    DELETE FROM chatter_sessions WHERE id_hash IN (
-        SELECT id_hash FROM chatter_sessions WHERE expires_at < now() ORDER BY expires_at LIMIT 50
-    )
-),
 {PURGE_SESSIONS}
 SELECT account.id, account.username, account.role, account.admitted, account.banned,
        (SELECT age FROM attempt), EXISTS (SELECT 1 FROM allowed)

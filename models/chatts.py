@@ -73,8 +73,8 @@ INSERT_CHATTS_FOR_CHATTER_IDS = f"""
 WITH posts AS (
     SELECT posts.position, users.username, posts.message, users.id AS user_id
     FROM unnest(%s::bytea[], %s::text[]) WITH ORDINALITY AS posts (id_hash, message, position)
-    JOIN chatter_sessions AS chatter_ids ON chatter_ids.id_hash = posts.id_hash AND chatter_ids.expires_at > now()
-    JOIN sessions ON sessions.id = chatter_ids.session_id
+    JOIN sessions ON sessions.chatter_id_hash = posts.id_hash AND sessions.chatter_id_expires_at > now()
+      AND sessions.ended_at IS NULL
     JOIN users ON users.id = sessions.user_id AND {USER_IN_GOOD_STANDING}
 ),
 inserted AS (

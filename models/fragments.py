@@ -53,7 +53,11 @@ LIVE_SESSION = (
 )
 
 # Opening a session: the columns, and their values for a user id given as SQL (%(session_*)s from session_params()).
-SESSION_INSERT = "INSERT INTO sessions (id, user_id, kind, ip, user_agent, device, expires_at)"
+SESSION_COLUMNS = "id, user_id, kind, ip, user_agent, device, expires_at"
+SESSION_INSERT = f"INSERT INTO sessions ({SESSION_COLUMNS})"
+# An /adduser/ session also carries its chatterID: a hash, and when it expires (%(id_hash)s, %(lifetime)s).
+SESSION_WITH_CHATTER_ID_INSERT = f"INSERT INTO sessions ({SESSION_COLUMNS}, chatter_id_hash, chatter_id_expires_at)"
+CHATTER_ID_VALUES = "%(id_hash)s, now() + make_interval(secs => %(lifetime)s)"
 SESSION_VALUES = (
     "%(session_id)s::uuid, {user_id}, %(session_kind)s, %(session_ip)s, %(session_user_agent)s, %(session_device)s,"
     " now() + make_interval(secs => %(session_max_age)s)"

@@ -31,9 +31,9 @@ from models.records import ChatterIdOwner, Ending, NewRefreshToken, NewSession, 
 
 # Whom a chatterID acts for: only ids and the expiry; who the user is now (name, role, ban) is the Directory's.
 SELECT_CHATTER_ID_OWNER = """
-SELECT s.user_id, s.id::text, extract(epoch FROM c.expires_at)::float8
-FROM chatter_sessions AS c JOIN sessions AS s ON s.id = c.session_id
-WHERE c.id_hash = %s AND c.expires_at > now() AND s.ended_at IS NULL
+SELECT s.user_id, s.id::text, extract(epoch FROM s.chatter_id_expires_at)::float8
+FROM sessions AS s
+WHERE s.chatter_id_hash = %s AND s.chatter_id_expires_at > now() AND s.ended_at IS NULL
 """
 
 # Everything a successful password sign-in writes, in one round trip.
@@ -81,7 +81,10 @@ RETURNING id::text
 # worker and server hears of it in the same transaction.
 DROP_SESSION_CREDENTIALS = f"""
 WITH ended (id) AS (SELECT unnest(%(ids)s::uuid[])),
-chatter_ids AS (DELETE FROM chatter_sessions WHERE session_id IN (SELECT id FROM ended)),
+chatter_ids AS (
+    UPDATE sessions SET chatter_id_hash = NULL, chatter_id_expires_at = NULL
+    WHERE id IN (SELECT id FROM ended) AND chatter_id_hash IS NOT NULL
+),
 tokens AS (DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM ended)),
 audit AS (
     {AUDIT_INSERT}

@@ -240,7 +240,10 @@ async def test_signing_out_one_device_stops_every_credential_of_it(client, googl
             "SELECT event, detail->>'session', detail->>'reason' FROM auth_events WHERE event LIKE 'sess%%'"
         )
         assert await cur.fetchall() == [("session_revoked", phone_id, "revoked")]
-        await cur.execute("SELECT count(*) FROM chatter_sessions UNION ALL SELECT count(*) FROM refresh_tokens")
+        await cur.execute(
+            "SELECT count(*) FROM sessions WHERE chatter_id_hash IS NOT NULL"
+            " UNION ALL SELECT count(*) FROM refresh_tokens"
+        )
         assert await cur.fetchall() == [(1,), (1,)]  # the laptop's only
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from auth.cookies import HOST_COOKIE_NAME
 from core.keys import db_key, token_codec_key
+from models.fragments import PURGE_BATCH
 from tests.support.common import CLIENT_ID, wait_for
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -49,9 +50,9 @@ async def test_adduser_issues_a_chatterid_and_a_jwt(client, google):
 
 async def test_only_a_hash_of_the_chatterid_is_stored(client, google):
     body = await sign_in(client, google)
-    rows = await query(client, "SELECT id_hash FROM chatter_sessions")
+    rows = await query(client, "SELECT chatter_id_hash FROM sessions")
     assert [bytes(r[0]) for r in rows] == [hashlib.sha256(body["chatterID"].encode()).digest()]
-    dump = await query(client, "SELECT row_to_json(s)::text FROM chatter_sessions s")
+    dump = await query(client, "SELECT row_to_json(s)::text FROM sessions s")
     assert body["chatterID"] not in dump[0][0]
 
 
@@ -242,7 +243,7 @@ async def test_postauth_without_credentials_is_401(client):
 
 async def test_postauth_with_expired_chatterid_is_401(client, google):
     body = await sign_in(client, google)
-    await query(client, "UPDATE chatter_sessions SET expires_at = now() - interval '1 second' RETURNING 1")
+    await query(client, "UPDATE sessions SET chatter_id_expires_at = now() - interval '1 second' RETURNING 1")
     resp = await client.post("/postauth/", json={"chatterID": body["chatterID"], "message": "late"})
     assert resp.status == 401
     assert await chatts(client) == []
@@ -285,17 +286,62 @@ async def test_cookie_credential_needs_same_origin_for_posts(client, google):
     assert resp.status == 403
 
 
-async def test_sign_ins_purge_expired_sessions_a_bounded_number_at_a_time(client, google):
+async def test_sign_ins_purge_expired_sessions_with_their_chatterids_a_bounded_number_at_a_time(client, google):
     await sign_in(client, google, sub="owner")
     await query(
         client,
-        "INSERT INTO chatter_sessions (id_hash, session_id, expires_at)"
-        " SELECT sha256(g::text::bytea), (SELECT min(id::text)::uuid FROM sessions), now() - interval '1 hour'"
-        " FROM generate_series(1, 120) AS g RETURNING 1",
+        "INSERT INTO sessions (id, user_id, kind, expires_at, chatter_id_hash, chatter_id_expires_at)"
+        " SELECT gen_random_uuid(), (SELECT min(user_id) FROM sessions), 'google', now() - interval '1 hour',"
+        " sha256(g::text::bytea), now() - interval '2 hours' FROM generate_series(1, 50) AS g RETURNING 1",
     )
+    expired = "SELECT count(*) FROM sessions WHERE expires_at < now() AND chatter_id_hash IS NOT NULL"
     await sign_in(client, google, sub="owner")
-    (expired,) = (await query(client, "SELECT count(*) FROM chatter_sessions WHERE expires_at < now()"))[0]
-    assert expired == 70
-    await sign_in(client, google, sub="owner")
-    await sign_in(client, google, sub="owner")
-    assert await query(client, "SELECT count(*) FROM chatter_sessions WHERE expires_at < now()") == [(0,)]
+    assert await query(client, expired) == [(50 - PURGE_BATCH,)]
+    for _ in range(2):
+        await sign_in(client, google, sub="owner")
+    assert await query(client, expired) == [(0,)]
+    assert await query(client, "SELECT count(*) FROM sessions WHERE chatter_id_hash IS NOT NULL") == [(4,)]
+
+
+async def test_chatterids_issued_before_they_moved_onto_sessions_keep_working(make_database, make_client):
+    """Live chatterIDs of live sessions carry over to the sessions' rows; expired ones and those of ended sessions
+    do not."""
+    from db.migrations import load_migrations, migrate
+    from db.pool import Database, create_pool
+
+    live, expired, ended = (f"{n:064x}" for n in (1, 2, 3))
+    url = make_database()
+    pool = await create_pool(url, minsize=0, maxsize=2, connect_timeout=5, statement_timeout=30)
+    db = Database(pool, acquire_timeout=30, direct_dsn=url)
+    try:
+        migrations = load_migrations()
+        at = next(n for n, m in enumerate(migrations) if m.version.endswith("_chatter_ids_on_sessions"))
+        await migrate(db, migrations[:at])
+        async with db.cursor() as cur:
+            await cur.execute("INSERT INTO users (username) VALUES ('Old Google') RETURNING id")
+            (user_id,) = await cur.fetchone()
+            for n, (chatter_id, lifetime, ended_at) in enumerate(
+                ((live, "1 hour", None), (expired, "-1 second", None), (ended, "1 hour", "now()"))
+            ):
+                session_id = f"00000000-0000-0000-0000-00000000000{n}"
+                await cur.execute(
+                    f"INSERT INTO sessions (id, user_id, kind, expires_at, ended_at)"
+                    f" VALUES (%s, %s, 'google', now() + interval '1 day', {ended_at or 'NULL'})",
+                    (session_id, user_id),
+                )
+                await cur.execute(
+                    "INSERT INTO chatter_sessions (id_hash, session_id, expires_at)"
+                    " VALUES (sha256(%s::bytea), %s, now() + %s::interval)",
+                    (chatter_id.encode(), session_id, lifetime),
+                )
+        assert await migrate(db) == [m.version for m in migrations[at:]]
+    finally:
+        pool.close()
+        await pool.wait_closed()
+    client = await make_client(database_url=url)
+    statuses = [
+        (await client.post("/postauth/", json={"chatterID": chatter_id, "message": "hi"})).status
+        for chatter_id in (live, expired, ended)
+    ]
+    assert statuses == [200, 401, 401]
+    assert [chatt[:2] for chatt in await (await client.get("/getchatts/")).json()] == [["Old Google", "hi"]]

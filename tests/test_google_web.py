@@ -128,7 +128,7 @@ async def test_full_flow_sets_the_login_cookie(web, google):
     async with web.app[db_key].cursor() as cur:
         await cur.execute("SELECT sub, identity.email, users.email FROM google_identities AS identity, users")
         assert await cur.fetchall() == [("1234567890", "test@example.com", "test@example.com")]
-        await cur.execute("SELECT count(*) FROM chatter_sessions")
+        await cur.execute("SELECT count(*) FROM sessions WHERE chatter_id_hash IS NOT NULL")
         assert await cur.fetchone() == (0,)  # a cookie sign-in opens no chatterID session
 
 
