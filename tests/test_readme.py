@@ -72,6 +72,8 @@ class Terminal:
                 await self.process.wait()
 
 
+# A whole `make run` set-up and every block: under a minute on a quiet machine, a few on a loaded one.
+@pytest.mark.timeout(360)
 async def test_the_readme_runs_top_to_bottom(checkout, tmp_path):
     ports = {port: free_port() for port in EXAMPLE_PORTS}
 
