@@ -107,8 +107,9 @@ class Measurement:
             notes.append(f"workers busy {busy} of a core each")
         if self.cpu_seconds and self.requests:
             notes.append(f"{1e6 * self.cpu_seconds / self.requests:.0f} µs of worker CPU per request")
-        if self.postgres_seconds >= 0.05 and self.requests:
-            notes.append(f"{1e6 * self.postgres_seconds / self.requests:.0f} µs of Postgres CPU per request")
+        postgres_per_request = 1e6 * self.postgres_seconds / self.requests if self.requests else 0.0
+        if postgres_per_request >= 1:  # not for scenarios that leave Postgres idle
+            notes.append(f"{postgres_per_request:.0f} µs of Postgres CPU per request")
         if non_2xx:
             notes.append(f"{non_2xx} of {self.requests} responses were not 2xx")
         if socket_errors:
