@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import aiohttp
-import aiopg
 from aiohttp import web
 
 from auth.activity import SessionActivity
@@ -45,6 +44,7 @@ from core.keys import (
     writer_key,
 )
 from core.observability import install_access_redactor, install_malformed_request_filter
+from db.connections import ConnectionPool
 from db.embedded import EmbeddedPostgres
 from db.events import Events, following
 from db.migrations import migrate
@@ -94,7 +94,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
             await loop.run_in_executor(None, embedded.stop)
 
 
-async def _connect_with_retry(url: str, settings: Settings) -> aiopg.Pool:
+async def _connect_with_retry(url: str, settings: Settings) -> ConnectionPool:
     return await _retrying(
         lambda: create_pool(
             url,

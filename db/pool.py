@@ -1,4 +1,5 @@
-"""The aiopg pool: bounded connect/acquire timeouts, driver errors turned into DatabaseUnavailable."""
+"""The database: pooled aiopg connections with bounded connect/acquire timeouts, driver errors turned into
+DatabaseUnavailable."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import aiopg
 import psycopg2
 import psycopg2.extensions
 import psycopg2.sql
+
+from db.connections import ConnectionPool
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +115,7 @@ class Database:
     lock, uses a direct connection (`direct_dsn`, from DATABASE_LISTEN_URL).
     """
 
-    def __init__(self, pool: aiopg.Pool, *, acquire_timeout: float, direct_dsn: str) -> None:
+    def __init__(self, pool: ConnectionPool, *, acquire_timeout: float, direct_dsn: str) -> None:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
         self.direct_dsn = direct_dsn
@@ -160,11 +163,13 @@ class Database:
     @asynccontextmanager
     async def cursor(self) -> AsyncIterator[Cursor]:
         """A cursor on a pooled connection; driver failures surface as DatabaseUnavailable."""
-        try:
-            async with asyncio.timeout(self.acquire_timeout):
-                conn = await self.pool.acquire()
-        except _UNAVAILABLE as exc:
-            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+        conn = self.pool.acquire_free()
+        if conn is None:
+            try:
+                async with asyncio.timeout(self.acquire_timeout):
+                    conn = await self.pool.acquire()
+            except _UNAVAILABLE as exc:
+                raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
         try:
             async with conn.cursor() as cur:
                 yield Cursor(cur, self)
@@ -216,18 +221,24 @@ def connect_dsn(url: str, *, connect_timeout: float, application_name: str = "ch
 
 async def create_pool(
     url: str, *, minsize: int, maxsize: int, connect_timeout: float, statement_timeout: float
-) -> aiopg.Pool:
-    """An aiopg pool that skips the extra round trips and conversions chatterd does not need."""
-    return await aiopg.create_pool(
+) -> ConnectionPool:
+    """A pool of aiopg connections that skips the extra round trips and conversions chatterd does not need."""
+    pool = ConnectionPool(
         connect_dsn(url, connect_timeout=connect_timeout),
         minsize=minsize,
         maxsize=maxsize,
         timeout=statement_timeout,
-        pool_recycle=600,
+        recycle=600,
         enable_json=False,
         enable_hstore=False,
         enable_uuid=False,
     )
+    try:
+        await pool.fill()
+    except BaseException:
+        pool.close()
+        raise
+    return pool
 
 
 def describe_connections(url: str, listen_url: str | None) -> str:
