@@ -8,7 +8,8 @@ from models.fragments import COUNT_IN_WINDOW, HITS_IN_WINDOW, PASSWORD_PROVED, W
 # Count an attempt against each key before the work it guards (the password hash, the one-time code), so a burst
 # gets no more tries than the limit: the attempts past it are refused without being evaluated. A key reaching its
 # limit is locked for `lockout` seconds (a lock is not extended by the attempts it refuses). Returns, per key, the
-# seconds to wait when this attempt is past the limit. Stale counters of other keys are purged a few at a time.
+# seconds to wait when this attempt is past the limit. Stale counters of other keys are purged a few at a time,
+# passing over those another statement holds: two purges locking the same rows in different orders would deadlock.
 # The two CTEs are shared with statements that do their work in the same round trip (models/email.py).
 CLAIM_CTES = f"""
 counted AS (
@@ -28,7 +29,7 @@ purged AS (
     DELETE FROM throttle WHERE key IN (
         SELECT key FROM throttle AS t
         WHERE {WINDOW_OVER} AND coalesce(locked_until, now()) <= now() AND key <> ALL(%(keys)s)
-        ORDER BY window_start LIMIT 50
+        ORDER BY window_start LIMIT 50 FOR UPDATE SKIP LOCKED
     )
 )"""
 CLAIM_ATTEMPT = f"WITH {CLAIM_CTES}\nSELECT max(wait) FROM counted"
