@@ -17,8 +17,9 @@ async def test_attempts_on_stale_keys_at_once_purge_each_other_without_deadlock(
     for round_ in range(5):
         async with db.cursor() as cur:  # every key's window is over: each is stale to every other attempt
             await cur.execute(
-                "INSERT INTO throttle (key, hits, max_hits, window_start) SELECT unnest(%s::text[]), 3, 5,"
-                " now() - interval '1 day' ON CONFLICT (key) DO UPDATE SET hits = 3, window_start = EXCLUDED.window_start",
+                "INSERT INTO throttle (key, hits, max_hits, window_start)"
+                " SELECT unnest(%s::text[]), 3, 5, now() - interval '1 day'"
+                " ON CONFLICT (key) DO UPDATE SET hits = 3, window_start = EXCLUDED.window_start",
                 (keys,),
             )
         waits = await asyncio.gather(*(claim_attempt(db, {key: 5}, window=60, lockout=60) for key in keys))
