@@ -6,7 +6,7 @@ calls it, which works through any pooler. The statement stays written once, in P
 `Routine` turns its `%(name)s` parameters into the function's arguments, and the function's name carries a hash of
 its text, so a changed statement is a new function and two versions of chatterd on one database (a rolling deploy)
 each call their own. The function of a version no longer deployed stays behind, unused and harmless; drop it by hand
-(`\df chatterd_*` in psql lists them) once no server of that version runs.
+(psql lists them: `\\df chatterd_*`) once no server of that version runs.
 """
 
 from __future__ import annotations
