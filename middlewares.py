@@ -42,6 +42,7 @@ from models.records import User
 logger = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_CHAINED = 8  # exceptions of a chain whose tracebacks an error's answer drops
 CALLER_MARK = "_chatterd_reads_caller"  # set by reads_caller on views that act on their caller
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -59,32 +60,49 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     status = 500
     try:
-        # The caller, before any view runs (None when anonymous); a login cookie slides after the view.
-        request[user_key] = None
-        request[credential_key] = None
-        signed_in_by = await _authenticate(request) if _may_carry_credential(request) else None
-        response = await handler(request)
-        if signed_in_by == "cookie":
-            await renew_login_cookie(request, response)
-    except Exception as exc:
-        error = _rendered(request, exc)
-        status = error.status
-        error.headers[REQUEST_ID_HEADER] = request_id
-        add_security_headers(request, error.headers)
-        if error is exc:
-            raise
-        raise error from None
-    except asyncio.CancelledError:
-        status = CLIENT_CLOSED  # the client went away: not a server error, and no alert should think so
-        raise
-    else:
+        try:
+            # The caller, before any view runs (None when anonymous); a login cookie slides after the view.
+            request[user_key] = None
+            request[credential_key] = None
+            signed_in_by = await _authenticate(request) if _may_carry_credential(request) else None
+            response = await handler(request)
+            if signed_in_by == "cookie":
+                await renew_login_cookie(request, response)
+        except Exception as exc:
+            response = _error_response(request, exc)
         status = response.status
         response.headers[REQUEST_ID_HEADER] = request_id
         add_security_headers(request, response.headers)
         return response
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED  # the client went away: not a server error, and no alert should think so
+        raise
     finally:
         request_id_var.reset(token)
         count_request(request, status, time.perf_counter() - started)
+
+
+def _error_response(request: web.Request, exc: Exception) -> web.Response:
+    """The answer to an exception out of a view, returned rather than raised on.
+
+    An exception's traceback holds the frames it went through, and they hold the request, the exception (aiohttp's
+    404 is raised by a method of the object that keeps it) and more: reference cycles that only the garbage collector
+    frees, which made an error cost a worker twice what a small answer does (docs/performance.md). So the traceback is
+    dropped once the error is logged, and the answer is a plain response, which aiohttp sends as it would the error.
+    """
+    error = _rendered(request, exc)  # logs a 500 with its traceback
+    cause: BaseException | None = exc
+    for _ in range(MAX_CHAINED):
+        if cause is None:
+            break
+        cause.__traceback__ = None
+        cause = cause.__cause__ or cause.__context__
+    response = web.Response(status=error.status, reason=error.reason, body=error.body, headers=error.headers)
+    if error.keep_alive is False:
+        response.force_close()  # a 408 closes the connection
+    for name, morsel in error.cookies.items():
+        response.cookies[name] = morsel
+    return response
 
 
 def _rendered(request: web.Request, exc: Exception) -> web.HTTPException:
