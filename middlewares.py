@@ -41,6 +41,7 @@ from models.records import User
 
 logger = logging.getLogger(__name__)
 
+AUTHORIZATION, COOKIE = hdrs.AUTHORIZATION, hdrs.COOKIE
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_CHAINED = 8  # exceptions of a chain whose tracebacks an error's answer drops
 CALLER_MARK = "_chatterd_reads_caller"  # set by reads_caller on views that act on their caller
@@ -55,8 +56,11 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     its answer carry, errors included; the caller, from the credential presented; the contract's JSON for every error
     (a 500 is logged with its traceback first); the security headers; the request counted and timed by route
     template and final status."""
-    request_id = sane_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_request_id()
-    token = request_id_var.set(request_id)
+    headers = request.headers
+    given = headers.get(REQUEST_ID_HEADER)
+    request_id = (None if given is None else sane_request_id(given)) or new_request_id()
+    # Not reset after: aiohttp runs each request in a task of its own, whose copy of the context ends with it.
+    request_id_var.set(request_id)
     started = time.perf_counter()
     status = 500
     try:
@@ -64,7 +68,11 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             # The caller, before any view runs (None when anonymous); a login cookie slides after the view.
             request[user_key] = None
             request[credential_key] = None
-            signed_in_by = await _authenticate(request) if _may_carry_credential(request) else None
+            signed_in_by = (
+                await _authenticate(request)
+                if AUTHORIZATION in headers or COOKIE in headers or _body_may_carry_credential(request)
+                else None
+            )
             response = await handler(request)
             if signed_in_by == "cookie":
                 await renew_login_cookie(request, response)
@@ -78,7 +86,6 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = CLIENT_CLOSED  # the client went away: not a server error, and no alert should think so
         raise
     finally:
-        request_id_var.reset(token)
         count_request(request, status, time.perf_counter() - started)
 
 
@@ -163,12 +170,6 @@ def _same_origin(request: web.Request, trusted: tuple[str, ...]) -> bool:
     attacker injects there) is another origin than the HTTPS site whose cookie rides along.
     """
     return from_trusted_site(request, trusted)
-
-
-def _may_carry_credential(request: web.Request) -> bool:
-    """Whether the request can carry a credential: in a header, a cookie, or a body (see below)."""
-    headers = request.headers
-    return hdrs.AUTHORIZATION in headers or hdrs.COOKIE in headers or _body_may_carry_credential(request)
 
 
 def _body_may_carry_credential(request: web.Request) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import io
 import logging
+import re
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,10 +19,17 @@ from core.access_log import BufferedStreamHandler
 from core.errors import ApiError
 from core.headers import SERVER
 from core.keys import refused_addresses_key
-from core.observability import ACCESS_LOG_FORMAT, REQUEST_ID_HEADER, AccessLogRedactor, RequestIdFilter
+from core.observability import (
+    ACCESS_LOG_FORMAT,
+    REQUEST_ID_HEADER,
+    AccessLogRedactor,
+    RequestIdFilter,
+    new_request_id,
+)
 from tests.support.common import CLIENT_ID
 from web import create_app
 
+GENERATED = re.compile(r"[0-9a-f]{32}")
 FLOOD_MESSAGE = "Too many adduser attempts from your address; try again later."
 
 
@@ -130,3 +138,11 @@ async def test_an_error_answer_is_the_contracts_json_with_its_headers(client):
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     unauthorized = await client.get("/get-user")
     assert unauthorized.status == 401 and unauthorized.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_made_request_ids_are_fresh_hex_across_batches():
+    """Ids come from a pool of random bytes read a batch at a time: each is 32 hex digits and none repeats, across
+    several batches."""
+    ids = [new_request_id() for _ in range(3 * 256 + 7)]
+    assert all(GENERATED.fullmatch(request_id) for request_id in ids)
+    assert len(set(ids)) == len(ids)
