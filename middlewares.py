@@ -104,6 +104,8 @@ def _error_response(request: web.Request, exc: Exception) -> web.Response:
             break
         cause.__traceback__ = None
         cause = cause.__cause__ or cause.__context__
+    if isinstance(error, ApiError):
+        return error  # a Response itself, that aiohttp takes as returned (ApiError.__http_exception__)
     response = web.Response(status=error.status, reason=error.reason, body=error.body, headers=error.headers)
     if error.keep_alive is False:
         response.force_close()  # a 408 closes the connection

@@ -16,6 +16,9 @@ class ApiError(web.HTTPException):
 
     status_code = 500
     default_message = "Internal server error."
+    # aiohttp warns when a view returns an HTTPException instead of raising it; the request middleware returns
+    # these on purpose, once their traceback is dropped (a copy into a plain Response cost as much as making them).
+    __http_exception__ = False
 
     def __init__(
         self, message: str | None = None, *, headers: Mapping[str, str] | None = None, error: str | None = None
