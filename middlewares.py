@@ -188,15 +188,21 @@ def _body_may_carry_credential(request: web.Request) -> bool:
 async def _authenticate(request: web.Request) -> str | None:
     """Put the caller the credential presented names into request[user_key], or why it was refused into
     request[auth_problem_key]; where the accepted credential came from ("header", "cookie", "body")."""
-    presented = await _presented_token(request)
+    app = request.app
+    header = request.headers.get(AUTHORIZATION)
+    # The header comes first (the contract's order), and is what API clients send: no coroutine to look further.
+    presented = (_bearer(header), "header") if header else await _presented_token(request)
     if presented is None:
         return None
     token, source = presented
-    settings = request.app[settings_key]
-    if source == "cookie" and request.method not in SAFE_METHODS and not _same_origin(request, settings.cors_origins):
+    if (
+        source == "cookie"
+        and request.method not in SAFE_METHODS
+        and not _same_origin(request, app[settings_key].cors_origins)
+    ):
         request[auth_problem_key] = "csrf"
         return None
-    found = await request.app[authenticator_key].resolve(token)
+    found = await app[authenticator_key].resolve(token)
     if found is None:
         request[auth_problem_key] = "invalid"
         return None
