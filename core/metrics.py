@@ -61,7 +61,8 @@ class PendingCounter:
     def add(self, key: tuple[str, ...], amount: float) -> None:
         """Count `amount` under the label values `key`."""
         self._pending[key] = self._pending.get(key, 0.0) + amount
-        _flush_soon()
+        if _flushing_in is None or _flushing_in.is_closed():
+            _flush_soon()
 
     def flush(self) -> None:
         """Hand the pending counts to prometheus_client."""
