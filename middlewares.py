@@ -41,7 +41,9 @@ from models.records import User
 
 logger = logging.getLogger(__name__)
 
+AUTHORIZATION, COOKIE = hdrs.AUTHORIZATION, hdrs.COOKIE
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_CHAINED = 8  # exceptions of a chain whose tracebacks an error's answer drops
 CALLER_MARK = "_chatterd_reads_caller"  # set by reads_caller on views that act on their caller
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -54,37 +56,62 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     its answer carry, errors included; the caller, from the credential presented; the contract's JSON for every error
     (a 500 is logged with its traceback first); the security headers; the request counted and timed by route
     template and final status."""
-    request_id = sane_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_request_id()
-    token = request_id_var.set(request_id)
+    headers = request.headers
+    given = headers.get(REQUEST_ID_HEADER)
+    request_id = (None if given is None else sane_request_id(given)) or new_request_id()
+    # Not reset after: aiohttp runs each request in a task of its own, whose copy of the context ends with it.
+    request_id_var.set(request_id)
     started = time.perf_counter()
     status = 500
     try:
-        # The caller, before any view runs (None when anonymous); a login cookie slides after the view.
-        request[user_key] = None
-        request[credential_key] = None
-        signed_in_by = await _authenticate(request) if _may_carry_credential(request) else None
-        response = await handler(request)
-        if signed_in_by == "cookie":
-            await renew_login_cookie(request, response)
-    except Exception as exc:
-        error = _rendered(request, exc)
-        status = error.status
-        error.headers[REQUEST_ID_HEADER] = request_id
-        add_security_headers(request, error.headers)
-        if error is exc:
-            raise
-        raise error from None
-    except asyncio.CancelledError:
-        status = CLIENT_CLOSED  # the client went away: not a server error, and no alert should think so
-        raise
-    else:
+        try:
+            # The caller, before any view runs (None when anonymous); a login cookie slides after the view.
+            request[user_key] = None
+            request[credential_key] = None
+            signed_in_by = (
+                await _authenticate(request)
+                if AUTHORIZATION in headers or COOKIE in headers or _body_may_carry_credential(request)
+                else None
+            )
+            response = await handler(request)
+            if signed_in_by == "cookie":
+                await renew_login_cookie(request, response)
+        except Exception as exc:
+            response = _error_response(request, exc)
         status = response.status
         response.headers[REQUEST_ID_HEADER] = request_id
         add_security_headers(request, response.headers)
         return response
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED  # the client went away: not a server error, and no alert should think so
+        raise
     finally:
-        request_id_var.reset(token)
         count_request(request, status, time.perf_counter() - started)
+
+
+def _error_response(request: web.Request, exc: Exception) -> web.Response:
+    """The answer to an exception out of a view, returned rather than raised on.
+
+    An exception's traceback holds the frames it went through, and they hold the request, the exception (aiohttp's
+    404 is raised by a method of the object that keeps it) and more: reference cycles that only the garbage collector
+    frees, which made an error cost a worker twice what a small answer does (docs/performance.md). So the traceback is
+    dropped once the error is logged, and the answer is a plain response, which aiohttp sends as it would the error.
+    """
+    error = _rendered(request, exc)  # logs a 500 with its traceback
+    cause: BaseException | None = exc
+    for _ in range(MAX_CHAINED):
+        if cause is None:
+            break
+        cause.__traceback__ = None
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(error, ApiError):
+        return error  # a Response itself, that aiohttp takes as returned (ApiError.__http_exception__)
+    response = web.Response(status=error.status, reason=error.reason, body=error.body, headers=error.headers)
+    if error.keep_alive is False:
+        response.force_close()  # a 408 closes the connection
+    for name, morsel in error.cookies.items():
+        response.cookies[name] = morsel
+    return response
 
 
 def _rendered(request: web.Request, exc: Exception) -> web.HTTPException:
@@ -147,12 +174,6 @@ def _same_origin(request: web.Request, trusted: tuple[str, ...]) -> bool:
     return from_trusted_site(request, trusted)
 
 
-def _may_carry_credential(request: web.Request) -> bool:
-    """Whether the request can carry a credential: in a header, a cookie, or a body (see below)."""
-    headers = request.headers
-    return hdrs.AUTHORIZATION in headers or hdrs.COOKIE in headers or _body_may_carry_credential(request)
-
-
 def _body_may_carry_credential(request: web.Request) -> bool:
     """A body is looked at for a chatterID only where a credential counts: an unsafe request to a view that acts on
     its caller (`reads_caller`, which login_required and requires apply). Elsewhere nobody would use it, and a view
@@ -167,15 +188,21 @@ def _body_may_carry_credential(request: web.Request) -> bool:
 async def _authenticate(request: web.Request) -> str | None:
     """Put the caller the credential presented names into request[user_key], or why it was refused into
     request[auth_problem_key]; where the accepted credential came from ("header", "cookie", "body")."""
-    presented = await _presented_token(request)
+    app = request.app
+    header = request.headers.get(AUTHORIZATION)
+    # The header comes first (the contract's order), and is what API clients send: no coroutine to look further.
+    presented = (_bearer(header), "header") if header else await _presented_token(request)
     if presented is None:
         return None
     token, source = presented
-    settings = request.app[settings_key]
-    if source == "cookie" and request.method not in SAFE_METHODS and not _same_origin(request, settings.cors_origins):
+    if (
+        source == "cookie"
+        and request.method not in SAFE_METHODS
+        and not _same_origin(request, app[settings_key].cors_origins)
+    ):
         request[auth_problem_key] = "csrf"
         return None
-    found = await request.app[authenticator_key].resolve(token)
+    found = await app[authenticator_key].resolve(token)
     if found is None:
         request[auth_problem_key] = "invalid"
         return None

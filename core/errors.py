@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
+
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 
 class ApiError(web.HTTPException):
@@ -13,6 +16,9 @@ class ApiError(web.HTTPException):
 
     status_code = 500
     default_message = "Internal server error."
+    # aiohttp warns when a view returns an HTTPException instead of raising it; the request middleware returns
+    # these on purpose, once their traceback is dropped (a copy into a plain Response cost as much as making them).
+    __http_exception__ = False
 
     def __init__(
         self, message: str | None = None, *, headers: Mapping[str, str] | None = None, error: str | None = None
@@ -20,7 +26,12 @@ class ApiError(web.HTTPException):
         self.message = message or self.default_message
         self.error = error
         body = {"message": self.message} if error is None else {"message": self.message, "error": error}
-        super().__init__(headers=dict(headers or {}), text=orjson.dumps(body).decode(), content_type="application/json")
+        fields = CIMultiDict(headers or ())
+        fields[hdrs.CONTENT_TYPE] = JSON_CONTENT_TYPE
+        # What HTTPException.__init__ does for a text body, without its checks of arguments given here: an error is
+        # made for every refused request, a flood's included.
+        web.Response.__init__(self, status=self.status_code, headers=fields, body=orjson.dumps(body))
+        Exception.__init__(self, self.reason)
 
 
 class BadRequest(ApiError):

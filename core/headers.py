@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import MutableMapping
 
 from aiohttp import web, web_response
+from multidict import istr
 
 from core.keys import settings_key
 
 SERVER = "chatterd"
 HSTS = "max-age=31536000; includeSubDomains"
+# istr names: the response's header dictionary takes them without folding their case on every answer.
+NOSNIFF_HEADER = istr("X-Content-Type-Options")
+HSTS_HEADER = istr("Strict-Transport-Security")
 
 
 def set_page_headers(response: web.StreamResponse, csp: str, *, referrer_policy: str = "no-referrer") -> None:
@@ -20,18 +25,23 @@ def set_page_headers(response: web.StreamResponse, csp: str, *, referrer_policy:
     response.headers["Referrer-Policy"] = referrer_policy
 
 
+@functools.lru_cache(maxsize=8)
+def _https_site(public_url: str | None) -> bool:
+    """Whether the site's PUBLIC_URL is https (a proxy in front ends TLS)."""
+    return bool(public_url and public_url.lower().startswith("https://"))
+
+
 def _serves_https(request: web.Request) -> bool:
     """TLS here (TLS_CERT_FILE/TLS_KEY_FILE), or ended by a proxy in front of a PUBLIC_URL that is https."""
-    public_url = request.app[settings_key].public_url
-    return request.secure or bool(public_url and public_url.lower().startswith("https://"))
+    return request.secure or _https_site(request.app[settings_key].public_url)
 
 
 def add_security_headers(request: web.Request, headers: MutableMapping[str, str]) -> None:
     """The headers every answer of the app carries, errors and static files included (the request middleware adds
     them; `Server` is aiohttp's default, replaced in setup_headers)."""
-    headers.setdefault("X-Content-Type-Options", "nosniff")  # static files too: served as labelled
+    headers.setdefault(NOSNIFF_HEADER, "nosniff")  # static files too: served as labelled
     if _serves_https(request):
-        headers["Strict-Transport-Security"] = HSTS
+        headers[HSTS_HEADER] = HSTS
 
 
 def setup_headers(app: web.Application) -> None:

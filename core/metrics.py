@@ -13,8 +13,8 @@ every read of the default registry; so a scrape sees every request any worker ha
 from __future__ import annotations
 
 import asyncio
-import bisect
 import os
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
@@ -61,7 +61,8 @@ class PendingCounter:
     def add(self, key: tuple[str, ...], amount: float) -> None:
         """Count `amount` under the label values `key`."""
         self._pending[key] = self._pending.get(key, 0.0) + amount
-        _flush_soon()
+        if _flushing_in is None or _flushing_in.is_closed():
+            _flush_soon()
 
     def flush(self) -> None:
         """Hand the pending counts to prometheus_client."""
@@ -98,9 +99,10 @@ class RequestMetrics:
         entry = self._pending.get(key)
         if entry is None:
             entry = self._pending[key] = [0.0] * (len(self._bounds) + 2)  # the buckets, +Inf, and the sum
-        entry[bisect.bisect_left(self._bounds, seconds)] += 1  # the first bucket whose bound is >= seconds
+        entry[bisect_left(self._bounds, seconds)] += 1  # the first bucket whose bound is >= seconds
         entry[-1] += seconds
-        _flush_soon()
+        if _flushing_in is None or _flushing_in.is_closed():
+            _flush_soon()
 
     def flush(self) -> None:
         """Hand the pending counts and latencies to prometheus_client."""

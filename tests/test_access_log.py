@@ -9,7 +9,7 @@ import logging
 from aiohttp import web, web_log
 from aiohttp.test_utils import make_mocked_request
 
-from core.access_log import FLUSH_SIZE, AccessLogger, BufferedStreamHandler
+from core.access_log import FLUSH_SIZE, AccessLogger, Answered, BufferedStreamHandler
 from core.observability import (
     ACCESS_LOG_FORMAT,
     REQUEST_ID_HEADER,
@@ -157,3 +157,23 @@ async def test_flush_close_and_a_full_buffer_write_everything_in_order():
     handler.handle(record("the last"))
     handler.close()
     assert stream.getvalue().endswith("the last\n")
+
+
+async def test_answered_requests_are_written_in_order_with_the_lines_of_records():
+    """An answered request's line is made when its batch is written, in its place among the others, exactly the line
+    made at once, and once for every handler that writes it."""
+    request, response = a_request()
+    answered = Answered(request, response, 0.0123)
+    first, second = io.StringIO(), io.StringIO()
+    handlers = [make_handler(first), make_handler(second)]
+    for handler in handlers:
+        handler.handle(record("before"))
+        handler.write_answered(answered)
+        handler.handle(record("after"))
+    assert first.getvalue() == "", "in an event loop the lines wait for the batch"
+    for handler in handlers:
+        handler.close()
+    line = answered.line()
+    assert line.startswith("- [") and '"GET /getchatts/?limit=5&token=REDACTED HTTP/1.1" 200 ' in line
+    assert line.endswith(' "curl/8 "quoted"" rid=rid-7')
+    assert first.getvalue() == second.getvalue() == f"before\n{line}\nafter\n"
