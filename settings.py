@@ -31,11 +31,16 @@ VERSION: str = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["proj
 _LOGGED_BEFORE_FORK: set[str] = set()
 
 
+# The longest window (or lockout) a throttle counter may have: a counter untouched for longer is stale whatever it
+# counts, and the purge of stale counters (models/throttle.py) goes by it.
+THROTTLE_WINDOW_MAX = 24 * 3600
+
+
 class ConfigError(ValueError):
     """A setting in the environment has a value chatterd cannot use."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -45,6 +50,8 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}")
     return value
 
 
@@ -396,10 +403,10 @@ class Settings:
             cors_origins=_list(env, "CORS_ORIGINS"),
             trusted_proxies=_int(env, "TRUSTED_PROXIES", 0),
             login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, minimum=1),
-            login_lockout_seconds=_int(env, "LOGIN_LOCKOUT_SECONDS", 300, minimum=1),
+            login_lockout_seconds=_int(env, "LOGIN_LOCKOUT_SECONDS", 300, minimum=1, maximum=THROTTLE_WINDOW_MAX),
             login_max_failures_per_address=_int(env, "LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1),
             adduser_max_per_address=_int(env, "ADDUSER_MAX_PER_ADDRESS", 120),
-            adduser_window_seconds=_int(env, "ADDUSER_WINDOW_SECONDS", 60, minimum=1),
+            adduser_window_seconds=_int(env, "ADDUSER_WINDOW_SECONDS", 60, minimum=1, maximum=THROTTLE_WINDOW_MAX),
             signup_max_per_address=_int(env, "SIGNUP_MAX_PER_ADDRESS", 20, minimum=1),
             password_threads=_int(env, "PASSWORD_THREADS", 1, minimum=1),
             refresh_token_lifetime=_int(env, "REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600, minimum=60),
@@ -409,7 +416,7 @@ class Settings:
             session_idle_timeout=_int(env, "SESSION_IDLE_TIMEOUT", 14 * 24 * 3600, minimum=300),
             session_max_age=_int(env, "SESSION_MAX_AGE", 90 * 24 * 3600, minimum=300),
             reauth_max_age=_int(env, "REAUTH_MAX_AGE", 300, minimum=1),
-            signup_window_seconds=_int(env, "SIGNUP_WINDOW_SECONDS", 3600, minimum=1),
+            signup_window_seconds=_int(env, "SIGNUP_WINDOW_SECONDS", 3600, minimum=1, maximum=THROTTLE_WINDOW_MAX),
             smtp_url=env.get("SMTP_URL", "").strip() or None,
             smtp_ca_file=Path(env["SMTP_CA_FILE"]) if env.get("SMTP_CA_FILE", "").strip() else None,
             email_from=env.get("EMAIL_FROM", "").strip() or DEFAULT_EMAIL_FROM,
@@ -417,12 +424,14 @@ class Settings:
             mail_max_attempts=_int(env, "MAIL_MAX_ATTEMPTS", 10, minimum=1),
             recovery_max_per_account=_int(env, "RECOVERY_MAX_PER_ACCOUNT", 5, minimum=1),
             recovery_max_per_address=_int(env, "RECOVERY_MAX_PER_ADDRESS", 20, minimum=1),
-            recovery_window_seconds=_int(env, "RECOVERY_WINDOW_SECONDS", 3600, minimum=1),
+            recovery_window_seconds=_int(env, "RECOVERY_WINDOW_SECONDS", 3600, minimum=1, maximum=THROTTLE_WINDOW_MAX),
             pwned_passwords_url=(env.get("PWNED_PASSWORDS_URL", "").strip().rstrip("/") or None),
             webauthn_rp_id=env.get("WEBAUTHN_RP_ID", "").strip() or None,
             webauthn_origins=_list(env, "WEBAUTHN_ORIGINS"),
             webauthn_android_apps=_list(env, "WEBAUTHN_ANDROID_APPS"),
             webauthn_apple_app_ids=_list(env, "WEBAUTHN_APPLE_APP_IDS"),
             passkey_options_max_per_address=_int(env, "PASSKEY_OPTIONS_MAX_PER_ADDRESS", 120),
-            passkey_options_window_seconds=_int(env, "PASSKEY_OPTIONS_WINDOW_SECONDS", 60, minimum=1),
+            passkey_options_window_seconds=_int(
+                env, "PASSKEY_OPTIONS_WINDOW_SECONDS", 60, minimum=1, maximum=THROTTLE_WINDOW_MAX
+            ),
         )

@@ -64,9 +64,13 @@ class ConnectionPool:
     async def _connect(self) -> aiopg.Connection:
         self._connecting += 1
         try:
-            return await aiopg.connect(self._dsn, timeout=self._timeout, **self._options)
-        finally:
+            conn = await aiopg.connect(self._dsn, timeout=self._timeout, **self._options)
+        except BaseException:
             self._connecting -= 1
+            self._wake_one(None)  # the place this connect held is free again: a waiter may try its own
+            raise
+        self._connecting -= 1
+        return conn
 
     def acquire_free(self) -> aiopg.Connection | None:
         """A free connection at once, or None when none is: the common case, with no waiting to set up."""

@@ -43,7 +43,9 @@ class Routine:
         declared = [name for name, _ in self.arguments]
         if used != set(declared) or len(declared) != len(set(declared)):
             raise ValueError(f"{self.name}: the arguments {sorted(declared)} must be the parameters {sorted(used)}")
-        digest = hashlib.sha256(self.definition_body().encode()).hexdigest()[:12]
+        # Named by everything that defines it (arguments, result, settings and body): any change is a new function.
+        object.__setattr__(self, "function", f"{PREFIX}{self.name}")
+        digest = hashlib.sha256(self.definition().encode()).hexdigest()[:12]
         object.__setattr__(self, "function", f"{PREFIX}{self.name}_{digest}")
         casts = ", ".join(f"%({name})s::{sql_type}" for name, sql_type in self.arguments)
         # Built from constants of the code (names and types), never from input: values travel as parameters.

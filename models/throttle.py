@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from db.pool import Database
-from models.fragments import COUNT_IN_WINDOW, HITS_IN_WINDOW, PASSWORD_PROVED, WINDOW_OVER
+from models.fragments import COUNT_IN_WINDOW, HITS_IN_WINDOW, PASSWORD_PROVED
+from settings import THROTTLE_WINDOW_MAX
 
 # Count an attempt against each key before the work it guards (the password hash, the one-time code), so a burst
 # gets no more tries than the limit: the attempts past it are refused without being evaluated. A key reaching its
 # limit is locked for `lockout` seconds (a lock is not extended by the attempts it refuses). Returns, per key, the
-# seconds to wait when this attempt is past the limit. Stale counters of other keys are purged a few at a time,
-# passing over those another statement holds: two purges locking the same rows in different orders would deadlock.
+# seconds to wait when this attempt is past the limit. Stale counters of other keys are purged a few at a time: those
+# untouched for longer than any window (not this attempt's window: a sign-up counter outlives a login's), passing over
+# those another statement holds, since two purges locking the same rows in different orders would deadlock.
 # The two CTEs are shared with statements that do their work in the same round trip (models/email.py).
 CLAIM_CTES = f"""
 counted AS (
@@ -28,7 +30,8 @@ counted AS (
 purged AS (
     DELETE FROM throttle WHERE key IN (
         SELECT key FROM throttle AS t
-        WHERE {WINDOW_OVER} AND coalesce(locked_until, now()) <= now() AND key <> ALL(%(keys)s)
+        WHERE t.window_start < now() - make_interval(secs => {THROTTLE_WINDOW_MAX})
+          AND coalesce(locked_until, now()) <= now() AND key <> ALL(%(keys)s)
         ORDER BY window_start LIMIT 50 FOR UPDATE SKIP LOCKED
     )
 )"""

@@ -10,4 +10,6 @@ WHERE c.session_id = sessions.id AND c.expires_at > now() AND sessions.ended_at 
 
 CREATE UNIQUE INDEX sessions_chatter_id_hash ON sessions (chatter_id_hash) WHERE chatter_id_hash IS NOT NULL;
 
-DROP TABLE chatter_sessions;
+-- chatter_sessions stays until a later migration drops it: servers of the previous version, still running during a
+-- rolling restart, read and write it (their chatterIDs live 5 minutes at most), and a logout or ban they handle deletes
+-- from it. Nothing of this version reads it.

@@ -12,6 +12,7 @@ import pytest
 from db.connections import ConnectionPool, PoolClosed
 from db.pool import Database, DatabaseUnavailable, create_pool
 from tests.support.common import wait_for
+from tests.support.pgproxy import PgProxy
 
 
 @pytest.fixture
@@ -200,3 +201,29 @@ async def test_a_connection_handed_to_a_waiter_that_gave_up_goes_back(url):
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+async def test_a_connect_that_fails_hands_its_place_to_a_waiter(url):
+    """A connect given up (the database hung) frees its place: a caller waiting for one goes on and connects."""
+    params = psycopg2.extensions.parse_dsn(url)
+    proxy = PgProxy.for_dsn_params(params)
+    await proxy.start()
+    proxied = psycopg2.extensions.make_dsn(**{**params, "host": "127.0.0.1", "port": str(proxy.port)})
+    pool = ConnectionPool(proxied, minsize=0, maxsize=1, timeout=30, recycle=-1)
+    try:
+        proxy.black_hole = True  # connects hang
+        hanging = asyncio.create_task(pool.acquire())
+        await wait_for(lambda: asyncio.sleep(0, pool.size == 1), timeout=5, what="the first connect to start")
+        waiting = asyncio.create_task(pool.acquire())
+        await asyncio.sleep(0)
+        proxy.black_hole = False  # the database is back...
+        hanging.cancel()  # ...as the first caller gives up its connect
+        with pytest.raises(asyncio.CancelledError):
+            await hanging
+        conn = await asyncio.wait_for(waiting, 10)
+        assert await backend_pid(conn) > 0 and pool.size == 1
+        pool.release(conn)
+    finally:
+        pool.close()
+        await pool.wait_closed()
+        await proxy.close()

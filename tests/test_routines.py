@@ -30,6 +30,9 @@ def test_a_changed_statement_is_another_function():
     changed = Routine("test_evens", STATEMENT.replace("n %% 2", "n %% 3"), EVENS.arguments, EVENS.returns)
     assert changed.function != EVENS.function and changed.function.startswith("chatterd_test_evens_")
     assert Routine("test_evens", STATEMENT, EVENS.arguments, EVENS.returns).function == EVENS.function
+    retyped = Routine("test_evens", STATEMENT, (("upto", "bigint"), ("label", "text")), EVENS.returns)
+    renamed_column = Routine("test_evens", STATEMENT, EVENS.arguments, "name text, total bigint")
+    assert len({EVENS.function, retyped.function, renamed_column.function}) == 3
 
 
 @pytest.fixture
