@@ -14,6 +14,7 @@ from auth.cookies import HOST_COOKIE_NAME
 from core.keys import db_key, token_codec_key
 from models.fragments import PURGE_BATCH
 from tests.support.common import CLIENT_ID, wait_for
+from tests.support.migrations import before_migration
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -306,38 +307,25 @@ async def test_sign_ins_purge_expired_sessions_with_their_chatterids_a_bounded_n
 async def test_chatterids_issued_before_they_moved_onto_sessions_keep_working(make_database, make_client):
     """Live chatterIDs of live sessions carry over to the sessions' rows; expired ones and those of ended sessions
     do not."""
-    from db.migrations import load_migrations, migrate
-    from db.pool import Database, create_pool
-
     live, expired, ended = (f"{n:064x}" for n in (1, 2, 3))
     url = make_database()
-    pool = await create_pool(url, minsize=0, maxsize=2, connect_timeout=5, statement_timeout=30)
-    db = Database(pool, acquire_timeout=30, direct_dsn=url)
-    try:
-        migrations = load_migrations()
-        at = next(n for n, m in enumerate(migrations) if m.version.endswith("_chatter_ids_on_sessions"))
-        await migrate(db, migrations[:at])
-        async with db.cursor() as cur:
-            await cur.execute("INSERT INTO users (username) VALUES ('Old Google') RETURNING id")
-            (user_id,) = await cur.fetchone()
-            for n, (chatter_id, lifetime, ended_at) in enumerate(
-                ((live, "1 hour", None), (expired, "-1 second", None), (ended, "1 hour", "now()"))
-            ):
-                session_id = f"00000000-0000-0000-0000-00000000000{n}"
-                await cur.execute(
-                    f"INSERT INTO sessions (id, user_id, kind, expires_at, ended_at)"
-                    f" VALUES (%s, %s, 'google', now() + interval '1 day', {ended_at or 'NULL'})",
-                    (session_id, user_id),
-                )
-                await cur.execute(
-                    "INSERT INTO chatter_sessions (id_hash, session_id, expires_at)"
-                    " VALUES (sha256(%s::bytea), %s, now() + %s::interval)",
-                    (chatter_id.encode(), session_id, lifetime),
-                )
-        assert await migrate(db) == [m.version for m in migrations[at:]]
-    finally:
-        pool.close()
-        await pool.wait_closed()
+    async with before_migration(url, "chatter_ids_on_sessions") as db, db.cursor() as cur:
+        await cur.execute("INSERT INTO users (username) VALUES ('Old Google') RETURNING id")
+        (user_id,) = await cur.fetchone()
+        for n, (chatter_id, lifetime, ended_at) in enumerate(
+            ((live, "1 hour", None), (expired, "-1 second", None), (ended, "1 hour", "now()"))
+        ):
+            session_id = f"00000000-0000-0000-0000-00000000000{n}"
+            await cur.execute(
+                f"INSERT INTO sessions (id, user_id, kind, expires_at, ended_at)"
+                f" VALUES (%s, %s, 'google', now() + interval '1 day', {ended_at or 'NULL'})",
+                (session_id, user_id),
+            )
+            await cur.execute(
+                "INSERT INTO chatter_sessions (id_hash, session_id, expires_at)"
+                " VALUES (sha256(%s::bytea), %s, now() + %s::interval)",
+                (chatter_id.encode(), session_id, lifetime),
+            )
     client = await make_client(database_url=url)
     statuses = [
         (await client.post("/postauth/", json={"chatterID": chatter_id, "message": "hi"})).status

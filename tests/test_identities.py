@@ -21,6 +21,7 @@ from tests.support.identities import (
     sql,
     whoami,
 )
+from tests.support.migrations import before_migration
 
 
 async def test_a_google_user_has_one_google_identity(client, google):
@@ -317,29 +318,16 @@ async def test_identity_changes_are_audited(client, google):
 async def test_existing_google_users_keep_their_accounts_through_the_migration(make_database, make_client, google):
     """Users made before identities had a table of their own (users.google_sub, one kind per user) keep signing in
     to the same account, their chatterIDs working as before; password accounts keep their names."""
-    from db.migrations import load_migrations, migrate
-    from db.pool import Database, create_pool
-
     url = make_database()
-    pool = await create_pool(url, minsize=0, maxsize=2, connect_timeout=5, statement_timeout=30)
-    db = Database(pool, acquire_timeout=30, direct_dsn=url)
-    try:
-        migrations = load_migrations()
-        at = next(n for n, m in enumerate(migrations) if m.version.endswith("_identities"))
-        await migrate(db, migrations[:at])
-        async with db.cursor() as cur:
-            await cur.execute(
-                "INSERT INTO users (username, google_sub, email, role)"
-                " VALUES ('Old Google', 'g-old', 'old@example.com', 'moderator') RETURNING id"
-            )
-            (old_id,) = await cur.fetchone()
-            await cur.execute(
-                "INSERT INTO users (username, username_key, password_hash) VALUES ('Pat', 'pat', 'x') RETURNING id"
-            )
-        assert await migrate(db) == [m.version for m in migrations[at:]]
-    finally:
-        pool.close()
-        await pool.wait_closed()
+    async with before_migration(url, "identities") as db, db.cursor() as cur:
+        await cur.execute(
+            "INSERT INTO users (username, google_sub, email, role)"
+            " VALUES ('Old Google', 'g-old', 'old@example.com', 'moderator') RETURNING id"
+        )
+        (old_id,) = await cur.fetchone()
+        await cur.execute(
+            "INSERT INTO users (username, username_key, password_hash) VALUES ('Pat', 'pat', 'x') RETURNING id"
+        )
     client = await make_client(database_url=url)
     signed_in = await (await adduser(client, google, "g-old", name="Old Google", email="old@example.com")).json()
     assert await whoami(client, signed_in["token"]) == (
