@@ -93,8 +93,12 @@ async def _with_app(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if settings.database_url:
         try:
-            wait_for_database(
-                settings.database_url, wait=settings.db_startup_wait, connect_timeout=settings.db_connect_timeout
+            # It blocks (psycopg2, with pauses between tries): off the event loop.
+            await asyncio.to_thread(
+                wait_for_database,
+                settings.database_url,
+                wait=settings.db_startup_wait,
+                connect_timeout=settings.db_connect_timeout,
             )
         except StartupError as exc:
             logger.error("%s", exc)

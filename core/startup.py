@@ -114,7 +114,9 @@ def describe_database(url: str) -> str:
 
 
 def wait_for_database(url: str, *, wait: float, connect_timeout: float, name: str = "DATABASE_URL") -> str:
-    """Connect once to Postgres, retrying for `wait` seconds while it is not up; where it is, or StartupError."""
+    """Connect once to Postgres, retrying for `wait` seconds while it is not up; where it is, or StartupError.
+
+    It blocks: gunicorn's master calls it before any worker or event loop exists, and manage.py from a thread."""
     try:
         where = describe_database(url)
     except psycopg2.ProgrammingError:

@@ -44,8 +44,7 @@ class Routine:
         if used != set(declared) or len(declared) != len(set(declared)):
             raise ValueError(f"{self.name}: the arguments {sorted(declared)} must be the parameters {sorted(used)}")
         # Named by everything that defines it (arguments, result, settings and body): any change is a new function.
-        object.__setattr__(self, "function", f"{PREFIX}{self.name}")
-        digest = hashlib.sha256(self.definition().encode()).hexdigest()[:12]
+        digest = hashlib.sha256(self._definition(f"{PREFIX}{self.name}").encode()).hexdigest()[:12]
         object.__setattr__(self, "function", f"{PREFIX}{self.name}_{digest}")
         casts = ", ".join(f"%({name})s::{sql_type}" for name, sql_type in self.arguments)
         # Built from constants of the code (names and types), never from input: values travel as parameters.
@@ -59,11 +58,15 @@ class Routine:
         return f"#variable_conflict use_column\nBEGIN\nRETURN QUERY {body.strip()};\nEND"
 
     def definition(self) -> str:
-        """CREATE OR REPLACE FUNCTION for this routine. A generic plan is forced: the statement's plan does not
-        depend on its values, and a custom plan per call is the cost the function is there to save."""
+        """CREATE OR REPLACE FUNCTION for this routine."""
+        return self._definition(self.function)
+
+    def _definition(self, function: str) -> str:
+        # A generic plan is forced: the statement's plan does not depend on its values, and a custom plan per call is
+        # the cost the function is there to save.
         arguments = ", ".join(sql_type for _, sql_type in self.arguments)
         return (
-            f"CREATE OR REPLACE FUNCTION {self.function}({arguments}) RETURNS TABLE ({self.returns})\n"
+            f"CREATE OR REPLACE FUNCTION {function}({arguments}) RETURNS TABLE ({self.returns})\n"
             f"LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $routine$\n"
             f"{self.definition_body()}\n$routine$"
         )

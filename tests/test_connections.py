@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import psycopg2
 import pytest
@@ -18,6 +20,17 @@ from tests.support.pgproxy import PgProxy
 @pytest.fixture
 async def url(make_database):
     return make_database()
+
+
+@asynccontextmanager
+async def opened(url: str, *, minsize: int, maxsize: int) -> AsyncIterator[ConnectionPool]:
+    """A pool as chatterd makes one, closed (and waited for) after the test's use."""
+    pool = await create_pool(url, minsize=minsize, maxsize=maxsize, connect_timeout=5, statement_timeout=30)
+    try:
+        yield pool
+    finally:
+        pool.close()
+        await pool.wait_closed()
 
 
 async def backend_pid(conn) -> int:
@@ -38,69 +51,60 @@ async def gone(url: str, pid: int) -> bool:
 
 
 async def test_a_burst_never_opens_more_than_maxsize_and_every_caller_is_served(url):
-    pool = await create_pool(url, minsize=1, maxsize=4, connect_timeout=5, statement_timeout=30)
-    db = Database(pool, acquire_timeout=30, direct_dsn=url)
-    sizes: list[int] = []
+    async with opened(url, minsize=1, maxsize=4) as pool:
+        db = Database(pool, acquire_timeout=30, direct_dsn=url)
+        sizes: list[int] = []
 
-    async def one(n: int) -> int:
-        async with db.cursor() as cur:
-            sizes.append(pool.size)
-            await cur.execute("SELECT %s::int, pg_sleep(0.001)", (n,))
-            return (await cur.fetchone())[0]
+        async def one(n: int) -> int:
+            async with db.cursor() as cur:
+                sizes.append(pool.size)
+                await cur.execute("SELECT %s::int, pg_sleep(0.001)", (n,))
+                return (await cur.fetchone())[0]
 
-    try:
         assert await asyncio.gather(*(one(n) for n in range(300))) == list(range(300))
         assert max(sizes) <= 4 and pool.size <= 4
         assert pool.freesize == pool.size  # every connection came back
-    finally:
-        pool.close()
-        await pool.wait_closed()
 
 
 async def test_cancelled_waits_leak_nothing_and_the_pool_serves_on(url):
-    pool = await create_pool(url, minsize=0, maxsize=2, connect_timeout=5, statement_timeout=30)
-    db = Database(pool, acquire_timeout=0.05, direct_dsn=url)
-    rng = random.Random(7)
-    outcomes: list[str] = []
+    async with opened(url, minsize=0, maxsize=2) as pool:
+        db = Database(pool, acquire_timeout=0.05, direct_dsn=url)
+        rng = random.Random(7)
+        outcomes: list[str] = []
 
-    async def one() -> None:
-        try:
-            async with db.cursor() as cur:
-                await cur.execute("SELECT pg_sleep(%s)", (rng.choice((0, 0.002, 0.02)),))
-            outcomes.append("served")
-        except DatabaseUnavailable:  # no connection within the acquire timeout: a 503 for a request
-            outcomes.append("timed out")
+        async def one() -> None:
+            try:
+                async with db.cursor() as cur:
+                    await cur.execute("SELECT pg_sleep(%s)", (rng.choice((0, 0.002, 0.02)),))
+                outcomes.append("served")
+            except DatabaseUnavailable:  # no connection within the acquire timeout: a 503 for a request
+                outcomes.append("timed out")
 
-    async def cancelled() -> None:
-        task = asyncio.create_task(one())
-        for _ in range(rng.randrange(6)):  # cancelled at a varying point: waiting, holding, or just handed one
-            await asyncio.sleep(0)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        outcomes.append("cancelled")
+        async def cancelled() -> None:
+            task = asyncio.create_task(one())
+            for _ in range(rng.randrange(6)):  # cancelled at a varying point: waiting, holding, or just handed one
+                await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            outcomes.append("cancelled")
 
-    try:
         await asyncio.gather(*(one() if n % 3 else cancelled() for n in range(240)))
         assert {"served", "timed out", "cancelled"} <= set(outcomes)
         assert pool.size <= 2 and pool.freesize == pool.size, "a connection was lost or leaked"
         assert await asyncio.gather(*(db.fetch_one("SELECT 1") for _ in range(20))) == [(1,)] * 20
-    finally:
-        pool.close()
-        await pool.wait_closed()
 
 
 async def test_waiters_are_served_oldest_first(url):
-    pool = await create_pool(url, minsize=1, maxsize=1, connect_timeout=5, statement_timeout=30)
-    held = await pool.acquire()
-    order: list[int] = []
+    async with opened(url, minsize=1, maxsize=1) as pool:
+        held = await pool.acquire()
+        order: list[int] = []
 
-    async def waiter(n: int) -> None:
-        conn = await pool.acquire()
-        order.append(n)
-        pool.release(conn)
+        async def waiter(n: int) -> None:
+            conn = await pool.acquire()
+            order.append(n)
+            pool.release(conn)
 
-    try:
         tasks = []
         for n in range(5):
             tasks.append(asyncio.create_task(waiter(n)))
@@ -108,15 +112,11 @@ async def test_waiters_are_served_oldest_first(url):
         pool.release(held)
         await asyncio.gather(*tasks)
         assert order == [0, 1, 2, 3, 4]
-    finally:
-        pool.close()
-        await pool.wait_closed()
 
 
 async def test_a_connection_left_in_a_transaction_or_broken_is_never_handed_out_again(url):
-    pool = await create_pool(url, minsize=0, maxsize=2, connect_timeout=5, statement_timeout=30)
-    db = Database(pool, acquire_timeout=5, direct_dsn=url)
-    try:
+    async with opened(url, minsize=0, maxsize=2) as pool:
+        db = Database(pool, acquire_timeout=5, direct_dsn=url)
         conn = await pool.acquire()
         first = await backend_pid(conn)
         async with conn.cursor() as cur:
@@ -137,9 +137,6 @@ async def test_a_connection_left_in_a_transaction_or_broken_is_never_handed_out_
                 await cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
         assert pool.freesize == pool.size == 0
         assert await db.fetch_one("SELECT 1") == (1,)
-    finally:
-        pool.close()
-        await pool.wait_closed()
 
 
 async def test_an_idle_connection_past_its_recycle_age_is_replaced(url):
@@ -185,22 +182,18 @@ async def test_closing_refuses_new_callers_and_waits_for_connections_in_use(url)
 
 
 async def test_a_connection_handed_to_a_waiter_that_gave_up_goes_back(url):
-    pool = await create_pool(url, minsize=1, maxsize=1, connect_timeout=5, statement_timeout=30)
-    held = await pool.acquire()
-    waiter = asyncio.create_task(pool.acquire())
-    await asyncio.sleep(0)  # it waits
-    pool.release(held)  # handed to the waiter...
-    waiter.cancel()  # ...which gives up before it runs
-    with pytest.raises(asyncio.CancelledError):
-        await waiter
-    try:
+    async with opened(url, minsize=1, maxsize=1) as pool:
+        held = await pool.acquire()
+        waiter = asyncio.create_task(pool.acquire())
+        await asyncio.sleep(0)  # it waits
+        pool.release(held)  # handed to the waiter...
+        waiter.cancel()  # ...which gives up before it runs
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
         assert pool.size == pool.freesize == 1
         conn = pool.acquire_free()
         assert conn is held and not conn.closed
         pool.release(conn)
-    finally:
-        pool.close()
-        await pool.wait_closed()
 
 
 async def test_a_connect_that_fails_hands_its_place_to_a_waiter(url):
